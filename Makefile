@@ -1,0 +1,56 @@
+# autoupdate — build, test and tooling entry points.
+# `make test` and `make demo` work on a fresh Debian machine with Swift: they install
+# what is missing first (apt-get, pip into a local venv), then build and run.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+SWIFT ?= swift
+# Debian packages the build links against and the real tools the tests drive.
+APT_PACKAGES := libcurl4-openssl-dev zlib1g-dev libbz2-dev libsodium-dev pkg-config \
+                tar gzip bzip2 zip unzip libarchive-tools minisign openssl python3 python3-venv
+# Python packages the differential tests compare against, pinned for repeatability.
+VENV := .venv
+PIP_PACKAGES := packaging==26.2
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test tsan clean
+
+## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
+deps: $(VENV)/.installed
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# The venv needs python3 with venv support; apt provides both when the machine lacks them.
+$(VENV)/.installed: Makefile
+	@if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends python3 python3-venv; \
+	fi
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(PIP_PACKAGES)
+	@touch $@
+
+## build: release build of the library and the `autoupdate` CLI.
+build: deps
+	$(SWIFT) build -c release
+
+## test: install what is missing, then build (zero warnings) and run every test.
+test: deps
+	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test --parallel
+
+## tsan: the whole test suite under ThreadSanitizer (its own build folder).
+tsan: deps
+	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+
+clean:
+	rm -rf .build .build-tsan $(VENV)

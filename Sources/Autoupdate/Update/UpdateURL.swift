@@ -1,0 +1,111 @@
+public import Foundation
+
+/// The base URL an app updates from, normalized by the seed's rules.
+///
+/// - An empty URL is an error.
+/// - No scheme means HTTPS (`example.com/app` → `https://example.com/app/`); `host:port/path` too.
+/// - `http` is upgraded to `https`; any other scheme (`ftp`, `file`, …) is an error.
+/// - Parameters (`;p`), query and fragment are stripped; a trailing `/` is added.
+/// - Credentials in the URL (`user:pass@host`) are refused: they would end up in logs.
+///
+/// ```swift
+/// let base = try UpdateURL("http://example.com/app?x=1")
+/// base.url                           // https://example.com/app/
+/// base.appending("version.txt")      // https://example.com/app/version.txt
+/// ```
+///
+/// ### Security
+/// HTTPS is enforced here and again by the downloader, for redirects too; no switch turns it off.
+public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
+    /// The normalized base URL: `https`, ending with `/`, without query, fragment or parameters.
+    public let url: URL
+
+    /// Normalizes a base URL by the seed's rules.
+    ///
+    /// - Parameter text: The URL as a user wrote it.
+    /// - Throws: ``AutoupdateError`` with code ``AutoupdateError/Code/invalidURL`` naming the URL
+    ///   and the rule it breaks.
+    public init(_ text: String) throws {
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let shown = quoted(text)
+        guard !trimmed.isEmpty else {
+            throw AutoupdateError(.invalidURL, "the update URL is empty; give the HTTPS folder that holds version.txt")
+        }
+
+        let withScheme: String
+        switch Self.scheme(of: trimmed) {
+        case nil:
+            withScheme = trimmed.hasPrefix("//") ? "https:" + trimmed : "https://" + trimmed
+        case let scheme? where scheme == "https" || scheme == "http":
+            withScheme = "https" + trimmed.dropFirst(scheme.count)
+        case let scheme?:
+            throw AutoupdateError(
+                .invalidURL, "the update URL \(shown) uses the scheme '\(scheme)'; only https (or http, upgraded to https) is allowed")
+        }
+
+        guard var components = URLComponents(string: withScheme) else {
+            throw AutoupdateError(.invalidURL, "the update URL \(shown) is not a valid URL")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw AutoupdateError(.invalidURL, "the update URL \(shown) has no host name")
+        }
+        guard components.user == nil, components.password == nil else {
+            throw AutoupdateError(
+                .invalidURL, "the update URL for host '\(host)' holds credentials (user@host); they are refused because they would be logged")
+        }
+        components.scheme = "https"
+        components.query = nil
+        components.fragment = nil
+        components.percentEncodedPath = Self.normalizedPath(components.percentEncodedPath)
+        guard let url = components.url else {
+            throw AutoupdateError(.invalidURL, "the update URL \(shown) is not a valid URL")
+        }
+        self.url = url
+    }
+
+    /// The URL of a file in the update folder.
+    ///
+    /// - Parameter fileName: A single file name such as `version.txt` or an ``ArchiveName``'s name.
+    /// - Returns: The base URL with the name appended, percent-encoded as needed.
+    public func appending(_ fileName: String) -> URL {
+        url.appending(path: fileName, directoryHint: .notDirectory)
+    }
+
+    /// The normalized URL as text.
+    public var description: String { url.absoluteString }
+
+    /// The scheme at the start of `text`, lowercased, or `nil` when `text` has none.
+    ///
+    /// `host:8443/path` has no scheme: a colon followed by a port number is an authority. Any other
+    /// `word:` prefix (`mailto:`, `file:/x`) is a scheme, so it can be refused by name.
+    private static func scheme(of text: String) -> String? {
+        guard let colon = text.firstIndex(of: ":") else {
+            return nil
+        }
+        let candidate = text[..<colon]
+        guard let first = candidate.first, first.isASCII, first.isLetter,
+              candidate.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        else {
+            return nil
+        }
+        let rest = text[text.index(after: colon)...]
+        if !rest.hasPrefix("//") {
+            let port = rest.prefix(while: { $0.isASCII && $0.isNumber })
+            if !port.isEmpty, port.endIndex == rest.endIndex || rest[port.endIndex] == "/" {
+                return nil
+            }
+        }
+        return candidate.lowercased()
+    }
+
+    /// Drops the parameters of the last path segment (`/a/b;p` → `/a/b`, as Python's `urlparse`)
+    /// and ensures a trailing `/`.
+    private static func normalizedPath(_ path: String) -> String {
+        var path = path
+        let lastSegmentStart = path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex
+        if let semicolon = path[lastSegmentStart...].firstIndex(of: ";") {
+            path = String(path[..<semicolon])
+        }
+        return path.hasSuffix("/") ? path : path + "/"
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Autoupdate
+
+@main
+struct AutoupdateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoupdate",
+        abstract: "Keep an application up to date and running.",
+        discussion: """
+            autoupdate checks a version.txt (PEP 440) at an HTTPS base URL, downloads and \
+            verifies the new archive, installs it atomically and runs the app as a supervised \
+            child process.
+            """,
+        version: AutoupdateCommand.versionText,
+        subcommands: [VersionCommand.self]
+    )
+
+    /// `autoupdate --version`: ours, then the C libraries, for bug reports.
+    static var versionText: String {
+        let libraries = AutoupdateInfo.linkedLibraries.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        return "autoupdate \(AutoupdateInfo.version) (\(libraries))"
+    }
+}

@@ -1,0 +1,14 @@
+public import Foundation
+
+/// Where SwiftPM put the binaries of this build (beside the test bundle).
+public enum BuiltProducts {
+    public static let directory: URL = {
+        // The test runner is `.build/<config>/<package>PackageTests.xctest`; its folder holds the products.
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent()
+    }()
+
+    /// The `autoupdate` CLI of this build.
+    public static var cli: String { directory.appending(path: "autoupdate").path }
+}

@@ -23,6 +23,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // Test-only: the HTTPS test server.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries behind header-only shims. Names carry our prefix so they never clash
@@ -75,13 +78,31 @@ let package = Package(
             dependencies: [
                 "Autoupdate",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/AutoupdateTestSupport",
+            // Read from the source tree by path (tests, demo and bench all run from it).
+            exclude: ["Certificates"],
+            swiftSettings: strictSettings
+        ),
+        // The HTTPS test server as a process (`make demo`, `make bench`), and probes that must run
+        // in a process of their own (peak memory of a download).
+        .executableTarget(
+            name: "AutoupdateTestHelper",
+            dependencies: [
+                "Autoupdate",
+                "AutoupdateTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Tests/AutoupdateTestHelper",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "AutoupdateTests",
-            dependencies: ["Autoupdate", "AutoupdateTestSupport"],
+            dependencies: ["Autoupdate", "AutoupdateTestSupport", "AutoupdateTestHelper"],
             swiftSettings: strictSettings
         ),
         .testTarget(

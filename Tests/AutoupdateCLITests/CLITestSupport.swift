@@ -1,6 +1,6 @@
 import AutoupdateTestSupport
 
 /// Runs the built `autoupdate` binary.
-func autoupdate(_ arguments: String...) throws -> ChildProcess.Result {
-    try ChildProcess.run(BuiltProducts.cli, arguments)
+func autoupdate(_ arguments: String...) async throws -> ChildProcess.Result {
+    try await ChildProcess.run(BuiltProducts.cli, arguments)
 }

@@ -11,16 +11,16 @@ public enum ReferencePython {
         }
         candidates.append("python3")
         return candidates.first { candidate in
-            (try? ChildProcess.run(candidate, ["-c", "import packaging.version"]))?.status == 0
+            (try? ChildProcess.runBlocking(candidate, ["-c", "import packaging.version"]))?.status == 0
         }
     }()
 
     /// Runs a Python script with the reference interpreter.
-    public static func run(script: String, arguments: [String] = []) throws -> ChildProcess.Result {
+    public static func run(script: String, arguments: [String] = []) async throws -> ChildProcess.Result {
         guard let interpreter else {
             throw TestFailure("no Python with 'packaging' (run `make deps`)")
         }
-        return try ChildProcess.run(interpreter, ["-c", script] + arguments)
+        return try await ChildProcess.run(interpreter, ["-c", script] + arguments)
     }
 }
 

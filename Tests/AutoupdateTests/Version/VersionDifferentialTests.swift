@@ -39,13 +39,13 @@ struct VersionDifferentialTests {
         .enabled(if: ReferencePython.interpreter != nil, "needs Python with packaging: run `make deps`"),
         arguments: [20_261_124, 7] as [UInt64]
     )
-    func matchesPackaging(seed: UInt64) throws {
+    func matchesPackaging(seed: UInt64) async throws {
         var generator = VersionStringGenerator(seed: seed)
         let inputs = (0..<3000).map { _ in generator.next() }
         let folder = try TemporaryDirectory()
         let inputFile = folder.url.appending(path: "versions.json")
         try JSONEncoder().encode(inputs).write(to: inputFile)
-        let result = try ReferencePython.run(script: Self.script, arguments: [inputFile.path])
+        let result = try await ReferencePython.run(script: Self.script, arguments: [inputFile.path])
         try #require(result.status == 0, "python failed: \(result.stderr)")
         let reference = try JSONDecoder().decode(Reference.self, from: Data(result.stdout.utf8))
 

@@ -1,0 +1,70 @@
+/// How the ``Downloader`` talks to servers: trust, timeouts, caps and retries.
+///
+/// The defaults suit an updater polling a CDN: patient with slow links, bounded against a server
+/// that drips bytes forever, sends endless data or stalls.
+///
+/// ### Security
+/// Only HTTPS is ever spoken, for the first request and every redirect, with certificate and
+/// host-name verification always on. ``caFile`` *adds* a trust anchor to the system's; there is
+/// no option that turns verification off.
+public struct DownloadConfiguration: Sendable, Hashable {
+    /// A PEM file of extra CA certificates to trust besides the system's (a private CA, a test
+    /// server). `nil` trusts the system's CAs only.
+    public var caFile: String?
+    /// Time allowed to establish the TCP connection and the TLS session.
+    public var connectTimeout: Duration
+    /// The slowest acceptable transfer: fewer than ``lowSpeedLimit`` bytes per second, averaged
+    /// over ``lowSpeedWindow``, aborts the attempt (a stalled or dripping server). Time spent
+    /// waiting for a slow consumer does not count.
+    public var lowSpeedLimit: Int
+    /// The window ``lowSpeedLimit`` is measured over.
+    public var lowSpeedWindow: Duration
+    /// The longest a whole download may take on the network, retries included (time spent
+    /// waiting for a slow consumer does not count).
+    public var deadline: Duration
+    /// The most bytes any single download may deliver when the caller gives no expected length.
+    public var maxBytes: Int64
+    /// Redirects followed before giving up.
+    public var maxRedirects: Int
+    /// Retries in a row, without progress, after a transient failure (a dropped connection, a
+    /// stall); a download resumes where it stopped. At most ten times as many attempts in all.
+    public var maxRetries: Int
+    /// The first retry's delay; each further retry doubles it, with random jitter, up to
+    /// ``maxRetryDelay``.
+    public var retryDelay: Duration
+    /// The longest delay between two attempts.
+    public var maxRetryDelay: Duration
+    /// Bytes handed to the consumer at a time; small pieces from the network are coalesced.
+    public var chunkSize: Int
+    /// Bytes that may wait for a slow consumer before the transfer pauses (backpressure).
+    public var bufferLimit: Int
+
+    /// Creates a configuration; every parameter has a default.
+    public init(
+        caFile: String? = nil,
+        connectTimeout: Duration = .seconds(15),
+        lowSpeedLimit: Int = 1024,
+        lowSpeedWindow: Duration = .seconds(30),
+        deadline: Duration = .seconds(3600),
+        maxBytes: Int64 = 4 << 30,
+        maxRedirects: Int = 5,
+        maxRetries: Int = 4,
+        retryDelay: Duration = .milliseconds(250),
+        maxRetryDelay: Duration = .seconds(8),
+        chunkSize: Int = 128 << 10,
+        bufferLimit: Int = 1 << 20
+    ) {
+        self.caFile = caFile
+        self.connectTimeout = connectTimeout
+        self.lowSpeedLimit = lowSpeedLimit
+        self.lowSpeedWindow = lowSpeedWindow
+        self.deadline = deadline
+        self.maxBytes = maxBytes
+        self.maxRedirects = maxRedirects
+        self.maxRetries = maxRetries
+        self.retryDelay = retryDelay
+        self.maxRetryDelay = maxRetryDelay
+        self.chunkSize = chunkSize
+        self.bufferLimit = bufferLimit
+    }
+}

@@ -1,0 +1,142 @@
+public import Foundation
+public import Logging
+
+/// Downloads over HTTPS with libcurl: streaming, resumable, bounded, cancellable.
+///
+/// Each download runs on a thread of its own and is handed to the caller as a
+/// ``DownloadStream`` with backpressure. Transient failures (a dropped connection, a stall) are
+/// retried with exponential backoff and resumed with `Range` + `If-Range`; the caller never sees
+/// duplicated or missing bytes.
+///
+/// ```swift
+/// let downloader = Downloader(configuration: .init(caFile: "ca.pem"))
+/// for try await chunk in downloader.bytes(from: archiveURL) { … }
+/// if case .modified(let body, let validator) = try await downloader.fetch(versionURL, validator: cached) { … }
+/// ```
+///
+/// ### Security
+/// Only HTTPS is spoken: an `http` URL is upgraded to `https`, any other scheme is refused, and a
+/// redirect to anything but HTTPS fails the download. Certificates and host names are always
+/// verified. Bodies are capped (``DownloadConfiguration/maxBytes``, or an expected length), and a
+/// server that stalls, drips or never finishes fails within ``DownloadConfiguration/lowSpeedWindow``
+/// or ``DownloadConfiguration/deadline``. Out of scope: the authenticity of the bytes, which the
+/// signature check establishes.
+public actor Downloader {
+    /// The configuration every download of this downloader uses.
+    public nonisolated let configuration: DownloadConfiguration
+    private nonisolated let logger: Logger
+    private nonisolated let liveTransfers = TransferCounter()
+
+    /// Creates a downloader.
+    ///
+    /// - Parameters:
+    ///   - configuration: Trust, timeouts, caps and retries.
+    ///   - logger: Where transfer events are logged (retries at `info`, details at `debug`).
+    public init(configuration: DownloadConfiguration = DownloadConfiguration(), logger: Logger = Logger(label: "autoupdate.download")) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Transfers that have started and whose threads have not yet released their handles.
+    public nonisolated var activeTransferCount: Int {
+        liveTransfers.value
+    }
+
+    /// Streams the body of `url`.
+    ///
+    /// - Parameters:
+    ///   - url: An `https` URL; `http` is upgraded to `https`.
+    ///   - expectedLength: The body's exact length, when known: a longer or shorter body fails.
+    ///     Without it, the body may have at most ``DownloadConfiguration/maxBytes`` bytes.
+    /// - Returns: The body, chunk by chunk. Nothing is sent before iteration starts.
+    ///   Iterating throws ``AutoupdateError`` (``AutoupdateError/Code/network``, `.tls`,
+    ///   `.httpStatus`, `.timeout`, `.sizeLimitExceeded`, `.invalidURL`) when the download fails.
+    public nonisolated func bytes(from url: URL, expectedLength: Int64? = nil) -> DownloadStream {
+        let maxBytes = expectedLength ?? configuration.maxBytes
+        return stream(url: url, conditional: nil, expectedLength: expectedLength, maxBytes: maxBytes)
+    }
+
+    /// Fetches a small resource, conditionally: polling with the validator of the last answer
+    /// costs the server a `304 Not Modified` when nothing changed.
+    ///
+    /// - Parameters:
+    ///   - url: An `https` URL; `http` is upgraded to `https`.
+    ///   - validator: The validator returned by the previous fetch, or `nil` for an unconditional one.
+    ///   - maxBytes: The largest body accepted (default 1 MiB).
+    /// - Returns: ``FetchResult/notModified``, or the body with its validator.
+    /// - Throws: ``AutoupdateError`` as for ``bytes(from:expectedLength:)``.
+    public func fetch(_ url: URL, validator: HTTPValidator? = nil, maxBytes: Int64 = 1 << 20) async throws -> FetchResult {
+        let core = Locked<TransferCore?>(nil)
+        let stream = stream(url: url, conditional: validator, expectedLength: nil, maxBytes: maxBytes) { started in
+            core.withLock { $0 = started }
+        }
+        var body: [UInt8] = []
+        for try await chunk in stream {
+            body += chunk.bytes
+        }
+        let head = core.withLock { $0?.head }
+        if head?.status == 304 {
+            return .notModified
+        }
+        let answered = head?.validator
+        return .modified(body: body, validator: answered?.isEmpty == false ? answered : nil)
+    }
+
+    private nonisolated func stream(
+        url: URL, conditional: HTTPValidator?, expectedLength: Int64?, maxBytes: Int64,
+        onStart: @escaping @Sendable (TransferCore) -> Void = { _ in }
+    ) -> DownloadStream {
+        let configuration = configuration
+        let logger = logger
+        let liveTransfers = liveTransfers
+        return DownloadStream {
+            let core = TransferCore(bufferLimit: configuration.bufferLimit)
+            onStart(core)
+            let secureURL: URL
+            do {
+                secureURL = try Self.secure(url)
+            } catch {
+                core.finish(failure: error, head: nil)
+                return core
+            }
+            let request = TransferRequest(
+                url: secureURL, configuration: configuration, conditional: conditional,
+                expectedLength: expectedLength, maxBytes: maxBytes)
+            logger.debug("download starting", metadata: ["download.url": "\(request.displayURL)"])
+            liveTransfers.add(1)
+            TransferRunner.start(core: core, request: request, logger: logger) {
+                liveTransfers.add(-1)
+            }
+            return core
+        }
+    }
+
+    /// `https` as is, `http` upgraded, anything else refused.
+    static func secure(_ url: URL) throws -> URL {
+        switch url.scheme?.lowercased() {
+        case "https":
+            return url
+        case "http":
+            var components = URLComponents(url: url, resolvingAgainstBaseURL: false)
+            components?.scheme = "https"
+            if let upgraded = components?.url {
+                return upgraded
+            }
+        default:
+            break
+        }
+        throw AutoupdateError(
+            .invalidURL, "refusing to download \(url.displayString): only https URLs are allowed (http is upgraded)")
+    }
+}
+
+/// Counts transfers whose threads are running, across threads.
+final class TransferCounter: Sendable {
+    private let count = Locked(0)
+
+    var value: Int { count.withLock { $0 } }
+
+    func add(_ delta: Int) {
+        count.withLock { $0 += delta }
+    }
+}

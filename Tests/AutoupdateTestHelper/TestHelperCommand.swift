@@ -1,0 +1,70 @@
+import ArgumentParser
+import Autoupdate
+import AutoupdateTestSupport
+import Foundation
+
+/// Test-only helper processes: the HTTPS test server as a process (`make demo`, `make bench`),
+/// and probes that need a process of their own (peak memory).
+@main
+struct TestHelperCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoupdate-test-helper",
+        abstract: "Test-only helpers for autoupdate's tests, demo and benchmarks.",
+        subcommands: [Serve.self, SlowDownload.self]
+    )
+}
+
+extension TestHelperCommand {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve a folder over HTTPS on 127.0.0.1 with the test certificate until SIGTERM or SIGINT.",
+            discussion: "Prints the base URL on the first line of stdout once listening."
+        )
+
+        @Option(help: "The folder to serve.")
+        var root: String
+
+        @Option(help: "The port (0: an ephemeral one).")
+        var port: Int = 0
+
+        @Flag(help: "Plain HTTP instead of HTTPS.")
+        var plain = false
+
+        func run() async throws {
+            let server = try await TestHTTPSServer.start(
+                root: URL(fileURLWithPath: root), identity: plain ? nil : .localhost, port: port)
+            // Unbuffered: whoever started us waits for this line.
+            FileHandle.standardOutput.write(Data((server.baseURL.absoluteString + "\n").utf8))
+            await Signals.waitForTermination()
+            await server.stop()
+        }
+    }
+
+    struct SlowDownload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Download through a deliberately slow consumer; print bytes and memory growth.",
+            discussion: "Prints `bytes=N peak-growth-kib=K`: the body's length and how far the peak RSS rose above the RSS before the download."
+        )
+
+        @Argument(help: "The URL to download.")
+        var url: String
+
+        @Option(help: "A PEM file of CA certificates to trust.")
+        var caFile: String
+
+        @Option(help: "Microseconds the consumer sleeps per chunk (the deliberate slowness).")
+        var delayMicroseconds: Int = 2000
+
+        func run() async throws {
+            guard let url = URL(string: url) else { throw ValidationError("bad URL") }
+            let downloader = Downloader(configuration: DownloadConfiguration(caFile: caFile))
+            let before = MemoryUsage.residentKiB()
+            var bytes: Int64 = 0
+            for try await chunk in downloader.bytes(from: url) {
+                bytes += Int64(chunk.bytes.count)
+                usleep(UInt32(delayMicroseconds))
+            }
+            print("bytes=\(bytes) peak-growth-kib=\(MemoryUsage.peakResidentKiB() - before)")
+        }
+    }
+}

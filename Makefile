@@ -16,7 +16,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test tsan clean
+.PHONY: deps build test tsan fuzz clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -52,5 +52,9 @@ test: deps
 tsan: deps
 	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
+## fuzz: libFuzzer + AddressSanitizer on every archive reader and decoder, FUZZ_SECONDS each (default 60).
+fuzz: deps
+	bash Tests/AutoupdateFuzz/run.sh
+
 clean:
-	rm -rf .build .build-tsan $(VENV)
+	rm -rf .build .build-tsan .build-fuzz $(VENV)

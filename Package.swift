@@ -100,9 +100,19 @@ let package = Package(
             path: "Tests/AutoupdateTestHelper",
             swiftSettings: strictSettings
         ),
+        // libFuzzer targets for the readers (`make fuzz`); built normally, it replays inputs.
+        .executableTarget(
+            name: "AutoupdateFuzz",
+            dependencies: ["Autoupdate"],
+            path: "Tests/AutoupdateFuzz",
+            exclude: ["run.sh"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "AutoupdateTests",
-            dependencies: ["Autoupdate", "AutoupdateTestSupport", "AutoupdateTestHelper"],
+            dependencies: ["Autoupdate", "AutoupdateTestSupport", "AutoupdateTestHelper", "AutoupdateFuzz"],
+            // Inputs found by `make fuzz`, replayed by a test through the harness.
+            exclude: ["Archive/FuzzRegressions"],
             swiftSettings: strictSettings
         ),
         .testTarget(

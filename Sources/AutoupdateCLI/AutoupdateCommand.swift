@@ -12,7 +12,7 @@ struct AutoupdateCommand: AsyncParsableCommand {
             child process.
             """,
         version: AutoupdateCommand.versionText,
-        subcommands: [VersionCommand.self]
+        subcommands: [VersionCommand.self, ExtractCommand.self]
     )
 
     /// `autoupdate --version`: ours, then the C libraries, for bug reports.

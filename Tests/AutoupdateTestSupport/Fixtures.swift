@@ -6,17 +6,21 @@ public enum Fixtures {
     /// Deterministic pseudo-random bytes.
     public static func randomBytes(count: Int, seed: UInt64) -> [UInt8] {
         var random = SeededRandom(seed: seed)
-        var bytes = [UInt8](repeating: 0, count: count)
-        bytes.withUnsafeMutableBytes { buffer in
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
             var offset = 0
-            while offset < buffer.count {
-                var word = random.next()
-                let n = min(8, buffer.count - offset)
-                withUnsafeBytes(of: &word) { buffer.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: n) }
-                offset += n
+            while offset + 8 <= count {
+                raw.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self)
+                offset += 8
             }
+            var last = random.next()
+            while offset < count {
+                raw[offset] = UInt8(truncatingIfNeeded: last)
+                last >>= 8
+                offset += 1
+            }
+            initialized = count
         }
-        return bytes
     }
 
     /// Writes `count` pseudo-random bytes to `folder/name` and returns them.

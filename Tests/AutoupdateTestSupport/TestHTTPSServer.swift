@@ -64,9 +64,10 @@ public final class TestHTTPSServer: Sendable {
         case wrongHost
     }
 
+    /// Faults for the next requests, one set each, then `repeating` for all later ones.
     private struct FaultRule {
-        var faults: [Fault]
-        var remaining: Int?
+        var queue: [[Fault]]
+        var repeating: [Fault]?
     }
 
     private struct State {
@@ -76,6 +77,7 @@ public final class TestHTTPSServer: Sendable {
         /// Open connections, so that `stop()` can close them (ending stalls and drips).
         var connections: [ObjectIdentifier: any Channel] = [:]
         var connectionWaiters: [(id: UUID, atMost: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var closeTimes: [ContinuousClock.Instant] = []
     }
 
     /// The folder served at `/`.
@@ -85,8 +87,7 @@ public final class TestHTTPSServer: Sendable {
     /// Whether the server speaks TLS (a plain-HTTP listener proves the client never uses it).
     public let usesTLS: Bool
     private let state = Mutex(State())
-    private let serverChannel: any Channel
-    private let acceptLoop = Mutex<Task<Void, Never>?>(nil)
+    private let serverChannel = Mutex<(any Channel)?>(nil)
 
     /// `https://127.0.0.1:<port>/` (or `http://` for a plain listener).
     public var baseURL: URL {
@@ -98,14 +99,16 @@ public final class TestHTTPSServer: Sendable {
         baseURL.appending(path: path)
     }
 
-    private init(root: URL, port: Int, usesTLS: Bool, serverChannel: any Channel) {
+    private init(root: URL, port: Int, usesTLS: Bool) {
         self.root = root
         self.port = port
         self.usesTLS = usesTLS
-        self.serverChannel = serverChannel
     }
 
-    /// Starts a server on 127.0.0.1 on an ephemeral port.
+    /// Starts a server on 127.0.0.1.
+    ///
+    /// Everything runs on swift-nio's event-loop threads, never on Swift's cooperative pool, so
+    /// the server answers promptly whatever the tests around it keep busy.
     ///
     /// - Parameters:
     ///   - root: The folder to serve.
@@ -113,34 +116,29 @@ public final class TestHTTPSServer: Sendable {
     ///   - port: A fixed port, or 0 for an ephemeral one.
     public static func start(root: URL, identity: Identity? = .localhost, port: Int = 0) async throws -> TestHTTPSServer {
         let sslContext = try identity.map { try TestPKI.serverContext(for: $0) }
+        let handlerServer = Mutex<TestHTTPSServer?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: "127.0.0.1", port: port) { channel in
+            .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard let server = handlerServer.withLock({ $0 }) else { return }
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(ConnectionDropHandler())
                     if let sslContext {
                         try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
                     try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(
-                        wrappingChannelSynchronously: channel)
+                    try pipeline.addHandler(ConnectionHandler(server: server))
                 }
             }
-        guard let boundPort = channel.channel.localAddress?.port else {
+            .bind(host: "127.0.0.1", port: port)
+            .get()
+        guard let boundPort = channel.localAddress?.port else {
             throw TestFailure("the test server has no local port")
         }
-        let server = TestHTTPSServer(root: root, port: boundPort, usesTLS: identity != nil, serverChannel: channel.channel)
-        let loop = Task<Void, Never> {
-            try? await channel.executeThenClose { connections in
-                try await withThrowingDiscardingTaskGroup { group in
-                    for try await connection in connections {
-                        group.addTask { await server.serve(connection) }
-                    }
-                }
-            }
-        }
-        server.acceptLoop.withLock { $0 = loop }
+        let server = TestHTTPSServer(root: root, port: boundPort, usesTLS: identity != nil)
+        server.serverChannel.withLock { $0 = channel }
+        handlerServer.withLock { $0 = server }
         return server
     }
 
@@ -159,25 +157,33 @@ public final class TestHTTPSServer: Sendable {
         }
     }
 
-    /// Stops listening, closes every connection and waits until they are all served.
-    ///
-    /// Closing rather than cancelling the accept loop matters: every accepted connection must
-    /// still pass through `executeThenClose`, or NIO traps on an unfinished writer.
+    /// Stops listening and closes every connection.
     public func stop() async {
-        try? await serverChannel.close()
+        if let channel = serverChannel.withLock({ $0 }) {
+            try? await channel.close()
+        }
         let open = state.withLock { Array($0.connections.values) }
         for channel in open {
             try? await channel.close()
         }
-        await acceptLoop.withLock { $0 }?.value
     }
 
     // MARK: Faults and observations
 
     /// Applies `faults` to the next `times` requests for `path` (all of them when `nil`).
     public func inject(_ faults: [Fault], at path: String, times: Int? = nil) {
-        let path = path.hasPrefix("/") ? path : "/" + path
-        state.withLock { $0.rules[path] = FaultRule(faults: faults, remaining: times) }
+        let rule = times.map { FaultRule(queue: Array(repeating: faults, count: $0), repeating: nil) }
+            ?? FaultRule(queue: [], repeating: faults)
+        state.withLock { $0.rules[Self.normalized(path)] = rule }
+    }
+
+    /// Applies each set of faults to one request for `path`, in order; later requests get none.
+    public func inject(sequence: [[Fault]], at path: String) {
+        state.withLock { $0.rules[Self.normalized(path)] = FaultRule(queue: sequence, repeating: nil) }
+    }
+
+    private static func normalized(_ path: String) -> String {
+        path.hasPrefix("/") ? path : "/" + path
     }
 
     /// Removes every fault.
@@ -199,6 +205,12 @@ public final class TestHTTPSServer: Sendable {
     /// Connections currently open.
     public var openConnections: Int {
         state.withLock { $0.openConnections }
+    }
+
+    /// When each closed connection closed, as the server saw it (on its event loop, whatever
+    /// the tests keep busy): the moment a client's socket really went away.
+    public var connectionCloseTimes: [ContinuousClock.Instant] {
+        state.withLock { $0.closeTimes }
     }
 
     /// Waits until at most `count` connections are open (clients have closed theirs).
@@ -239,6 +251,20 @@ public final class TestHTTPSServer: Sendable {
         }
     }
 
+    fileprivate func connectionOpened(_ channel: any Channel) {
+        state.withLock { $0.connections[ObjectIdentifier(channel)] = channel }
+        connectionsChanged(by: 1)
+    }
+
+    fileprivate func connectionClosed(_ channel: any Channel) {
+        let now = ContinuousClock.now
+        state.withLock {
+            $0.connections[ObjectIdentifier(channel)] = nil
+            $0.closeTimes.append(now)
+        }
+        connectionsChanged(by: -1)
+    }
+
     private func connectionsChanged(by delta: Int) {
         let ready = state.withLock { state in
             state.openConnections += delta
@@ -252,220 +278,150 @@ public final class TestHTTPSServer: Sendable {
         }
     }
 
-    private func takeFaults(for path: String) -> [Fault] {
-        state.withLock { state in
+    fileprivate func record(_ head: HTTPRequestHead) -> (path: String, faults: [Fault]) {
+        let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
+        let faults = state.withLock { state -> [Fault] in
+            state.requests.append(Request(method: head.method.rawValue, path: path, headers: head.headers.map { ($0.name, $0.value) }))
             guard var rule = state.rules[path] else {
                 return []
             }
-            if let remaining = rule.remaining {
-                rule.remaining = remaining - 1
-                state.rules[path] = remaining - 1 > 0 ? rule : nil
+            guard !rule.queue.isEmpty else {
+                return rule.repeating ?? []
             }
-            return rule.faults
+            let faults = rule.queue.removeFirst()
+            state.rules[path] = rule
+            return faults
         }
+        return (path, faults)
     }
 
-    // MARK: Serving
+    // MARK: Planning a response
 
-    private typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-    private typealias Writer = NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
+    /// What to send for one request: decided at once, then carried out by the connection handler.
+    fileprivate struct Plan {
+        enum Body {
+            case none
+            case text(String)
+            case file(URL, start: Int64, end: Int64)
+            case endless
+        }
 
-    private func serve(_ connection: Connection) async {
-        let id = ObjectIdentifier(connection.channel)
-        state.withLock { $0.connections[id] = connection.channel }
-        connectionsChanged(by: 1)
-        defer {
-            state.withLock { $0.connections[id] = nil }
-            connectionsChanged(by: -1)
-        }
-        try? await connection.executeThenClose { inbound, outbound in
-            var parts = inbound.makeAsyncIterator()
-            while let part = try await parts.next() {
-                guard case .head(let head) = part else { continue }
-                while let part = try await parts.next() {
-                    if case .end = part { break }
-                }
-                guard try await respond(to: head, outbound: outbound, channel: connection.channel) else {
-                    return
-                }
-            }
-        }
+        var delay: Duration?
+        var neverAnswer = false
+        var status: HTTPResponseStatus = .ok
+        var headers = HTTPHeaders()
+        var body = Body.none
+        var isHead = false
+        var closeAfter = false
+        /// Body faults: drop the connection after this many bytes (with an RST if `reset`), stop
+        /// sending after `stallAt`, or send `drip.bytes` every `drip.every`.
+        var dropAfter: Int64?
+        var reset = false
+        var stallAt: Int64?
+        var drip: (bytes: Int, every: Duration)?
     }
 
-    /// Answers one request; returns whether the connection may carry another.
-    private func respond(to head: HTTPRequestHead, outbound: Writer, channel: any Channel) async throws -> Bool {
-        let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
-        state.withLock {
-            $0.requests.append(Request(method: head.method.rawValue, path: path, headers: head.headers.map { ($0.name, $0.value) }))
-        }
-        let faults = takeFaults(for: path)
+    fileprivate func plan(_ head: HTTPRequestHead) -> Plan {
+        let (path, faults) = record(head)
+        var plan = Plan()
+        plan.isHead = head.method == .HEAD
+        plan.closeAfter = !head.isKeepAlive
         for case .delay(let delay) in faults {
-            try await Task.sleep(for: delay)
+            plan.delay = delay
         }
         if faults.contains(.stallBeforeHeaders) {
-            try await channel.closeFuture.get()
-            return false
+            plan.neverAnswer = true
+            return plan
         }
         for fault in faults {
             switch fault {
             case .status(let status, let retryAfter):
-                var headers = HTTPHeaders()
-                if let retryAfter { headers.add(name: "Retry-After", value: retryAfter) }
-                try await writeSmall(status: status, headers: headers, body: "fault \(status)\n", head: head, outbound: outbound)
-                return head.isKeepAlive
+                plan.status = HTTPResponseStatus(statusCode: status)
+                if let retryAfter { plan.headers.add(name: "Retry-After", value: retryAfter) }
+                plan.body = .text("fault \(status)\n")
+                return plan
             case .redirect(let location, let status):
-                try await writeSmall(status: status, headers: ["Location": location], body: "", head: head, outbound: outbound)
-                return head.isKeepAlive
+                plan.status = HTTPResponseStatus(statusCode: status)
+                plan.headers.add(name: "Location", value: location)
+                plan.body = .text("")
+                return plan
             default:
                 continue
             }
         }
-
         guard let file = resolve(path), let attributes = try? FileManager.default.attributesOfItem(atPath: file.path),
               attributes[.type] as? FileAttributeType == .typeRegular,
               let size = (attributes[.size] as? NSNumber)?.int64Value,
               let modified = attributes[.modificationDate] as? Date
         else {
-            try await writeSmall(status: 404, headers: [:], body: "not found\n", head: head, outbound: outbound)
-            return head.isKeepAlive
+            plan.status = .notFound
+            plan.body = .text("not found\n")
+            return plan
         }
-
         if faults.contains(.endless) {
-            var headers = HTTPHeaders([("Content-Type", "application/octet-stream")])
-            headers.add(name: "Connection", value: "close")
-            try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers)))
-            let buffer = ByteBuffer(repeating: 0x41, count: 64 << 10)
-            while true {
-                try await outbound.write(.body(.byteBuffer(buffer)))
-            }
+            plan.headers.add(name: "Content-Type", value: "application/octet-stream")
+            plan.body = .endless
+            plan.closeAfter = true
+            return plan
         }
 
         let entityTag = faults.lazy.compactMap { if case .entityTag(let tag) = $0 { tag } else { nil } }.first
             ?? "\"\(size)-\(Int64(modified.timeIntervalSince1970 * 1_000_000))\""
         let lastModified = Self.httpDate(modified)
         let sendValidators = !faults.contains(.noValidators)
-        var headers = HTTPHeaders([("Accept-Ranges", "bytes"), ("Content-Type", "application/octet-stream")])
+        plan.headers.add(name: "Accept-Ranges", value: "bytes")
+        plan.headers.add(name: "Content-Type", value: "application/octet-stream")
         if sendValidators {
-            headers.add(name: "ETag", value: entityTag)
-            headers.add(name: "Last-Modified", value: lastModified)
+            plan.headers.add(name: "ETag", value: entityTag)
+            plan.headers.add(name: "Last-Modified", value: lastModified)
         }
-
         if sendValidators, let condition = head.headers.first(name: "If-None-Match") {
             if condition == "*" || condition.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }).contains(entityTag) {
-                try await writeSmall(status: 304, headers: headers, body: nil, head: head, outbound: outbound)
-                return head.isKeepAlive
+                plan.status = .notModified
+                return plan
             }
         } else if sendValidators, let since = head.headers.first(name: "If-Modified-Since"),
                   let date = Self.parseHTTPDate(since), modified.timeIntervalSince1970.rounded(.down) <= date.timeIntervalSince1970 {
-            try await writeSmall(status: 304, headers: headers, body: nil, head: head, outbound: outbound)
-            return head.isKeepAlive
+            plan.status = .notModified
+            return plan
         }
 
-        var status = HTTPResponseStatus.ok
         var start: Int64 = 0
-        var end = size  // exclusive
+        var end = size
         if let rangeHeader = head.headers.first(name: "Range"), !faults.contains(.ignoreRange) {
             let ifRange = head.headers.first(name: "If-Range")
             if ifRange == nil || ifRange == entityTag || ifRange == lastModified {
                 guard let range = Self.parseRange(rangeHeader, size: size) else {
-                    headers.add(name: "Content-Range", value: "bytes */\(size)")
-                    try await writeSmall(status: 416, headers: headers, body: "", head: head, outbound: outbound)
-                    return head.isKeepAlive
+                    plan.status = .rangeNotSatisfiable
+                    plan.headers.add(name: "Content-Range", value: "bytes */\(size)")
+                    plan.body = .text("")
+                    return plan
                 }
-                status = .partialContent
+                plan.status = .partialContent
                 if faults.contains(.badContentRange) {
-                    headers.add(name: "Content-Range", value: "bytes 0-\(size - 1)/\(size)")
+                    plan.headers.add(name: "Content-Range", value: "bytes 0-\(size - 1)/\(size)")
                 } else {
                     (start, end) = (range.lowerBound, range.upperBound + 1)
-                    headers.add(name: "Content-Range", value: "bytes \(start)-\(end - 1)/\(size)")
+                    plan.headers.add(name: "Content-Range", value: "bytes \(start)-\(end - 1)/\(size)")
                 }
             }
         }
-
         var announced = end - start
-        var closeAfter = !head.isKeepAlive
-        for case .contentLength(let length) in faults {
-            announced = Int64(length)
-            closeAfter = true
-        }
-        headers.add(name: "Content-Length", value: String(announced))
-        if closeAfter {
-            headers.add(name: "Connection", value: "close")
-        }
-        try await outbound.write(.head(HTTPResponseHead(version: head.version, status: status, headers: headers)))
-        if head.method == .HEAD {
-            try await outbound.write(.end(nil))
-            return !closeAfter
-        }
-        guard try await sendBody(of: file, from: start, to: end, faults: faults, outbound: outbound, channel: channel) else {
-            return false
-        }
-        try await outbound.write(.end(nil))
-        return !closeAfter
-    }
-
-    /// Sends `[start, end)` of a file, applying the body faults; returns `false` if it dropped
-    /// the connection.
-    private func sendBody(
-        of file: URL, from start: Int64, to end: Int64, faults: [Fault], outbound: Writer, channel: any Channel
-    ) async throws -> Bool {
-        var limit: Int64?
-        var dropWithReset = false
-        var stallAt: Int64?
-        var drip: (bytes: Int, every: Duration)?
         for fault in faults {
             switch fault {
-            case .truncate(let after): limit = Int64(after)
-            case .reset(let after): (limit, dropWithReset) = (Int64(after), true)
-            case .stall(let after): stallAt = Int64(after)
-            case .drip(let bytes, let every): drip = (bytes, every)
+            case .contentLength(let length):
+                announced = Int64(length)
+                plan.closeAfter = true
+            case .truncate(let after): plan.dropAfter = Int64(after)
+            case .reset(let after): (plan.dropAfter, plan.reset) = (Int64(after), true)
+            case .stall(let after): plan.stallAt = Int64(after)
+            case .drip(let bytes, let every): plan.drip = (bytes, every)
             default: break
             }
         }
-        let handle = try FileHandle(forReadingFrom: file)
-        defer { try? handle.close() }
-        try handle.seek(toOffset: UInt64(start))
-        var sent: Int64 = 0
-        let total = end - start
-        while sent < total {
-            var piece = min(Int64(drip?.bytes ?? (256 << 10)), total - sent)
-            if let cut = limit ?? stallAt {
-                piece = min(piece, cut - sent)
-            }
-            if piece > 0 {
-                guard let data = try handle.read(upToCount: Int(piece)), !data.isEmpty else { break }
-                try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: data))))
-                sent += Int64(data.count)
-            }
-            if let limit, sent >= limit {
-                try await channel.triggerUserOutboundEvent(ConnectionDropHandler.Drop(reset: dropWithReset)).get()
-                return false
-            }
-            if let stallAt, sent >= stallAt {
-                try await channel.closeFuture.get()
-                return false
-            }
-            if let drip {
-                try await Task.sleep(for: drip.every)
-            }
-        }
-        return true
-    }
-
-    private func writeSmall(status: Int, headers: HTTPHeaders, body: String?, head: HTTPRequestHead, outbound: Writer) async throws {
-        var headers = headers
-        if let body {
-            headers.replaceOrAdd(name: "Content-Length", value: String(body.utf8.count))
-        }
-        if !head.isKeepAlive {
-            headers.replaceOrAdd(name: "Connection", value: "close")
-        }
-        let responseHead = HTTPResponseHead(version: head.version, status: HTTPResponseStatus(statusCode: status), headers: headers)
-        try await outbound.write(.head(responseHead))
-        if let body, !body.isEmpty, head.method != .HEAD {
-            try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))
-        }
-        try await outbound.write(.end(nil))
+        plan.headers.add(name: "Content-Length", value: String(announced))
+        plan.body = .file(file, start: start, end: end)
+        return plan
     }
 
     /// The file for a request path, refusing anything that leaves the root.
@@ -504,6 +460,180 @@ public final class TestHTTPSServer: Sendable {
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
         return formatter
+    }
+}
+
+/// Serves one connection on its event loop: plans each response, then writes it as fast as the
+/// channel is writable (or as slowly as a fault says), request after request.
+private final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let server: TestHTTPSServer
+    private var head: HTTPRequestHead?
+    private var plan: TestHTTPSServer.Plan?
+    private var file: FileHandle?
+    private var position: Int64 = 0
+    private var sent: Int64 = 0
+    private var waitingForTimer = false
+    private var pumping = false
+
+    init(server: TestHTTPSServer) {
+        self.server = server
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        server.connectionOpened(context.channel)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        server.connectionClosed(context.channel)
+        try? file?.close()
+        file = nil
+        plan = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+        case .body:
+            break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let plan = server.plan(head)
+            if let delay = plan.delay {
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000))) {
+                    self.begin(loopBound.value, plan)
+                }
+            } else {
+                begin(context, plan)
+            }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            pump(context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func begin(_ context: ChannelHandlerContext, _ plan: TestHTTPSServer.Plan) {
+        guard !plan.neverAnswer else {
+            return  // The connection stays open until the client gives up.
+        }
+        var headers = plan.headers
+        switch plan.body {
+        case .text(let text):
+            headers.replaceOrAdd(name: "Content-Length", value: String(text.utf8.count))
+        case .none:
+            if plan.status != .notModified {
+                headers.replaceOrAdd(name: "Content-Length", value: "0")
+            }
+        default:
+            break
+        }
+        if plan.closeAfter {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: plan.status, headers: headers))), promise: nil)
+        switch plan.body {
+        case .text(let text) where !plan.isHead && !text.isEmpty:
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+            finish(context, plan)
+        case .file(let url, let start, _) where !plan.isHead:
+            guard let handle = try? FileHandle(forReadingFrom: url), (try? handle.seek(toOffset: UInt64(start))) != nil else {
+                context.close(promise: nil)
+                return
+            }
+            file = handle
+            position = start
+            sent = 0
+            self.plan = plan
+            context.flush()
+            pump(context)
+        case .endless:
+            self.plan = plan
+            context.flush()
+            pump(context)
+        default:
+            finish(context, plan)
+        }
+    }
+
+    /// Writes body pieces while the channel is writable, applying the plan's faults.
+    ///
+    /// Not re-entrant: a write can fire `channelWritabilityChanged` synchronously, and a nested
+    /// pump would finish the response under the outer loop's feet. The outer loop re-checks
+    /// writability itself, so a nested call has nothing to add.
+    private func pump(_ context: ChannelHandlerContext) {
+        guard !pumping, !waitingForTimer, let plan else { return }
+        pumping = true
+        defer { pumping = false }
+        if case .endless = plan.body {
+            let buffer = ByteBuffer(repeating: 0x41, count: 64 << 10)
+            while context.channel.isWritable, self.plan != nil {
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+            return
+        }
+        guard case .file(_, _, let end) = plan.body else { return }
+        while context.channel.isWritable, self.plan != nil, let file {
+            var piece = min(Int64(plan.drip?.bytes ?? (256 << 10)), end - position)
+            if let cut = plan.dropAfter ?? plan.stallAt {
+                piece = min(piece, cut - sent)
+            }
+            if piece > 0 {
+                guard let data = try? file.read(upToCount: Int(piece)), !data.isEmpty else {
+                    context.close(promise: nil)
+                    return
+                }
+                position += Int64(data.count)
+                sent += Int64(data.count)
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: data)))), promise: nil)
+            }
+            if let limit = plan.dropAfter, sent >= limit {
+                self.plan = nil
+                context.triggerUserOutboundEvent(ConnectionDropHandler.Drop(reset: plan.reset), promise: nil)
+                return
+            }
+            if let stallAt = plan.stallAt, sent >= stallAt {
+                self.plan = nil
+                return  // Silence; the client closes when it gives up.
+            }
+            if position >= end {
+                try? file.close()
+                self.file = nil
+                finish(context, plan)
+                return
+            }
+            if let drip = plan.drip {
+                waitingForTimer = true
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                let nanoseconds = drip.every.components.seconds * 1_000_000_000 + drip.every.components.attoseconds / 1_000_000_000
+                context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) {
+                    self.waitingForTimer = false
+                    self.pump(loopBound.value)
+                }
+                return
+            }
+        }
+    }
+
+    private func finish(_ context: ChannelHandlerContext, _ plan: TestHTTPSServer.Plan) {
+        self.plan = nil
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
+        if plan.closeAfter {
+            // Close once the response is on its way, not before.
+            let channel = context.channel
+            written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 }
 

@@ -1,0 +1,44 @@
+/// One member of an archive, as its reader decoded it; not yet judged by the safety policy.
+struct ArchiveEntry: Sendable, Equatable {
+    enum Kind: Sendable, Equatable {
+        case file
+        case directory
+        case symlink(target: String)
+        /// A hard link to an earlier entry of the archive.
+        case hardlink(target: String)
+    }
+
+    /// The name exactly as the archive gives it (UTF-8), before any normalization.
+    var path: String
+    var kind: Kind
+    /// Permission bits as stored, setuid/setgid/sticky included (the policy strips them);
+    /// `nil` when the archive does not say yet (a zip's modes arrive with its central directory).
+    var mode: UInt32?
+    /// The declared size of the entry's data: a regular file gets exactly this many bytes.
+    /// `nil` when the archive declares it only after the data (a zip data descriptor).
+    var size: Int64?
+    /// Seconds since 1970, when the archive records it.
+    var modificationTime: Int64?
+}
+
+/// What an archive reader hands its consumer, in order: an entry, its data in pieces, its end.
+enum ArchiveEvent {
+    case entry(ArchiveEntry)
+    /// The next bytes of the current entry's content.
+    ///
+    /// - Important: Valid only during the call that delivers it.
+    case data(UnsafeRawBufferPointer)
+    case entryEnd
+}
+
+/// Decodes an entry name or link target: UTF-8 only, no NUL. Tar names are raw bytes; the
+/// extractor works with text, so names that are not valid UTF-8 are refused rather than guessed.
+func decodeName(_ bytes: some Collection<UInt8>, what: String) throws -> String {
+    guard !bytes.contains(0) else {
+        throw AutoupdateError(.corruptArchive, "\(what) contains a NUL byte")
+    }
+    guard let name = String(validating: bytes, as: UTF8.self) else {
+        throw AutoupdateError(.corruptArchive, "\(what) is not valid UTF-8 (bytes \(hex(bytes.prefix(32))))")
+    }
+    return name
+}

@@ -1,0 +1,66 @@
+import Glibc
+
+/// The readers' and decoders' work alone, in memory, writing nothing: for fuzzing and for
+/// benchmarks of decode and parse throughput.
+@_spi(Internals)
+public enum ArchiveScanner {
+    /// What a scan saw.
+    public struct Summary: Sendable, Equatable {
+        public let entries: Int
+        public let bytes: Int64
+    }
+
+    /// Decodes and parses a whole archive, fed `chunkSize` bytes at a time.
+    ///
+    /// - Parameters:
+    ///   - spoolFolder: A folder for a zip's spool file, if one is needed; without it such zips
+    ///     are refused.
+    /// - Throws: ``AutoupdateError`` as an extraction would for a malformed archive.
+    public static func scan(
+        _ archive: UnsafeRawBufferPointer, format: ArchiveFormat, chunkSize: Int = 64 << 10, spoolFolder: String? = nil
+    ) throws -> Summary {
+        var entries = 0
+        var bytes: Int64 = 0
+        let handle: (ArchiveEvent) throws -> Void = { event in
+            switch event {
+            case .entry: entries += 1
+            case .data(let data): bytes += Int64(data.count)
+            case .entryEnd: break
+            }
+        }
+        let decoder = try makeDecoder(for: format)
+        var folder: Int32 = -1
+        if let spoolFolder {
+            folder = open(spoolFolder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        defer { if folder >= 0 { close(folder) } }
+        let zip = format == .zip ? ZipReader(makeSpool: folder >= 0 ? { [folder] in try SpoolFile(in: folder) } : nil) : nil
+        var tar = TarReader()
+        var offset = 0
+        let step = max(1, chunkSize)
+        while offset < archive.count {
+            let chunk = UnsafeRawBufferPointer(rebasing: archive[offset..<min(offset + step, archive.count)])
+            try decoder.decode(chunk) { decoded in
+                if let zip { try zip.read(decoded, handle) } else { try tar.read(decoded, handle) }
+            }
+            offset += step
+        }
+        try decoder.finish()
+        if let zip { try zip.finish(handle) } else { try tar.finish() }
+        return Summary(entries: entries, bytes: bytes)
+    }
+
+    /// Decodes a compressed stream (gzip, bzip2) and returns its decoded length.
+    public static func decode(_ input: UnsafeRawBufferPointer, format: ArchiveFormat, chunkSize: Int = 64 << 10) throws -> Int64 {
+        let decoder = try makeDecoder(for: format)
+        var total: Int64 = 0
+        var offset = 0
+        let step = max(1, chunkSize)
+        while offset < input.count {
+            try decoder.decode(UnsafeRawBufferPointer(rebasing: input[offset..<min(offset + step, input.count)])) { total += Int64($0.count) }
+            offset += step
+        }
+        try decoder.finish()
+        return total
+    }
+}

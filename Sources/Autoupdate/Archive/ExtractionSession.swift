@@ -1,0 +1,262 @@
+import Glibc
+
+/// Limits and choices for an extraction.
+public struct ExtractionConfiguration: Sendable, Hashable {
+    /// The most bytes the extracted files may hold in all (a compression bomb stops here).
+    public var maxBytes: Int64
+    /// The most entries (files, folders, links) an archive may have.
+    public var maxEntries: Int
+
+    /// - Parameters:
+    ///   - maxBytes: Default 8 GiB.
+    ///   - maxEntries: Default 200 000.
+    public init(maxBytes: Int64 = 8 << 30, maxEntries: Int = 200_000) {
+        self.maxBytes = maxBytes
+        self.maxEntries = maxEntries
+    }
+}
+
+/// What an extraction produced.
+public struct ExtractionReport: Sendable, Hashable {
+    /// Entries read, of every kind.
+    public internal(set) var entries = 0
+    public internal(set) var files = 0
+    public internal(set) var directories = 0
+    public internal(set) var symlinks = 0
+    public internal(set) var hardlinks = 0
+    /// Bytes written to files.
+    public internal(set) var bytes: Int64 = 0
+}
+
+/// One extraction on the worker thread: decoder → archive reader → safety policy → writer.
+///
+/// Symlinks are created last, once every file is written: no later entry can write through one,
+/// and each target is checked against every symlink of the archive (see ``ExtractionPolicy``).
+/// Folder modes are applied last too, deepest first.
+final class ExtractionSession {
+    private struct OpenFile {
+        let descriptor: Int32
+        let entry: String
+        let declaredSize: Int64?
+        var written: Int64 = 0
+        let mode: UInt32?
+        let modificationTime: Int64?
+    }
+
+    private struct PendingSymlink {
+        let components: [String]
+        let target: String
+        let entry: String
+    }
+
+    private let format: ArchiveFormat
+    private let configuration: ExtractionConfiguration
+    private let decoder: any StreamDecoder
+    private var tar: TarReader?
+    private let zip: ZipReader?
+    private let writer: TreeWriter
+    private(set) var report = ExtractionReport()
+    private var current: OpenFile?
+    private var pendingSymlinks: [PendingSymlink] = []
+    private var symlinkPaths: Set<String> = []
+    private var folderAttributes: [String: (mode: UInt32, modificationTime: Int64?)] = [:]
+    /// Zip entries in order, to apply the central directory's modes and symlinks at the end.
+    private var zipEntries: [(components: [String], entry: String, modificationTime: Int64?)] = []
+
+    init(format: ArchiveFormat, destination: String, configuration: ExtractionConfiguration) throws {
+        self.format = format
+        self.configuration = configuration
+        let writer = try TreeWriter(destination: destination)
+        self.writer = writer
+        decoder = try makeDecoder(for: format)
+        if format == .zip {
+            tar = nil
+            // The spool is an unnamed file in the destination: nothing is written anywhere else.
+            zip = ZipReader(makeSpool: { try SpoolFile(in: writer.rootDescriptor) })
+        } else {
+            tar = TarReader()
+            zip = nil
+        }
+    }
+
+    /// The next bytes of the archive, as they come.
+    func consume(_ input: UnsafeRawBufferPointer) throws {
+        try decoder.decode(input) { decoded in
+            if let zip {
+                try zip.read(decoded, handle)
+            } else {
+                try tar?.read(decoded, handle)
+            }
+        }
+    }
+
+    /// The archive has ended: checks its end, creates the symlinks, sets folder modes.
+    func finish() throws -> ExtractionReport {
+        try decoder.finish()
+        if let zip {
+            try zip.finish(handle)
+            try applyCentralDirectory(zip.centralRecords)
+        } else {
+            try tar?.finish()
+        }
+        guard current == nil else {
+            throw AutoupdateError(.corruptArchive, "the archive ends inside entry \(quoted(current?.entry ?? ""))")
+        }
+        try createSymlinks()
+        try writer.finishFolders(attributes: folderAttributes)
+        return report
+    }
+
+    /// Removes everything the extraction created.
+    func rollback() {
+        if let current {
+            close(current.descriptor)
+            self.current = nil
+        }
+        writer.rollback()
+    }
+
+    // MARK: Events
+
+    private func handle(_ event: ArchiveEvent) throws {
+        switch event {
+        case .entry(let entry):
+            try begin(entry)
+        case .data(let bytes):
+            guard var file = current else {
+                throw AutoupdateError(.corruptArchive, "the archive holds data for an entry that is not a file")
+            }
+            report.bytes += Int64(bytes.count)
+            guard report.bytes <= configuration.maxBytes else {
+                throw AutoupdateError(
+                    .sizeLimitExceeded, "the archive expands to more than the limit of \(configuration.maxBytes) bytes (at entry \(quoted(file.entry)))")
+            }
+            file.written += Int64(bytes.count)
+            if let declared = file.declaredSize, file.written > declared {
+                throw AutoupdateError(.corruptArchive, "entry \(quoted(file.entry)) holds more than its declared \(declared) bytes")
+            }
+            try writer.write(file.descriptor, bytes, entry: file.entry)
+            current = file
+        case .entryEnd:
+            guard let file = current else { return }
+            current = nil
+            if let declared = file.declaredSize, file.written != declared {
+                close(file.descriptor)
+                throw AutoupdateError(.corruptArchive, "entry \(quoted(file.entry)) holds \(file.written) bytes, not its declared \(declared)")
+            }
+            try writer.closeFile(
+                file.descriptor, mode: ExtractionPolicy.permissions(file.mode, isDirectory: false),
+                modificationTime: file.modificationTime, entry: file.entry)
+        }
+    }
+
+    private func begin(_ entry: ArchiveEntry) throws {
+        report.entries += 1
+        guard report.entries <= configuration.maxEntries else {
+            throw AutoupdateError(.sizeLimitExceeded, "the archive has more than the limit of \(configuration.maxEntries) entries")
+        }
+        let isZip = format == .zip
+        let components = try ExtractionPolicy.components(of: entry.path, isZip: isZip)
+        if isZip {
+            zipEntries.append((components, entry.path, entry.modificationTime))
+        }
+        guard !components.isEmpty else {
+            guard entry.kind == .directory else {
+                throw AutoupdateError(.unsafeEntry, "entry \(quoted(entry.path)) names the destination itself")
+            }
+            return
+        }
+        let path = components.joined(separator: "/")
+        // Nothing may be written through, or over, a symlink of this archive.
+        for length in 1..<components.count where symlinkPaths.contains(components[..<length].joined(separator: "/")) {
+            throw AutoupdateError(
+                .unsafeEntry, "entry \(quoted(entry.path)) would write through the symlink \(quoted(components[..<length].joined(separator: "/")))")
+        }
+        guard !symlinkPaths.contains(path) else {
+            throw AutoupdateError(.unsafeEntry, "entry \(quoted(entry.path)) collides with an earlier symlink of the same name")
+        }
+        switch entry.kind {
+        case .directory:
+            try writer.makeDirectory(components, entry: entry.path)
+            folderAttributes[path] = (ExtractionPolicy.permissions(entry.mode, isDirectory: true), entry.modificationTime)
+            report.directories += 1
+        case .file:
+            if let size = entry.size, report.bytes + size > configuration.maxBytes {
+                throw AutoupdateError(
+                    .sizeLimitExceeded, "entry \(quoted(entry.path)) of \(size) bytes would take the archive past the limit of \(configuration.maxBytes) bytes")
+            }
+            let descriptor = try writer.createFile(components, entry: entry.path, replacing: !isZip)
+            current = OpenFile(
+                descriptor: descriptor, entry: entry.path, declaredSize: entry.size, mode: entry.mode,
+                modificationTime: entry.modificationTime)
+            report.files += 1
+        case .symlink(let target):
+            try addSymlink(components, target: target, entry: entry.path)
+        case .hardlink(let target):
+            let targetComponents: [String]
+            do {
+                targetComponents = try ExtractionPolicy.components(of: target, isZip: false)
+            } catch {
+                throw AutoupdateError(.unsafeEntry, "hard link \(quoted(entry.path)) points to \(quoted(target)), outside the destination")
+            }
+            guard !targetComponents.isEmpty, !symlinkPaths.contains(targetComponents.joined(separator: "/")) else {
+                throw AutoupdateError(.unsafeEntry, "hard link \(quoted(entry.path)) points to \(quoted(target)), which is not a file of the archive")
+            }
+            try writer.link(components, to: targetComponents, entry: entry.path, replacing: true)
+            report.hardlinks += 1
+        }
+    }
+
+    private func addSymlink(_ components: [String], target: String, entry: String) throws {
+        guard !target.isEmpty, target.utf8.count <= ExtractionPolicy.maxLinkTargetLength else {
+            throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) has an empty or overlong target")
+        }
+        let path = components.joined(separator: "/")
+        guard writer.nodes[path] == nil, symlinkPaths.insert(path).inserted else {
+            throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) collides with an earlier entry of the same name")
+        }
+        pendingSymlinks.append(PendingSymlink(components: components, target: target, entry: entry))
+        report.symlinks += 1
+    }
+
+    // MARK: The end
+
+    /// Applies what only a zip's central directory says: Unix modes and which files are symlinks.
+    private func applyCentralDirectory(_ records: [ZipCentralRecord]) throws {
+        guard records.count == zipEntries.count else {
+            throw AutoupdateError(.corruptArchive, "the zip central directory does not match the entries read")
+        }
+        for (record, entry) in Swift.zip(records, zipEntries) where !entry.components.isEmpty {
+            guard let mode = record.unixMode else { continue }
+            let path = entry.components.joined(separator: "/")
+            switch mode & 0o170000 {
+            case 0o120000:
+                let target = try decodeName(
+                    try writer.takeSmallFile(entry.components, limit: ExtractionPolicy.maxLinkTargetLength, entry: entry.entry),
+                    what: "the target of symlink \(quoted(entry.entry))")
+                report.files -= 1
+                try addSymlink(entry.components, target: target, entry: entry.entry)
+            case 0o040000:
+                folderAttributes[path] = (mode & 0o777, entry.modificationTime)
+            default:
+                try writer.setFileMode(entry.components, mode: mode & 0o777, entry: entry.entry)
+            }
+        }
+    }
+
+    private func createSymlinks() throws {
+        let targets = Dictionary(uniqueKeysWithValues: pendingSymlinks.map { ($0.components.joined(separator: "/"), $0.target) })
+        for link in pendingSymlinks {
+            guard ExtractionPolicy.symlinkStaysInside(
+                link: link.components, target: link.target, symlinks: targets, isForeignSymlink: writer.isForeignSymlink)
+            else {
+                throw AutoupdateError(
+                    .unsafeEntry, "symlink \(quoted(link.entry)) points to \(quoted(link.target)), which leaves the destination")
+            }
+            try writer.symlink(link.components, target: link.target, entry: link.entry)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension ExtractionSession: Sendable {}

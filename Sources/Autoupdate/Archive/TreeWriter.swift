@@ -1,0 +1,323 @@
+import Foundation
+import Glibc
+import SystemPackage
+
+/// Writes an extracted tree under a destination folder, safely.
+///
+/// Every operation is relative to a descriptor of the destination (`openat` and friends) and
+/// never follows a symlink (`O_NOFOLLOW` on every path component), so an entry cannot write
+/// through a link, whatever is on disk. It never overwrites anything it did not create: an entry
+/// that collides with a pre-existing file is refused. Everything it created is recorded, so a
+/// failed extraction is rolled back to the destination as it was.
+final class TreeWriter {
+    enum Node: Equatable {
+        case file, directory, symlink, hardlink
+    }
+
+    private let root: Int32
+    private let destination: String
+
+    /// The destination's descriptor (for an unnamed spool file inside it).
+    var rootDescriptor: Int32 { root }
+    private let createdDestination: Bool
+    /// What this writer created, in order, for rollback.
+    private var created: [(path: String, node: Node)] = []
+    /// What this writer created, by path.
+    private(set) var nodes: [String: Node] = [:]
+    /// Open descriptors of folders, by path; bounded, so huge trees cannot exhaust descriptors.
+    private var folders: [String: Int32] = [:]
+    private static let maxCachedFolders = 128
+
+    init(destination: String) throws {
+        self.destination = destination
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw AutoupdateError(.fileSystem, "the destination \(quoted(destination)) exists and is not a folder")
+            }
+            createdDestination = false
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
+            } catch {
+                throw AutoupdateError(.fileSystem, "cannot create the destination \(quoted(destination)): \(error.localizedDescription)", underlying: error)
+            }
+            createdDestination = true
+        }
+        switch Syscall.openAt(AT_FDCWD, destination, O_RDONLY | O_DIRECTORY) {
+        case .success(let descriptor): root = descriptor
+        case .failure(let errno):
+            throw AutoupdateError(.fileSystem, "cannot open the destination \(quoted(destination)) (\(errno))", underlying: errno)
+        }
+    }
+
+    deinit {
+        closeFolders()
+        close(root)
+    }
+
+    private func closeFolders() {
+        for descriptor in folders.values {
+            close(descriptor)
+        }
+        folders.removeAll()
+    }
+
+    /// Closes cached folder descriptors when there are too many. Called only at the start of an
+    /// operation, so descriptors handed out within one operation stay valid.
+    private func trimFolderCache() {
+        if folders.count >= Self.maxCachedFolders {
+            closeFolders()
+        }
+    }
+
+    /// The descriptor of a folder inside the destination, creating missing folders if asked.
+    ///
+    /// - Important: Valid until the next operation of this writer.
+    /// - Throws: ``AutoupdateError/Code/unsafeEntry`` when a component is a symlink or a file.
+    private func folder(_ components: ArraySlice<String>, create: Bool, entry: String) throws -> Int32 {
+        if components.isEmpty {
+            return root
+        }
+        let key = components.joined(separator: "/")
+        if let descriptor = folders[key] {
+            return descriptor
+        }
+        var descriptor = root
+        var path = ""
+        for component in components {
+            path = path.isEmpty ? component : path + "/" + component
+            if let cached = folders[path] {
+                descriptor = cached
+                continue
+            }
+            var result = Syscall.openAt(descriptor, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+            if case .failure(.noSuchFileOrDirectory) = result, create {
+                if case .failure(let errno) = Syscall.makeDirectoryAt(descriptor, component, 0o700), errno != .fileExists {
+                    throw failure("cannot create the folder \(quoted(path))", entry: entry, errno: errno)
+                }
+                record(path, .directory)
+                result = Syscall.openAt(descriptor, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+            }
+            switch result {
+            case .success(let opened):
+                folders[path] = opened
+                descriptor = opened
+            case .failure(.tooManySymbolicLinkLevels), .failure(.notDirectory):
+                throw notAFolder(path, entry: entry)
+            case .failure(let errno):
+                throw failure("cannot open the folder \(quoted(path))", entry: entry, errno: errno)
+            }
+        }
+        return descriptor
+    }
+
+    private func notAFolder(_ path: String, entry: String) -> AutoupdateError {
+        if nodes[path] == .file || nodes[path] == .hardlink {
+            return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) needs \(quoted(path)) to be a folder, but an earlier entry made it a file")
+        }
+        if case .success(let info) = Syscall.statAt(root, path), info.st_mode & S_IFMT == S_IFLNK {
+            return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) would write through the symlink \(quoted(path))")
+        }
+        return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) needs \(quoted(path)) to be a folder, but it is not")
+    }
+
+    private func failure(_ what: String, entry: String, errno: Errno) -> AutoupdateError {
+        AutoupdateError(.fileSystem, "extracting \(quoted(entry)): \(what) (\(errno))", underlying: errno)
+    }
+
+    private func record(_ path: String, _ node: Node) {
+        created.append((path, node))
+        nodes[path] = node
+    }
+
+    // MARK: Entries
+
+    /// Creates a folder (and its missing parents); an existing folder is merged into.
+    func makeDirectory(_ components: [String], entry: String) throws {
+        if nodes[components.joined(separator: "/")] == .symlink {
+            throw AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) is a folder where an earlier entry is a symlink")
+        }
+        trimFolderCache()
+        _ = try folder(components[...], create: true, entry: entry)
+    }
+
+    /// Creates an empty file for writing; a file of this archive with the same name is replaced
+    /// (a later tar member wins), anything else is refused.
+    func createFile(_ components: [String], entry: String, replacing: Bool) throws -> Int32 {
+        trimFolderCache()
+        let parent = try folder(components.dropLast(), create: true, entry: entry)
+        let name = components[components.count - 1]
+        let path = components.joined(separator: "/")
+        try makeRoom(for: path, parent: parent, name: name, entry: entry, replacing: replacing)
+        switch Syscall.openAt(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600) {
+        case .success(let descriptor):
+            record(path, .file)
+            return descriptor
+        case .failure(.fileExists):
+            throw AutoupdateError(
+                .unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
+        case .failure(let errno):
+            throw failure("cannot create the file", entry: entry, errno: errno)
+        }
+    }
+
+    /// Removes an earlier file of this archive with the same path, or refuses the collision.
+    private func makeRoom(for path: String, parent: Int32, name: String, entry: String, replacing: Bool) throws {
+        guard let existing = nodes[path] else { return }
+        guard replacing, existing == .file || existing == .hardlink else {
+            throw AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) collides with an earlier entry of the same name")
+        }
+        if case .failure(let errno) = Syscall.unlinkAt(parent, name) {
+            throw failure("cannot replace the earlier entry", entry: entry, errno: errno)
+        }
+        nodes[path] = nil
+    }
+
+    func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) throws {
+        if case .failure(let errno) = Syscall.writeAll(descriptor, bytes) {
+            throw failure("cannot write", entry: entry, errno: errno)
+        }
+    }
+
+    /// Sets the file's mode and time, then closes it.
+    func closeFile(_ descriptor: Int32, mode: UInt32, modificationTime: Int64?, entry: String) throws {
+        defer { close(descriptor) }
+        if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(mode)) {
+            throw failure("cannot set the mode", entry: entry, errno: errno)
+        }
+        if let modificationTime, case .failure(let errno) = Syscall.setModificationTime(descriptor, modificationTime) {
+            throw failure("cannot set the modification time", entry: entry, errno: errno)
+        }
+    }
+
+    /// Creates a hard link to a file this archive created earlier.
+    func link(_ components: [String], to target: [String], entry: String, replacing: Bool) throws {
+        let targetPath = target.joined(separator: "/")
+        guard nodes[targetPath] == .file || nodes[targetPath] == .hardlink else {
+            throw AutoupdateError(
+                .unsafeEntry, "hard link \(quoted(entry)) points to \(quoted(targetPath)), which is not an earlier file of the archive")
+        }
+        trimFolderCache()
+        let source = try folder(target.dropLast(), create: false, entry: entry)
+        let parent = try folder(components.dropLast(), create: true, entry: entry)
+        let name = components[components.count - 1]
+        let path = components.joined(separator: "/")
+        try makeRoom(for: path, parent: parent, name: name, entry: entry, replacing: replacing)
+        switch Syscall.linkAt(source, target[target.count - 1], parent, name) {
+        case .success:
+            record(path, .hardlink)
+        case .failure(.fileExists):
+            throw AutoupdateError(
+                .unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
+        case .failure(let errno):
+            throw failure("cannot create the hard link", entry: entry, errno: errno)
+        }
+    }
+
+    /// Creates a symlink (its target was checked by the policy).
+    func symlink(_ components: [String], target: String, entry: String) throws {
+        trimFolderCache()
+        let parent = try folder(components.dropLast(), create: true, entry: entry)
+        let path = components.joined(separator: "/")
+        if nodes[path] != nil {
+            throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) collides with an earlier entry of the same name")
+        }
+        switch Syscall.symlinkAt(target, parent, components[components.count - 1]) {
+        case .success:
+            record(path, .symlink)
+        case .failure(.fileExists):
+            throw AutoupdateError(
+                .unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
+        case .failure(let errno):
+            throw failure("cannot create the symlink", entry: entry, errno: errno)
+        }
+    }
+
+    /// Whether a path inside the destination is a symlink this writer did not create.
+    func isForeignSymlink(_ components: [String]) -> Bool {
+        let path = components.joined(separator: "/")
+        guard nodes[path] == nil, case .success(let info) = Syscall.statAt(root, path) else {
+            return false
+        }
+        return info.st_mode & S_IFMT == S_IFLNK
+    }
+
+    /// Reads a small file this writer created and removes it (a zip symlink's target).
+    func takeSmallFile(_ components: [String], limit: Int, entry: String) throws -> [UInt8] {
+        trimFolderCache()
+        let parent = try folder(components.dropLast(), create: false, entry: entry)
+        let name = components[components.count - 1]
+        let descriptor: Int32
+        switch Syscall.openAt(parent, name, O_RDONLY | O_NOFOLLOW) {
+        case .success(let opened): descriptor = opened
+        case .failure(let errno): throw failure("cannot read the symlink's target", entry: entry, errno: errno)
+        }
+        defer { close(descriptor) }
+        let bytes: [UInt8]
+        switch Syscall.readUpTo(descriptor, limit + 1) {
+        case .success(let read): bytes = read
+        case .failure(let errno): throw failure("cannot read the symlink's target", entry: entry, errno: errno)
+        }
+        guard bytes.count <= limit else {
+            throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) has a target longer than \(limit) bytes")
+        }
+        if case .failure(let errno) = Syscall.unlinkAt(parent, name) {
+            throw failure("cannot replace the file by a symlink", entry: entry, errno: errno)
+        }
+        nodes[components.joined(separator: "/")] = nil
+        return bytes
+    }
+
+    /// Sets a file's mode after the fact (zip modes arrive with the central directory).
+    func setFileMode(_ components: [String], mode: UInt32, entry: String) throws {
+        trimFolderCache()
+        let parent = try folder(components.dropLast(), create: false, entry: entry)
+        let descriptor: Int32
+        switch Syscall.openAt(parent, components[components.count - 1], O_RDONLY | O_NOFOLLOW) {
+        case .success(let opened): descriptor = opened
+        case .failure(let errno): throw failure("cannot open the file to set its mode", entry: entry, errno: errno)
+        }
+        defer { close(descriptor) }
+        if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(mode)) {
+            throw failure("cannot set the mode", entry: entry, errno: errno)
+        }
+    }
+
+    /// Gives every folder this writer created its final mode and time, deepest first (so that a
+    /// read-only folder never blocks the work inside it). Folders without an entry get 0755.
+    func finishFolders(attributes: [String: (mode: UInt32, modificationTime: Int64?)]) throws {
+        let createdFolders = created.filter { $0.node == .directory }.map(\.path)
+        let ordered = createdFolders.sorted { $0.split(separator: "/").count > $1.split(separator: "/").count }
+        for path in ordered {
+            let components = path.split(separator: "/").map(String.init)
+            trimFolderCache()
+            let descriptor = try folder(components[...], create: false, entry: path)
+            let wanted = attributes[path]
+            if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(wanted?.mode ?? 0o755)) {
+                throw failure("cannot set the folder's mode", entry: path, errno: errno)
+            }
+            if let time = wanted?.modificationTime, case .failure(let errno) = Syscall.setModificationTime(descriptor, time) {
+                throw failure("cannot set the folder's time", entry: path, errno: errno)
+            }
+        }
+        closeFolders()
+    }
+
+    /// Removes everything this writer created, newest first, and the destination itself if it
+    /// created it: the destination is left as it was.
+    func rollback() {
+        closeFolders()
+        for (path, node) in created.reversed() {
+            _ = Syscall.unlinkAt(root, path, directory: node == .directory)
+        }
+        created.removeAll()
+        nodes.removeAll()
+        if createdDestination {
+            try? FileManager.default.removeItem(atPath: destination)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension TreeWriter: Sendable {}

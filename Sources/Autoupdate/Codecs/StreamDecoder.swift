@@ -1,0 +1,37 @@
+/// A streaming decompressor: compressed chunks in, decompressed pieces out, memory bounded by
+/// its buffers whatever the stream's size.
+///
+/// Sans-I/O: the caller feeds whatever chunks it has (any size, one byte included) and gets the
+/// same output. Once a decoder has failed it keeps failing with the same error.
+protocol StreamDecoder: AnyObject {
+    /// Decodes `input`, handing each piece of output to `output`.
+    ///
+    /// - Important: The pieces are valid only during the call to `output`.
+    func decode(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws
+
+    /// The input has ended; throws if the stream is incomplete.
+    func finish() throws
+}
+
+/// Size of every decoder's output buffer.
+let decoderBufferSize = 256 << 10
+
+/// The decoder for a format's compression layer.
+func makeDecoder(for format: ArchiveFormat) throws -> any StreamDecoder {
+    switch format {
+    case .tarGzip: try GzipDecoder()
+    case .tarBzip2: try Bzip2Decoder()
+    case .tar, .zip: IdentityDecoder()
+    }
+}
+
+/// No compression: input passes through unchanged.
+final class IdentityDecoder: StreamDecoder {
+    func decode(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if !input.isEmpty {
+            try output(input)
+        }
+    }
+
+    func finish() throws {}
+}

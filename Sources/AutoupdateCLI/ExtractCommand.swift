@@ -1,0 +1,53 @@
+import ArgumentParser
+import Autoupdate
+
+struct ExtractCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "extract",
+        abstract: "Extract a .zip, .tar, .tar.gz or .tar.bz2 archive safely.",
+        discussion: """
+            The format comes from the file name (.zip, .tar, .tar.gz/.tgz, .tar.bz2/.tbz2), else \
+            from the first bytes. Entries that would leave DEST (absolute paths, '..', escaping \
+            links), devices, FIFOs and corrupt or truncated data fail the whole archive with a \
+            message naming the entry; whatever the extraction created is then removed, and \
+            nothing that was in DEST before is ever overwritten.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The archive to extract.")
+    var archive: String
+
+    @Argument(help: "The folder to extract into (created if missing).")
+    var destination: String
+
+    @Option(help: "The most bytes the extracted files may hold in all.")
+    var maxBytes: Int64 = ExtractionConfiguration().maxBytes
+
+    @Option(help: "The most entries the archive may have.")
+    var maxEntries: Int = ExtractionConfiguration().maxEntries
+
+    func validate() throws {
+        guard maxBytes > 0 else { throw ValidationError("--max-bytes must be positive") }
+        guard maxEntries > 0 else { throw ValidationError("--max-entries must be positive") }
+    }
+
+    func run() async throws {
+        global.bootstrapLogging()
+        try await Failure.reporting {
+            let extractor = Extractor(configuration: ExtractionConfiguration(maxBytes: maxBytes, maxEntries: maxEntries))
+            let report = try await extractor.extract(file: archive, to: destination)
+            let counts = [
+                count(report.files, "file"), count(report.directories, "folder"),
+                count(report.symlinks, "symlink"), count(report.hardlinks, "hard link"),
+            ]
+            print("extracted \(counts.joined(separator: ", ")) (\(count(Int(report.bytes), "byte"))) into \(destination)")
+        }
+    }
+}
+
+/// "1 file", "2 files".
+func count(_ number: Int, _ noun: String) -> String {
+    "\(number) \(noun)\(number == 1 ? "" : "s")"
+}

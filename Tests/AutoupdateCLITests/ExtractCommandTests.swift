@@ -1,0 +1,51 @@
+import AutoupdateTestSupport
+import Foundation
+import Testing
+
+@Suite("CLI: autoupdate extract")
+struct ExtractCommandTests {
+    @Test("extracts by name and by magic bytes, and says what it did")
+    func extracts() async throws {
+        let work = try TemporaryDirectory()
+        try FileManager.default.createDirectory(at: work.url.appending(path: "src/sub"), withIntermediateDirectories: true)
+        try Data("hi\n".utf8).write(to: work.url.appending(path: "src/sub/a.txt"))
+        let made = try await ChildProcess.run("/bin/sh", ["-c", "tar -czf a.tgz -C src . && cp a.tgz noext"], currentDirectory: work.path)
+        try #require(made.status == 0)
+        for name in ["a.tgz", "noext"] {
+            let out = work.url.appending(path: "out-\(name)").path
+            let result = try await autoupdate("extract", work.url.appending(path: name).path, out)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(result.stdout == "extracted 1 file, 1 folder, 0 symlinks, 0 hard links (3 bytes) into \(out)\n")
+            #expect(try String(contentsOfFile: out + "/sub/a.txt", encoding: .utf8) == "hi\n")
+        }
+    }
+
+    @Test("an unsafe archive exits 1 naming the entry, nothing is left")
+    func refuses() async throws {
+        let work = try TemporaryDirectory()
+        var builder = TarBuilder()
+        builder.entry("../escape.txt", content: Array("x".utf8))
+        builder.end()
+        try Data(builder.bytes).write(to: work.url.appending(path: "bad.tar"))
+        let result = try await autoupdate("extract", work.url.appending(path: "bad.tar").path, work.url.appending(path: "out").path)
+        #expect(result.status == 1)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr == "autoupdate: error: entry '../escape.txt' contains '..'; entries must stay inside the destination\n")
+        #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "out").path))
+        #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "escape.txt").path))
+    }
+
+    @Test("--max-bytes stops a bomb; a file that is no archive is named")
+    func limitsAndGarbage() async throws {
+        let work = try TemporaryDirectory()
+        let made = try await ChildProcess.run("/bin/sh", ["-c", "head -c 5000000 /dev/zero > z && tar -czf z.tgz z && echo hello > junk"], currentDirectory: work.path)
+        try #require(made.status == 0)
+        let bomb = try await autoupdate("extract", work.url.appending(path: "z.tgz").path, work.url.appending(path: "o").path, "--max-bytes", "1000000")
+        #expect(bomb.status == 1)
+        #expect(bomb.stderr.contains("'z' of 5000000 bytes would take the archive past the limit of 1000000 bytes"))
+        let junk = try await autoupdate("extract", work.url.appending(path: "junk").path, work.url.appending(path: "o").path)
+        #expect(junk.status == 1)
+        #expect(junk.stderr.contains("cannot tell the format"))
+        #expect(try await autoupdate("extract", "--max-bytes", "0", "a", "b").status == 64)
+    }
+}

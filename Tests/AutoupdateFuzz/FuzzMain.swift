@@ -1,0 +1,82 @@
+@_spi(Internals) import Autoupdate
+import Foundation
+
+/// libFuzzer targets for the archive readers and decoders (`make fuzz`).
+///
+/// Built with `--sanitize=fuzzer --sanitize=address -DAUTOUPDATE_FUZZING`, libFuzzer's own
+/// `main` drives ``LLVMFuzzerTestOneInput`` for the target named by `AUTOUPDATE_FUZZ_TARGET`
+/// (`tar`, `tgz`, `tbz2`, `zip`, `gzip`, `bzip2`). Built normally, it replays inputs instead:
+///
+///     AutoupdateFuzz <target> <files or folders>
+///
+/// The invariant checked: any input either scans or fails with an ``AutoupdateError``; a crash,
+/// a hang or any other error is a bug.
+#if AUTOUPDATE_FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    fuzzOne(data, size)
+}
+#else
+@main
+struct FuzzMain {
+    static func main() {
+        let arguments = CommandLine.arguments
+        guard arguments.count >= 2, FuzzTarget.selected != nil else {
+            FileHandle.standardError.write(Data("usage: AutoupdateFuzz <\(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|"))> [inputs]\n".utf8))
+            exit(64)
+        }
+        var replayed = 0
+        for path in arguments.dropFirst(2) {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: path)).map { $0.map { path + "/" + $0 } } ?? [path]
+            for file in files {
+                guard let data = FileManager.default.contents(atPath: file) else { continue }
+                _ = data.withUnsafeBytes { fuzzOne($0.baseAddress?.assumingMemoryBound(to: UInt8.self), $0.count) }
+                replayed += 1
+            }
+        }
+        print("replayed \(replayed) inputs")
+    }
+}
+#endif
+
+enum FuzzTarget: String, CaseIterable {
+    case tar, tgz, tbz2, zip, gzip, bzip2
+
+    /// `AUTOUPDATE_FUZZ_TARGET` under libFuzzer, else the first argument.
+    static let selected: FuzzTarget? = {
+        if let name = ProcessInfo.processInfo.environment["AUTOUPDATE_FUZZ_TARGET"] {
+            return FuzzTarget(rawValue: name)
+        }
+        return CommandLine.arguments.count >= 2 ? FuzzTarget(rawValue: CommandLine.arguments[1]) : nil
+    }()
+
+    /// A folder for zip spools, made once.
+    static let spoolFolder: String = {
+        let path = NSTemporaryDirectory() + "autoupdate-fuzz-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }()
+}
+
+/// One input: the first byte picks the chunk size, so chunk boundaries are fuzzed too.
+func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data, size > 0, let target = FuzzTarget.selected else { return 0 }
+    let chunkSize = Int(data[0]) * 61 + 1
+    let input = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
+    do {
+        switch target {
+        case .tar: _ = try ArchiveScanner.scan(input, format: .tar, chunkSize: chunkSize)
+        case .tgz: _ = try ArchiveScanner.scan(input, format: .tarGzip, chunkSize: chunkSize)
+        case .tbz2: _ = try ArchiveScanner.scan(input, format: .tarBzip2, chunkSize: chunkSize)
+        case .zip: _ = try ArchiveScanner.scan(input, format: .zip, chunkSize: chunkSize, spoolFolder: FuzzTarget.spoolFolder)
+        case .gzip: _ = try ArchiveScanner.decode(input, format: .tarGzip, chunkSize: chunkSize)
+        case .bzip2: _ = try ArchiveScanner.decode(input, format: .tarBzip2, chunkSize: chunkSize)
+        }
+    } catch is AutoupdateError {
+        // Refusing bad input is the expected outcome.
+    } catch {
+        FileHandle.standardError.write(Data("unexpected error type \(type(of: error)): \(error)\n".utf8))
+        abort()
+    }
+    return 0
+}

@@ -1,0 +1,143 @@
+@testable import Autoupdate
+import AutoupdateTestSupport
+import Foundation
+import Testing
+
+/// Decodes `input` split at seeded random boundaries (1-byte pieces when `seed` is 0).
+func decode(_ decoder: any StreamDecoder, _ input: [UInt8], seed: UInt64) throws -> [UInt8] {
+    var output: [UInt8] = []
+    var random = SeededRandom(seed: seed)
+    var index = 0
+    while index < input.count {
+        let size = seed == 0 ? 1 : Int.random(in: 1...max(1, min(70_000, input.count - index)), using: &random)
+        try input[index..<min(index + size, input.count)].withUnsafeBytes { chunk in
+            try decoder.decode(chunk) { output += $0 }
+        }
+        index += size
+    }
+    try decoder.finish()
+    return output
+}
+
+/// Runs a shell pipeline in `folder` and returns its stdout bytes (via a file).
+func shell(_ command: String, in folder: URL) async throws {
+    let result = try await ChildProcess.run("/bin/sh", ["-c", command], currentDirectory: folder.path)
+    guard result.status == 0 else {
+        throw TestFailure("`\(command)` failed: \(result.stderr)")
+    }
+}
+
+@Suite("Decoders: gzip, bzip2")
+struct DecoderTests {
+    let folder: TemporaryDirectory
+    let plain: [UInt8]
+
+    init() throws {
+        folder = try TemporaryDirectory()
+        // Compressible text and incompressible noise, so blocks of every kind appear.
+        plain = Array(String(repeating: "autoupdate streams archives while they download. ", count: 4_000).utf8)
+            + Fixtures.randomBytes(count: 100_000, seed: 5)
+        try Data(plain).write(to: folder.url.appending(path: "plain"))
+    }
+
+    func file(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: folder.url.appending(path: name)))
+    }
+
+    @Test("gzip output of the gzip tool decodes identically at any chunking", arguments: [0, 1, 2, 3] as [UInt64])
+    func gzipChunkInvariance(seed: UInt64) async throws {
+        try await shell("gzip -9 -c plain > plain.gz", in: folder.url)
+        let input = try file("plain.gz")
+        let output = try await onDedicatedThread { try decode(GzipDecoder(), input, seed: seed) }
+        #expect(output == plain)
+    }
+
+    @Test("multi-member gzip decodes every member")
+    func gzipMultiMember() async throws {
+        try await shell("head -c 1000 plain | gzip -c > two.gz && tail -c +1001 plain | gzip -1 -c >> two.gz", in: folder.url)
+        #expect(try decode(GzipDecoder(), file("two.gz"), seed: 9) == plain)
+    }
+
+    @Test("zero padding after the last member is accepted, other trailing data is not")
+    func gzipTrailing() async throws {
+        try await shell("gzip -c plain > p.gz", in: folder.url)
+        let gz = try file("p.gz")
+        #expect(try decode(GzipDecoder(), gz + [UInt8](repeating: 0, count: 4096), seed: 4) == plain)
+        #expect {
+            try decode(GzipDecoder(), gz + Array("garbage".utf8), seed: 4)
+        } throws: { ($0 as? AutoupdateError)?.message.contains("unexpected data after gzip member 1") == true }
+    }
+
+    @Test("a corrupt gzip trailer is a checksum mismatch", arguments: [8, 4] as [Int])
+    func gzipTrailerCorruption(fromEnd: Int) async throws {
+        try await shell("gzip -c plain > p.gz", in: folder.url)
+        var gz = try file("p.gz")
+        gz[gz.count - fromEnd] ^= 0x55
+        #expect {
+            try decode(GzipDecoder(), gz, seed: 1)
+        } throws: { error in
+            guard let error = error as? AutoupdateError else { return false }
+            return error.code == .checksumMismatch && error.message.contains("gzip member 1 is corrupt")
+        }
+    }
+
+    @Test("truncated gzip fails at every offset, never decodes short")
+    func gzipTruncation() async throws {
+        try await shell("gzip -c plain > p.gz", in: folder.url)
+        let gz = try file("p.gz")
+        for cut in stride(from: 1, to: gz.count, by: max(1, gz.count / 40)) + [gz.count - 1, 2, 10] {
+            #expect(throws: AutoupdateError.self, "cut at \(cut)") {
+                try decode(GzipDecoder(), Array(gz[..<cut]), seed: 2)
+            }
+        }
+        #expect { try decode(GzipDecoder(), [], seed: 1) } throws: { ($0 as? AutoupdateError)?.message == "the gzip stream is empty" }
+    }
+
+    @Test("not gzip: bad magic is named")
+    func gzipBadMagic() {
+        #expect {
+            try decode(GzipDecoder(), Array("PK\u{3}\u{4}hello".utf8), seed: 1)
+        } throws: { ($0 as? AutoupdateError)?.message.contains("not a gzip stream: bad magic bytes 50 4b 03") == true }
+    }
+
+    @Test("bzip2 output of the bzip2 tool decodes identically at any chunking", arguments: [0, 1, 2] as [UInt64])
+    func bzip2ChunkInvariance(seed: UInt64) async throws {
+        try await shell("bzip2 -c plain > plain.bz2", in: folder.url)
+        let input = try file("plain.bz2")
+        let output = try await onDedicatedThread { try decode(Bzip2Decoder(), input, seed: seed) }
+        #expect(output == plain)
+    }
+
+    @Test("multi-stream bzip2 (as pbzip2 and lbzip2 write) decodes every stream")
+    func bzip2MultiStream() async throws {
+        try await shell("head -c 5000 plain | bzip2 -c > two.bz2 && tail -c +5001 plain | bzip2 -c >> two.bz2", in: folder.url)
+        #expect(try decode(Bzip2Decoder(), file("two.bz2"), seed: 3) == plain)
+    }
+
+    @Test("corrupt bzip2 data is refused")
+    func bzip2Corruption() async throws {
+        try await shell("bzip2 -c plain > p.bz2", in: folder.url)
+        var bz = try file("p.bz2")
+        bz[bz.count / 2] ^= 0x10
+        #expect {
+            try decode(Bzip2Decoder(), bz, seed: 1)
+        } throws: { error in
+            guard let error = error as? AutoupdateError else { return false }
+            return [.checksumMismatch, .corruptArchive].contains(error.code) && error.message.contains("bzip2 stream 1 is corrupt")
+        }
+    }
+
+    @Test("truncated bzip2 fails at every offset")
+    func bzip2Truncation() async throws {
+        try await shell("bzip2 -c plain > p.bz2", in: folder.url)
+        let bz = try file("p.bz2")
+        for cut in stride(from: 1, to: bz.count, by: max(1, bz.count / 30)) + [bz.count - 1] {
+            #expect(throws: AutoupdateError.self, "cut at \(cut)") {
+                try decode(Bzip2Decoder(), Array(bz[..<cut]), seed: 2)
+            }
+        }
+        #expect {
+            try decode(Bzip2Decoder(), Array("BZh0xxxx".utf8), seed: 1)
+        } throws: { ($0 as? AutoupdateError)?.message.contains("not a bzip2 stream") == true }
+    }
+}

@@ -16,7 +16,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test tsan fuzz clean
+.PHONY: deps build test tsan fuzz demo clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -40,6 +40,10 @@ $(VENV)/.installed: Makefile
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(PIP_PACKAGES)
 	@touch $@
 
+## demo: an app updated from 1.0 to 2.0 over a local HTTPS server, then run.
+demo: deps
+	bash Tests/AutoupdateTestHelper/demo.sh
+
 ## build: release build of the library and the `autoupdate` CLI.
 build: deps
 	$(SWIFT) build -c release
@@ -50,7 +54,8 @@ test: deps
 
 ## tsan: the whole test suite under ThreadSanitizer (its own build folder).
 tsan: deps
-	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python AUTOUPDATE_TEST_TIME_SCALE=5 \
+	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
 ## fuzz: libFuzzer + AddressSanitizer on every archive reader and decoder, FUZZ_SECONDS each (default 60).
 fuzz: deps

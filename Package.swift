@@ -45,6 +45,8 @@ let package = Package(
             name: "CAutoupdateBzip2",
             providers: [.apt(["libbz2-dev"])]
         ),
+        // Linux calls that need _GNU_SOURCE (syncfs); header-only, nothing to link.
+        .systemLibrary(name: "CAutoupdateSystem"),
         .systemLibrary(
             name: "CAutoupdateSodium",
             pkgConfig: "libsodium",
@@ -57,6 +59,7 @@ let package = Package(
                 "CAutoupdateZlib",
                 "CAutoupdateBzip2",
                 "CAutoupdateSodium",
+                "CAutoupdateSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -79,6 +82,7 @@ let package = Package(
                 "Autoupdate",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -98,6 +102,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tests/AutoupdateTestHelper",
+            exclude: ["demo.sh"],
             swiftSettings: strictSettings
         ),
         // libFuzzer targets for the readers (`make fuzz`); built normally, it replays inputs.
@@ -110,7 +115,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AutoupdateTests",
-            dependencies: ["Autoupdate", "AutoupdateTestSupport", "AutoupdateTestHelper", "AutoupdateFuzz"],
+            dependencies: [
+                "Autoupdate", "AutoupdateTestSupport", "AutoupdateTestHelper", "AutoupdateFuzz",
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
             // Inputs found by `make fuzz`, replayed by a test through the harness.
             exclude: ["Archive/FuzzRegressions"],
             swiftSettings: strictSettings

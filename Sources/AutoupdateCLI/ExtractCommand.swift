@@ -48,6 +48,6 @@ struct ExtractCommand: AsyncParsableCommand {
 }
 
 /// "1 file", "2 files".
-func count(_ number: Int, _ noun: String) -> String {
-    "\(number) \(noun)\(number == 1 ? "" : "s")"
+func count(_ number: Int, _ noun: String, plural: String? = nil) -> String {
+    "\(number) \(number == 1 ? noun : plural ?? noun + "s")"
 }

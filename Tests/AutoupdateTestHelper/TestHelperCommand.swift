@@ -30,9 +30,18 @@ extension TestHelperCommand {
         @Flag(help: "Plain HTTP instead of HTTPS.")
         var plain = false
 
+        @Option(help: "A PEM certificate chain to present instead of the committed test certificate.")
+        var certificate: String?
+
+        @Option(help: "The PEM private key of --certificate.")
+        var key: String?
+
         func run() async throws {
-            let server = try await TestHTTPSServer.start(
-                root: URL(fileURLWithPath: root), identity: plain ? nil : .localhost, port: port)
+            var identity: TestHTTPSServer.Identity? = plain ? nil : .localhost
+            if let certificate, let key {
+                identity = .files(certificate: certificate, key: key)
+            }
+            let server = try await TestHTTPSServer.start(root: URL(fileURLWithPath: root), identity: identity, port: port)
             // Unbuffered: whoever started us waits for this line.
             FileHandle.standardOutput.write(Data((server.baseURL.absoluteString + "\n").utf8))
             await Signals.waitForTermination()

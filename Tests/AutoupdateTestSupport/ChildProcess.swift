@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Runs a tool (the built CLI, Python, tar, …) to completion and captures what it printed.
 public enum ChildProcess {
@@ -98,5 +98,13 @@ public enum ChildProcess {
                 stdout: try String(contentsOf: folder.url.appending(path: "stdout"), encoding: .utf8),
                 stderr: try String(contentsOf: folder.url.appending(path: "stderr"), encoding: .utf8))
         }
+    }
+}
+
+/// Runs a shell command line in `folder`; throws with its stderr when it fails.
+public func shell(_ command: String, in folder: URL) async throws {
+    let result = try await ChildProcess.run("/bin/sh", ["-c", command], currentDirectory: folder.path)
+    guard result.status == 0 else {
+        throw TestFailure("`\(command)` failed: \(result.stderr)")
     }
 }

@@ -1,6 +1,6 @@
 import Dispatch
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Waiting for SIGTERM or SIGINT without polling.
 public enum Signals {
@@ -27,10 +27,10 @@ public enum Signals {
 
 /// True exactly once.
 final class OnceFlag: Sendable {
-    private let claimed = Mutex(false)
+    private let claimed = NIOLockedValueBox(false)
 
     func claim() -> Bool {
-        claimed.withLock { claimed in
+        claimed.withLockedValue { claimed in
             defer { claimed = true }
             return !claimed
         }

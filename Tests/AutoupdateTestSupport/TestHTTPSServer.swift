@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A real HTTPS server on 127.0.0.1 for tests: serves a folder, speaks Range, ETag/If-None-Match,
 /// If-Modified-Since and HEAD, and misbehaves on request (per path: error statuses, truncation,
@@ -62,6 +62,8 @@ public final class TestHTTPSServer: Sendable {
         case localhost
         /// Valid for `wrong.invalid` only, signed by the same CA: a host-name mismatch.
         case wrongHost
+        /// A certificate chain and key from PEM files (`make demo` makes its own).
+        case files(certificate: String, key: String)
     }
 
     /// Faults for the next requests, one set each, then `repeating` for all later ones.
@@ -86,8 +88,8 @@ public final class TestHTTPSServer: Sendable {
     public let port: Int
     /// Whether the server speaks TLS (a plain-HTTP listener proves the client never uses it).
     public let usesTLS: Bool
-    private let state = Mutex(State())
-    private let serverChannel = Mutex<(any Channel)?>(nil)
+    private let state = NIOLockedValueBox(State())
+    private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// `https://127.0.0.1:<port>/` (or `http://` for a plain listener).
     public var baseURL: URL {
@@ -116,12 +118,12 @@ public final class TestHTTPSServer: Sendable {
     ///   - port: A fixed port, or 0 for an ephemeral one.
     public static func start(root: URL, identity: Identity? = .localhost, port: Int = 0) async throws -> TestHTTPSServer {
         let sslContext = try identity.map { try TestPKI.serverContext(for: $0) }
-        let handlerServer = Mutex<TestHTTPSServer?>(nil)
+        let handlerServer = NIOLockedValueBox<TestHTTPSServer?>(nil)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let server = handlerServer.withLock({ $0 }) else { return }
+                    guard let server = handlerServer.withLockedValue({ $0 }) else { return }
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(ConnectionDropHandler())
                     if let sslContext {
@@ -137,8 +139,8 @@ public final class TestHTTPSServer: Sendable {
             throw TestFailure("the test server has no local port")
         }
         let server = TestHTTPSServer(root: root, port: boundPort, usesTLS: identity != nil)
-        server.serverChannel.withLock { $0 = channel }
-        handlerServer.withLock { $0 = server }
+        server.serverChannel.withLockedValue { $0 = channel }
+        handlerServer.withLockedValue { $0 = server }
         return server
     }
 
@@ -159,10 +161,10 @@ public final class TestHTTPSServer: Sendable {
 
     /// Stops listening and closes every connection.
     public func stop() async {
-        if let channel = serverChannel.withLock({ $0 }) {
+        if let channel = serverChannel.withLockedValue({ $0 }) {
             try? await channel.close()
         }
-        let open = state.withLock { Array($0.connections.values) }
+        let open = state.withLockedValue { Array($0.connections.values) }
         for channel in open {
             try? await channel.close()
         }
@@ -174,12 +176,12 @@ public final class TestHTTPSServer: Sendable {
     public func inject(_ faults: [Fault], at path: String, times: Int? = nil) {
         let rule = times.map { FaultRule(queue: Array(repeating: faults, count: $0), repeating: nil) }
             ?? FaultRule(queue: [], repeating: faults)
-        state.withLock { $0.rules[Self.normalized(path)] = rule }
+        state.withLockedValue { $0.rules[Self.normalized(path)] = rule }
     }
 
     /// Applies each set of faults to one request for `path`, in order; later requests get none.
     public func inject(sequence: [[Fault]], at path: String) {
-        state.withLock { $0.rules[Self.normalized(path)] = FaultRule(queue: sequence, repeating: nil) }
+        state.withLockedValue { $0.rules[Self.normalized(path)] = FaultRule(queue: sequence, repeating: nil) }
     }
 
     private static func normalized(_ path: String) -> String {
@@ -188,12 +190,12 @@ public final class TestHTTPSServer: Sendable {
 
     /// Removes every fault.
     public func clearFaults() {
-        state.withLock { $0.rules = [:] }
+        state.withLockedValue { $0.rules = [:] }
     }
 
     /// Every request received so far, in order.
     public var requests: [Request] {
-        state.withLock { $0.requests }
+        state.withLockedValue { $0.requests }
     }
 
     /// The requests received for one path.
@@ -204,13 +206,13 @@ public final class TestHTTPSServer: Sendable {
 
     /// Connections currently open.
     public var openConnections: Int {
-        state.withLock { $0.openConnections }
+        state.withLockedValue { $0.openConnections }
     }
 
     /// When each closed connection closed, as the server saw it (on its event loop, whatever
     /// the tests keep busy): the moment a client's socket really went away.
     public var connectionCloseTimes: [ContinuousClock.Instant] {
-        state.withLock { $0.closeTimes }
+        state.withLockedValue { $0.closeTimes }
     }
 
     /// Waits until at most `count` connections are open (clients have closed theirs).
@@ -232,7 +234,7 @@ public final class TestHTTPSServer: Sendable {
         let id = UUID()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let ready = state.withLock { state -> Bool in
+                let ready = state.withLockedValue { state -> Bool in
                     if state.openConnections <= count || Task.isCancelled {
                         return true
                     }
@@ -244,7 +246,7 @@ public final class TestHTTPSServer: Sendable {
                 }
             }
         } onCancel: {
-            let waiter = state.withLock { state in
+            let waiter = state.withLockedValue { state in
                 state.connectionWaiters.firstIndex { $0.id == id }.map { state.connectionWaiters.remove(at: $0) }
             }
             waiter?.continuation.resume()
@@ -252,13 +254,13 @@ public final class TestHTTPSServer: Sendable {
     }
 
     fileprivate func connectionOpened(_ channel: any Channel) {
-        state.withLock { $0.connections[ObjectIdentifier(channel)] = channel }
+        state.withLockedValue { $0.connections[ObjectIdentifier(channel)] = channel }
         connectionsChanged(by: 1)
     }
 
     fileprivate func connectionClosed(_ channel: any Channel) {
         let now = ContinuousClock.now
-        state.withLock {
+        state.withLockedValue {
             $0.connections[ObjectIdentifier(channel)] = nil
             $0.closeTimes.append(now)
         }
@@ -266,7 +268,7 @@ public final class TestHTTPSServer: Sendable {
     }
 
     private func connectionsChanged(by delta: Int) {
-        let ready = state.withLock { state in
+        let ready = state.withLockedValue { state in
             state.openConnections += delta
             let open = state.openConnections
             let ready = state.connectionWaiters.filter { open <= $0.atMost }
@@ -280,7 +282,7 @@ public final class TestHTTPSServer: Sendable {
 
     fileprivate func record(_ head: HTTPRequestHead) -> (path: String, faults: [Fault]) {
         let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
-        let faults = state.withLock { state -> [Fault] in
+        let faults = state.withLockedValue { state -> [Fault] in
             state.requests.append(Request(method: head.method.rawValue, path: path, headers: head.headers.map { ($0.name, $0.value) }))
             guard var rule = state.rules[path] else {
                 return []

@@ -8,11 +8,16 @@ import SystemPackage
 public struct AppFolder: Sendable, Hashable {
     /// The folder's absolute, lexically normalized path.
     public let path: String
+    /// The names of the layout's files.
+    public let layout: AppLayout
 
     /// Creates a handle on an app folder; nothing is read or created yet.
     ///
-    /// - Parameter path: The folder, absolute or relative to the current directory.
-    public init(path: String = ".") {
+    /// - Parameters:
+    ///   - path: The folder, absolute or relative to the current directory.
+    ///   - layout: The layout's file names (the seed's by default).
+    public init(path: String = ".", layout: AppLayout = AppLayout()) {
+        self.layout = layout
         var folder = FilePath(path)
         if !folder.isAbsolute {
             folder = FilePath(FileManager.default.currentDirectoryPath).pushing(folder)

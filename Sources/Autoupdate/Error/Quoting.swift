@@ -1,7 +1,7 @@
 /// Quotes untrusted text (a server's reply, an archive entry's name) for an error message:
 /// single quotes, control characters escaped so they cannot rewrite a terminal line, and long
 /// text shortened so a hostile input cannot flood a log.
-func quoted(_ text: some StringProtocol, limit: Int = 64) -> String {
+func quoted(_ text: some StringProtocol, limit: Int = 160) -> String {
     let shortened = text.count > limit ? text.prefix(limit) + "…" : Substring(text)
     var result = "'"
     for scalar in shortened.unicodeScalars {

@@ -19,14 +19,6 @@ func decode(_ decoder: any StreamDecoder, _ input: [UInt8], seed: UInt64) throws
     return output
 }
 
-/// Runs a shell pipeline in `folder` and returns its stdout bytes (via a file).
-func shell(_ command: String, in folder: URL) async throws {
-    let result = try await ChildProcess.run("/bin/sh", ["-c", command], currentDirectory: folder.path)
-    guard result.status == 0 else {
-        throw TestFailure("`\(command)` failed: \(result.stderr)")
-    }
-}
-
 @Suite("Decoders: gzip, bzip2")
 struct DecoderTests {
     let folder: TemporaryDirectory

@@ -1,0 +1,268 @@
+import Foundation
+
+extension AppFolder {
+    /// The state of one file of the layout: valid, missing, or corrupted (with what is wrong).
+    ///
+    /// A corrupted file is a condition to report (the seed's `CorruptedFileWarning`), not an error.
+    public enum FileCondition<Value: Sendable>: Sendable {
+        case valid(Value)
+        case missing
+        case corrupted(reason: String)
+
+        /// The value when valid.
+        public var value: Value? {
+            if case .valid(let value) = self { value } else { nil }
+        }
+    }
+
+    /// The absolute path of a file of the layout (or any name) in this folder.
+    public func path(of name: String) -> String {
+        path == "/" ? "/" + name : path + "/" + name
+    }
+
+    /// The update folder's absolute path.
+    public var updateDirectory: String { path(of: layout.updateDir) }
+
+    // MARK: version.txt
+
+    /// The installed version, from `version.txt`.
+    public func readVersionDoc() -> FileCondition<Version> {
+        readVersion(layout.versionDoc)
+    }
+
+    /// Writes `version.txt` atomically: the commit point of an install.
+    func writeVersionDoc(_ version: Version) throws {
+        try AtomicFile.write(Array((version.description + "\n").utf8), to: path(of: layout.versionDoc))
+    }
+
+    // MARK: .queue
+
+    /// The version a check found and that is not installed yet.
+    public func readQueue() -> FileCondition<Version> {
+        readVersion(layout.queueUpdate)
+    }
+
+    func writeQueue(_ version: Version) throws {
+        try AtomicFile.write(Array((version.description + "\n").utf8), to: path(of: layout.queueUpdate))
+    }
+
+    func removeQueue() throws {
+        try removeIfPresent(path(of: layout.queueUpdate))
+    }
+
+    private func readVersion(_ name: String) -> FileCondition<Version> {
+        let file = path(of: name)
+        guard let data = FileManager.default.contents(atPath: file) else {
+            return FileManager.default.fileExists(atPath: file) ? .corrupted(reason: "\(name) cannot be read") : .missing
+        }
+        guard data.count <= 4096, let text = String(data: data, encoding: .utf8) else {
+            return .corrupted(reason: "\(name) is not a short UTF-8 text file")
+        }
+        do {
+            return .valid(try Version(text))
+        } catch let error as AutoupdateError {
+            return .corrupted(reason: "\(name): \(error.message)")
+        } catch {
+            return .corrupted(reason: "\(name): \(error)")
+        }
+    }
+
+    // MARK: version_check.log
+
+    /// What a check found, as the check log records it.
+    public enum CheckOutcome: Sendable, Equatable {
+        /// A newer version (`Old X|New Y|Time T`).
+        case newVersion(Version)
+        /// The same or an older version (`Old X|Up to date|Time T`).
+        case upToDate
+        /// The server's version.txt was not a version (`Old X|Server invalid|Time T`).
+        case serverInvalid
+    }
+
+    /// One line of the check log.
+    public struct CheckLogLine: Sendable, Equatable {
+        public let old: Version
+        public let outcome: CheckOutcome
+        /// As written: UTC, `2026-11-24 21:30:05.123456` (Python's `str(datetime.utcnow())`).
+        public let time: String
+    }
+
+    /// Appends `Old X|New Y|Time T` (or `Up to date`, `Server invalid`) to the check log.
+    func appendCheckLog(old: Version, outcome: CheckOutcome, at date: Date = Date()) throws {
+        let middle = switch outcome {
+        case .newVersion(let version): "New \(version)"
+        case .upToDate: "Up to date"
+        case .serverInvalid: "Server invalid"
+        }
+        let line = "Old \(old)|\(middle)|Time \(Self.pythonUTCString(date))\n"
+        try append(line, to: path(of: layout.versionCheckLog))
+    }
+
+    /// The check log's lines; empty lines are skipped, any other malformed line corrupts the log.
+    public func readCheckLog() -> FileCondition<[CheckLogLine]> {
+        let file = path(of: layout.versionCheckLog)
+        guard let data = FileManager.default.contents(atPath: file) else {
+            return FileManager.default.fileExists(atPath: file) ? .corrupted(reason: "the check log cannot be read") : .missing
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return .corrupted(reason: "the check log is not UTF-8 text")
+        }
+        var lines: [CheckLogLine] = []
+        // `isNewline`, not "\n": in Swift "\r\n" is one Character, and logs may come from Windows.
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            guard let parsed = Self.parseCheckLogLine(line) else {
+                return .corrupted(reason: "line \(index + 1) of the check log is not 'Old X|New Y|Time T': \(quoted(line))")
+            }
+            lines.append(parsed)
+        }
+        return .valid(lines)
+    }
+
+    static func parseCheckLogLine(_ line: String) -> CheckLogLine? {
+        let fields = line.split(separator: "|", omittingEmptySubsequences: false)
+        guard fields.count == 3, fields[0].hasPrefix("Old "), fields[2].hasPrefix("Time "),
+              let old = try? Version(String(fields[0].dropFirst(4)))
+        else { return nil }
+        let time = String(fields[2].dropFirst(5))
+        guard !time.isEmpty else { return nil }
+        let outcome: CheckOutcome
+        switch fields[1] {
+        case "Up to date": outcome = .upToDate
+        case "Server invalid": outcome = .serverInvalid
+        case let middle where middle.hasPrefix("New "):
+            guard let new = try? Version(String(middle.dropFirst(4))) else { return nil }
+            outcome = .newVersion(new)
+        default:
+            return nil
+        }
+        return CheckLogLine(old: old, outcome: outcome, time: time)
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS.ffffff` in UTC, as Python's `str(datetime.utcnow())` prints it.
+    static func pythonUTCString(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        let micros = Int((date.timeIntervalSince1970 - date.timeIntervalSince1970.rounded(.down)) * 1_000_000)
+        func pad(_ value: Int?, _ width: Int) -> String {
+            let text = String(value ?? 0)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.year, 4))-\(pad(parts.month, 2))-\(pad(parts.day, 2)) \(pad(parts.hour, 2)):\(pad(parts.minute, 2)):\(pad(parts.second, 2)).\(pad(micros, 6))"
+    }
+
+    // MARK: filelist.txt
+
+    /// The files the last update installed, as paths relative to the folder (folders end with
+    /// `/`). Entries that would leave the folder or name a layout file corrupt the list.
+    public func readFileList() -> FileCondition<[String]> {
+        let file = path(of: layout.fileList)
+        guard let data = FileManager.default.contents(atPath: file) else {
+            return FileManager.default.fileExists(atPath: file) ? .corrupted(reason: "\(layout.fileList) cannot be read") : .missing
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return .corrupted(reason: "\(layout.fileList) is not UTF-8 text")
+        }
+        var entries: [String] = []
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = String(raw)
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            guard let entry = normalizedListEntry(line) else {
+                return .corrupted(reason: "\(layout.fileList) lists \(quoted(line)), which is outside the app folder or reserved")
+            }
+            entries.append(entry)
+        }
+        return .valid(entries)
+    }
+
+    /// A list entry as a clean relative path (`./a//b` → `a/b`; folders keep one trailing `/`),
+    /// or `nil` when it leaves the folder or names a layout file.
+    func normalizedListEntry(_ line: String) -> String? {
+        let isFolder = line.hasSuffix("/")
+        var relative = line
+        if relative.hasPrefix(path + "/") {
+            relative = String(relative.dropFirst(path.count + 1))
+        }
+        guard !relative.hasPrefix("/") else { return nil }
+        let components = relative.split(separator: "/").filter { $0 != "." }
+        guard !components.isEmpty, !components.contains(".."), !layout.reservedNames.contains(String(components[0])) else {
+            return nil
+        }
+        return components.joined(separator: "/") + (isFolder ? "/" : "")
+    }
+
+    func writeFileList(_ entries: [String]) throws {
+        let text = entries.map { $0 + "\n" }.joined()
+        try AtomicFile.write(Array(text.utf8), to: path(of: layout.fileList))
+    }
+
+    // MARK: Helpers
+
+    func append(_ text: String, to file: String) throws {
+        let handle: FileHandle
+        if let existing = FileHandle(forUpdatingAtPath: file) {
+            handle = existing
+        } else {
+            guard FileManager.default.createFile(atPath: file, contents: nil), let created = FileHandle(forUpdatingAtPath: file) else {
+                throw AutoupdateError(.fileSystem, "cannot write \(quoted(file))")
+            }
+            handle = created
+        }
+        defer { try? handle.close() }
+        do {
+            // pyautoupdate starts each line with a newline, so its files end without one.
+            let end = try handle.seekToEnd()
+            var separator = ""
+            if end > 0 {
+                try handle.seek(toOffset: end - 1)
+                if try handle.read(upToCount: 1) != Data("\n".utf8) {
+                    separator = "\n"
+                }
+                try handle.seekToEnd()
+            }
+            try handle.write(contentsOf: Data((separator + text).utf8))
+        } catch {
+            throw AutoupdateError(.fileSystem, "cannot write \(quoted(file)): \(error.localizedDescription)", underlying: error)
+        }
+    }
+
+    func removeIfPresent(_ file: String) throws {
+        do {
+            try FileManager.default.removeItem(atPath: file)
+        } catch CocoaError.fileNoSuchFile {
+        } catch {
+            guard FileManager.default.fileExists(atPath: file) else { return }
+            throw AutoupdateError(.fileSystem, "cannot remove \(quoted(file)): \(error.localizedDescription)", underlying: error)
+        }
+    }
+
+    // MARK: Locks
+
+    /// Held by whoever updates the folder, so that two updaters never work on it at once.
+    func lockForUpdate() throws -> FileLock {
+        try FileManager.default.createDirectory(atPath: updateDirectory, withIntermediateDirectories: true)
+        guard let lock = try FileLock.acquire(updateDirectory + "/.update.lock", exclusive: true) else {
+            throw AutoupdateError(.locked, "another update of \(quoted(path)) is in progress")
+        }
+        return lock
+    }
+
+    /// Taken exclusively by an install, shared by a running app: an install never swaps files
+    /// under a running app, and the app cannot start in the middle of a swap.
+    func lockForInstall() throws -> FileLock {
+        guard let lock = try FileLock.acquire(path, exclusive: true, directory: true) else {
+            throw AutoupdateError(.processRunning, "the app in \(quoted(path)) is running; the update will install once it has stopped")
+        }
+        return lock
+    }
+
+    /// Held while the app runs (shared: several instances may run).
+    func lockForRunning() throws -> FileLock {
+        guard let lock = try FileLock.acquire(path, exclusive: false, directory: true) else {
+            throw AutoupdateError(.locked, "an update is being installed in \(quoted(path)); try again in a moment")
+        }
+        return lock
+    }
+}

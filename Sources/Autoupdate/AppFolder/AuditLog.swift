@@ -1,0 +1,40 @@
+import Foundation
+
+/// An append-only JSON-lines record of every check and update, beside the check log (which keeps
+/// the seed's format): when, what, from where, the HTTP status, bytes, the archive's hash, the
+/// signing key, and the decision with its reason.
+///
+/// ```json
+/// {"decision":"installed","event":"update","sha256":"…","time":"2026-11-24T21:30:05Z","url":"https://…/project.zip","version":"2.0"}
+/// ```
+///
+/// Writing is best effort: an audit line that cannot be written never blocks an update.
+struct AuditLog: Sendable {
+    struct Record: Encodable {
+        var time: String
+        var event: String
+        var url: String?
+        var status: Int?
+        var bytes: Int64?
+        var hash: String?
+        var keyID: String?
+        var version: String?
+        var decision: String
+        var reason: String?
+    }
+
+    let folder: AppFolder
+
+    func record(
+        event: String, url: URL? = nil, status: Int? = nil, bytes: Int64? = nil, hash: String? = nil,
+        keyID: String? = nil, version: String? = nil, decision: String, reason: String? = nil
+    ) {
+        let record = Record(
+            time: ISO8601DateFormatter().string(from: Date()), event: event, url: url?.displayString, status: status,
+            bytes: bytes, hash: hash, keyID: keyID, version: version, decision: decision, reason: reason)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(record) else { return }
+        try? folder.append(String(decoding: data, as: UTF8.self) + "\n", to: folder.path(of: folder.layout.auditLog))
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+
+/// Turns a folder into what a static HTTPS server serves for autoupdate clients: the archive
+/// (in the format its name says) and `version.txt`.
+///
+/// ```swift
+/// let published = try Publisher.publish(source: "build/myapp", version: try Version("2.0"), to: "/var/www/myapp")
+/// print(published.archive, published.sha256)
+/// ```
+///
+/// The archive is written under a temporary name, flushed, then renamed into place, and
+/// `version.txt` is written last: a client polling during a publish sees the old version or the
+/// complete new one. The layout's own files (`version.txt`, `filelist.txt`, …) are left out of
+/// the archive, and what clients would refuse (symlinks leaving the folder, devices, FIFOs) is
+/// refused here first.
+public enum Publisher {
+    /// What was published.
+    public struct Result: Sendable {
+        /// The archive's path.
+        public let archive: String
+        public let version: Version
+        /// Files, folders and symlinks in the archive.
+        public let entries: Int
+        /// The archive's size in bytes.
+        public let bytes: Int64
+        /// SHA-256 of the archive, hex.
+        public let sha256: String
+    }
+
+    /// Publishes `source` as `version` into `output`.
+    ///
+    /// - Parameters:
+    ///   - source: The folder holding the app's files, as they should be installed.
+    ///   - version: The version to announce.
+    ///   - output: The server folder (created if missing).
+    ///   - archive: The archive's name; `.zip`, `.tar.gz` or `.tar.bz2` choose the format.
+    ///   - layout: The layout whose file names are left out of the archive.
+    /// - Throws: ``AutoupdateError`` (`.invalidArgument` for what clients would refuse,
+    ///   `.fileSystem`).
+    public static func publish(
+        source: String, version: Version, to output: String, archive: ArchiveName = .default, layout: AppLayout = AppLayout()
+    ) throws -> Result {
+        let tree = try SourceTree(root: source, skipping: layout.reservedNames)
+        do {
+            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        } catch {
+            throw AutoupdateError(.fileSystem, "cannot create the server folder \(quoted(output)): \(error.localizedDescription)", underlying: error)
+        }
+        let finalPath = output + "/" + archive.name
+        let temporaryPath = output + "/." + archive.name + ".tmp-\(UInt32.random(in: 0...UInt32.max))"
+        guard FileManager.default.createFile(atPath: temporaryPath, contents: nil),
+              let handle = FileHandle(forUpdatingAtPath: temporaryPath)
+        else {
+            throw AutoupdateError(.fileSystem, "cannot create \(quoted(temporaryPath))")
+        }
+        do {
+            try write(tree, as: archive.format, to: handle)
+            try handle.synchronize()
+            try handle.close()
+            try? FileManager.default.removeItem(atPath: finalPath)
+            try FileManager.default.moveItem(atPath: temporaryPath, toPath: finalPath)
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: temporaryPath)
+            if let error = error as? AutoupdateError { throw error }
+            throw AutoupdateError(.fileSystem, "cannot write the archive \(quoted(finalPath)): \(error.localizedDescription)", underlying: error)
+        }
+        let (bytes, sha256) = try hash(finalPath)
+        try AtomicFile.write(Array((version.description + "\n").utf8), to: output + "/version.txt")
+        return Result(archive: finalPath, version: version, entries: tree.entries.count, bytes: bytes, sha256: sha256)
+    }
+
+    private static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws {
+        let toFile: (UnsafeRawBufferPointer) throws -> Void = { try handle.write(contentsOf: Data($0)) }
+        switch format {
+        case .zip:
+            let writer = try ZipWriter(handle: handle)
+            for entry in tree.entries {
+                try writer.add(entry, root: tree.root)
+            }
+            try writer.finish()
+        case .tar, .tarGzip, .tarBzip2:
+            let compressor: (any StreamCompressor)? = switch format {
+            case .tarGzip: try DeflateStream(gzip: true, level: 6)
+            case .tarBzip2: try Bzip2CompressStream()
+            default: nil
+            }
+            let writer = TarWriter { bytes in
+                if let compressor {
+                    try compressor.compress(bytes, output: toFile)
+                } else {
+                    try toFile(bytes)
+                }
+            }
+            for entry in tree.entries {
+                try writer.write(entry, root: tree.root)
+            }
+            try writer.finish()
+            try compressor?.finish(output: toFile)
+        }
+    }
+
+    /// The size and SHA-256 of a file.
+    static func hash(_ path: String) throws -> (Int64, String) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw AutoupdateError(.fileSystem, "cannot read \(quoted(path))")
+        }
+        defer { try? handle.close() }
+        var digest = SHA256Digest()
+        var bytes: Int64 = 0
+        while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+            data.withUnsafeBytes { digest.update($0) }
+            bytes += Int64(data.count)
+        }
+        return (bytes, digest.finalize())
+    }
+}

@@ -1,0 +1,273 @@
+public import Foundation
+public import Logging
+
+/// How an ``Updater`` downloads, extracts and trusts updates.
+public struct UpdaterConfiguration: Sendable {
+    /// The archive's name on the server (the seed's `newfiles`). Default `project.zip`.
+    public var archive: ArchiveName
+    /// Trust, timeouts, caps and retries for every request.
+    public var download: DownloadConfiguration
+    /// Caps on the extracted tree.
+    public var extraction: ExtractionConfiguration
+
+    public init(
+        archive: ArchiveName = .default,
+        download: DownloadConfiguration = DownloadConfiguration(),
+        extraction: ExtractionConfiguration = ExtractionConfiguration()
+    ) {
+        self.archive = archive
+        self.download = download
+        self.extraction = extraction
+    }
+}
+
+/// What an update is doing, for progress displays.
+public enum UpdateEvent: Sendable {
+    /// An interrupted install was finished or undone first.
+    case recovered(RecoveryOutcome)
+    /// Asking the server for `version.txt`.
+    case checking(URL)
+    case checked(VersionChecker.Result)
+    /// The archive is downloading (and extracting at the same time).
+    case downloading(DownloadProgress)
+    /// The archive has been downloaded and extracted into the staging folder.
+    case extracted(ExtractionReport)
+    case installing(Version)
+    case installed(Version)
+}
+
+/// What an interrupted install left, and what recovery did about it.
+public enum RecoveryOutcome: Sendable, Equatable {
+    /// There was nothing to recover.
+    case nothingToDo
+    /// The install had not committed: the old version was restored.
+    case rolledBack(version: String)
+    /// The install had committed: its clean-up was finished.
+    case rolledForward(version: String)
+}
+
+/// The result of ``Updater/update(onEvent:)``.
+public enum UpdateOutcome: Sendable, Equatable {
+    /// No newer version on the server.
+    case upToDate(Version)
+    /// The server's `version.txt` is not a version; nothing was changed.
+    case serverInvalid(installed: Version)
+    /// Installed `to` over `from`.
+    case updated(from: Version, to: Version)
+}
+
+/// A downloaded, extracted update waiting to be installed; holds the update lock until it is
+/// installed or discarded.
+public final class PreparedUpdate: Sendable {
+    /// The version it installs.
+    public let version: Version
+    /// The version installed when it was prepared.
+    public let installed: Version
+    /// The staging folder holding the new tree.
+    public let staging: String
+    /// SHA-256 of the archive, hex.
+    public let archiveHash: String
+    /// The archive's size in bytes.
+    public let archiveBytes: Int64
+    fileprivate let lock: FileLock
+
+    fileprivate init(version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, lock: FileLock) {
+        self.version = version
+        self.installed = installed
+        self.staging = staging
+        self.archiveHash = archiveHash
+        self.archiveBytes = archiveBytes
+        self.lock = lock
+    }
+
+    /// Removes the staged tree without installing it.
+    public func discard() {
+        try? FileManager.default.removeItem(atPath: staging)
+    }
+}
+
+/// Takes an installed app from its version to the server's newest, safely.
+///
+/// ```swift
+/// let updater = try Updater(folder: AppFolder(path: "/opt/myapp"), url: UpdateURL("https://example.com/myapp/"))
+/// switch try await updater.update(onEvent: { print($0) }) {
+/// case .updated(let from, let to): print("updated \(from) → \(to)")
+/// case .upToDate(let version): print("up to date (\(version))")
+/// case .serverInvalid: print("the server's version.txt is invalid")
+/// }
+/// ```
+///
+/// The archive is extracted while it downloads, into a staging folder inside the update folder,
+/// and hashed as it passes. Only then is it installed by a journaled swap (see ``Installer``):
+/// after any crash the app is entirely the old version or entirely the new one. An update lock
+/// keeps two updaters apart; the install waits for no one: while the app runs it is refused.
+///
+/// ### Security
+/// HTTPS only, verified; archives are hostile until proven otherwise (see ``Extractor``); a
+/// version older than the installed one is never installed. Out of scope here: who published the
+/// archive (the signature check establishes that).
+public actor Updater {
+    public nonisolated let folder: AppFolder
+    public nonisolated let url: UpdateURL
+    public nonisolated let configuration: UpdaterConfiguration
+    private let downloader: Downloader
+    private let extractor: Extractor
+    private let checker: VersionChecker
+    private let logger: Logger
+    private let audit: AuditLog
+
+    /// - Parameters:
+    ///   - folder: The app folder.
+    ///   - url: The update folder on the server.
+    ///   - configuration: Archive name, trust, caps.
+    ///   - logger: Where the update's progress and warnings go.
+    public init(folder: AppFolder, url: UpdateURL, configuration: UpdaterConfiguration = UpdaterConfiguration(), logger: Logger = Logger(label: "autoupdate.update")) {
+        self.folder = folder
+        self.url = url
+        self.configuration = configuration
+        self.logger = logger
+        downloader = Downloader(configuration: configuration.download, logger: logger)
+        extractor = Extractor(configuration: configuration.extraction, logger: logger)
+        checker = VersionChecker(folder: folder, url: url, downloader: downloader, logger: logger)
+        audit = AuditLog(folder: folder)
+    }
+
+    /// The seed's `check_new`: whether a newer version is available (see ``VersionChecker``).
+    public func checkNew() async throws -> Bool {
+        try await checker.checkNew()
+    }
+
+    /// Checks for a newer version, in detail.
+    public func check() async throws -> VersionChecker.Result {
+        try await checker.check()
+    }
+
+    /// Checks, downloads, extracts and installs, as one step.
+    ///
+    /// - Throws: ``AutoupdateError``; whatever fails, the installed app is untouched (or, if the
+    ///   failure struck during the install itself, restored).
+    public func update(onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }) async throws -> UpdateOutcome {
+        let (prepared, result) = try await prepareOrReport(onEvent: onEvent)
+        guard let prepared else {
+            return result.outcome == .serverInvalid ? .serverInvalid(installed: result.installed) : .upToDate(result.installed)
+        }
+        try await install(prepared, onEvent: onEvent)
+        return .updated(from: prepared.installed, to: prepared.version)
+    }
+
+    /// Recovers an interrupted install (under the update and install locks).
+    public func recover() throws -> RecoveryOutcome {
+        let lock = try folder.lockForUpdate()
+        defer { withExtendedLifetime(lock) {} }
+        return try recoverLocked()
+    }
+
+    private func recoverLocked() throws -> RecoveryOutcome {
+        guard FileManager.default.fileExists(atPath: folder.updateDirectory + "/journal.json") else {
+            return .nothingToDo
+        }
+        let installLock = try folder.lockForInstall()
+        defer { withExtendedLifetime(installLock) {} }
+        switch try Installer(folder: folder, logger: logger).recover() {
+        case .nothingToDo: return .nothingToDo
+        case .rolledBack(let version): return .rolledBack(version: version)
+        case .rolledForward(let version): return .rolledForward(version: version)
+        }
+    }
+
+    /// Checks, then downloads and extracts a newer version into a staging folder, without
+    /// touching the app.
+    ///
+    /// - Returns: The staged update, or `nil` when there is nothing newer (or the server's
+    ///   version text is invalid). The update lock is held until it is installed or discarded.
+    public func prepare(onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }) async throws -> PreparedUpdate? {
+        try await prepareOrReport(onEvent: onEvent).prepared
+    }
+
+    /// ``prepare(onEvent:)``, also returning what the check found.
+    private func prepareOrReport(
+        onEvent: @escaping @Sendable (UpdateEvent) -> Void
+    ) async throws -> (prepared: PreparedUpdate?, check: VersionChecker.Result) {
+        let lock = try folder.lockForUpdate()
+        let recovery = try recoverLocked()
+        if recovery != .nothingToDo {
+            onEvent(.recovered(recovery))
+        }
+        onEvent(.checking(url.appending("version.txt")))
+        let result = try await checker.check()
+        onEvent(.checked(result))
+        guard let version = result.available else {
+            return (nil, result)
+        }
+        removeLeftovers()
+        let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
+        let archiveURL = url.appending(configuration.archive.name)
+        logger.info("downloading", metadata: ["update.url": "\(archiveURL.displayString)", "update.version.new": "\(version)"])
+
+        let sink = await extractor.start(format: configuration.archive.format, to: staging)
+        var digest = SHA256Digest()
+        var bytes: Int64 = 0
+        let report: ExtractionReport
+        do {
+            do {
+                for try await chunk in downloader.bytes(from: archiveURL) {
+                    chunk.bytes.withUnsafeBytes { digest.update($0) }
+                    bytes = chunk.progress.receivedBytes
+                    onEvent(.downloading(chunk.progress))
+                    try await sink.send(chunk.bytes)
+                }
+                try Task.checkCancellation()
+            } catch {
+                try await sink.fail(error)
+            }
+            report = try await sink.finish()
+        } catch let error as AutoupdateError {
+            try? FileManager.default.removeItem(atPath: staging)
+            let failure = error.adding(context: "updating to \(version) from \(archiveURL.displayString)")
+            audit.record(event: "update", url: archiveURL, status: error.httpStatus, bytes: bytes, version: version.description, decision: "refused", reason: failure.message)
+            throw failure
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+        onEvent(.extracted(report))
+        let hash = digest.finalize()
+        logger.info("staged", metadata: ["update.version.new": "\(version)", "download.bytes": "\(bytes)", "archive.sha256": "\(hash)"])
+        let prepared = PreparedUpdate(
+            version: version, installed: result.installed, staging: staging, archiveHash: hash, archiveBytes: bytes, lock: lock)
+        return (prepared, result)
+    }
+
+    /// Installs a prepared update (journaled; refused while the app runs).
+    ///
+    /// - Throws: ``AutoupdateError`` with code ``AutoupdateError/Code/processRunning`` when the
+    ///   app runs (the staged update is kept: try again once it has stopped), or `.install`
+    ///   when the swap failed (the app folder was restored and the staged update discarded).
+    public func install(_ prepared: PreparedUpdate, onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }) async throws {
+        let installLock = try folder.lockForInstall()
+        defer { withExtendedLifetime(installLock) {} }
+        onEvent(.installing(prepared.version))
+        let archiveURL = url.appending(configuration.archive.name)
+        do {
+            try Installer(folder: folder, logger: logger).install(staging: prepared.staging, version: prepared.version)
+        } catch let error as AutoupdateError {
+            prepared.discard()
+            audit.record(
+                event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash,
+                version: prepared.version.description, decision: "install-failed", reason: error.message)
+            throw error
+        }
+        audit.record(
+            event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash,
+            version: prepared.version.description, decision: "installed")
+        onEvent(.installed(prepared.version))
+    }
+
+    /// Staging folders of updates that never installed (a crash, a kill): they can go.
+    private func removeLeftovers() {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
+        for name in names where name.hasPrefix("staging-") || name.hasPrefix("backup-") {
+            try? FileManager.default.removeItem(atPath: folder.updateDirectory + "/" + name)
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+public import Logging
+
+/// Checks the server's `version.txt` against the installed version, with the seed's semantics.
+///
+/// - A valid `.queue` newer than the installed version means an update is already known: the
+///   check reports it without a request (pyautoupdate's rule).
+/// - Otherwise `BASE/version.txt` is fetched, conditionally: the validator of the last answer
+///   is remembered (in the update folder), so a repeat check costs the server a `304`.
+/// - Newer: `.queue` gets the version and the log `Old X|New Y|Time T`. Same or older:
+///   `Old X|Up to date|Time T`. Not a version: `Old X|Server invalid|Time T`, the text is kept
+///   beside the log for inspection, a warning is logged, and the check reports no update.
+///
+/// A missing `version.txt` counts as `0.0.0` (nothing installed yet); a corrupted one is a
+/// logged warning and counts as `0.0.0` too, so that the next update repairs it.
+public actor VersionChecker {
+    /// The result of one check.
+    public struct Result: Sendable, Equatable {
+        /// The installed version (`0.0.0` when none is recorded).
+        public let installed: Version
+        /// The newer version found, if any.
+        public let available: Version?
+        /// What the check log recorded.
+        public let outcome: AppFolder.CheckOutcome
+        /// Whether it came from `.queue`, without asking the server.
+        public let fromQueue: Bool
+        /// Whether the server answered `304 Not Modified`.
+        public let notModified: Bool
+    }
+
+    private struct Cache: Codable {
+        var url: String
+        var validator: HTTPValidator
+        var body: String
+    }
+
+    public nonisolated let folder: AppFolder
+    public nonisolated let url: UpdateURL
+    private let downloader: Downloader
+    private let logger: Logger
+    private let audit: AuditLog
+
+    /// - Parameters:
+    ///   - folder: The app folder.
+    ///   - url: The update folder on the server.
+    ///   - downloader: The downloader to ask with (its trust settings apply).
+    ///   - logger: Where warnings about corrupted files go.
+    public init(folder: AppFolder, url: UpdateURL, downloader: Downloader, logger: Logger = Logger(label: "autoupdate.check")) {
+        self.folder = folder
+        self.url = url
+        self.downloader = downloader
+        self.logger = logger
+        self.audit = AuditLog(folder: folder)
+    }
+
+    /// The seed's `check_new`: whether a newer version is available.
+    ///
+    /// - Throws: ``AutoupdateError`` when the server cannot be reached or answers with an error
+    ///   (an invalid version text is not an error: it returns `false`).
+    public func checkNew() async throws -> Bool {
+        try await check().available != nil
+    }
+
+    /// Checks and reports in detail.
+    public func check() async throws -> Result {
+        let installed = installedVersion()
+        switch folder.readQueue() {
+        case .valid(let queued) where queued > installed:
+            logger.debug("update already queued", metadata: ["update.version.new": "\(queued)"])
+            return Result(installed: installed, available: queued, outcome: .newVersion(queued), fromQueue: true, notModified: false)
+        case .valid:
+            try folder.removeQueue()  // stale: not newer than what is installed
+        case .corrupted(let reason):
+            logger.warning("corrupted queue file ignored", metadata: ["file.reason": "\(reason)"])
+            try folder.removeQueue()
+        case .missing:
+            break
+        }
+
+        let versionURL = url.appending("version.txt")
+        var cache = readCache()
+        let text: String
+        var notModified = false
+        var status = 200
+        do {
+            switch try await downloader.fetch(versionURL, validator: cache?.validator, maxBytes: 64 << 10) {
+            case .notModified:
+                notModified = true
+                status = 304
+                text = cache?.body ?? ""
+            case .modified(let body, let validator):
+                text = String(decoding: body, as: UTF8.self)
+                cache = validator.map { Cache(url: url.description, validator: $0, body: text) }
+                writeCache(cache)
+            }
+        } catch let error as AutoupdateError {
+            audit.record(event: "check", url: versionURL, status: error.httpStatus, decision: "failed", reason: error.message)
+            throw error
+        }
+
+        let server: Version
+        do {
+            server = try Version(text)
+        } catch {
+            logger.warning("the server's version.txt is not a valid version", metadata: [
+                "update.url": "\(versionURL.displayString)", "update.server.text": "\(quoted(text))",
+            ])
+            try? AtomicFile.write(Array(text.utf8), to: folder.path(of: folder.layout.serverInvalidDump))
+            try folder.appendCheckLog(old: installed, outcome: .serverInvalid)
+            audit.record(event: "check", url: versionURL, status: status, decision: "server-invalid", reason: "version.txt holds \(quoted(text))")
+            return Result(installed: installed, available: nil, outcome: .serverInvalid, fromQueue: false, notModified: notModified)
+        }
+        guard server > installed else {
+            try folder.appendCheckLog(old: installed, outcome: .upToDate)
+            audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "up-to-date")
+            return Result(installed: installed, available: nil, outcome: .upToDate, fromQueue: false, notModified: notModified)
+        }
+        try folder.writeQueue(server)
+        try folder.appendCheckLog(old: installed, outcome: .newVersion(server))
+        audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "update-available")
+        logger.info("update available", metadata: ["update.version.old": "\(installed)", "update.version.new": "\(server)"])
+        return Result(installed: installed, available: server, outcome: .newVersion(server), fromQueue: false, notModified: notModified)
+    }
+
+    /// The installed version; `0.0.0` when missing or corrupted (a warning for the latter).
+    private func installedVersion() -> Version {
+        switch folder.readVersionDoc() {
+        case .valid(let version):
+            return version
+        case .missing:
+            return Version.zero
+        case .corrupted(let reason):
+            logger.warning("corrupted version file; treating the app as not installed", metadata: ["file.reason": "\(reason)"])
+            return Version.zero
+        }
+    }
+
+    private var cachePath: String { folder.updateDirectory + "/version-check.json" }
+
+    private func readCache() -> Cache? {
+        guard let data = FileManager.default.contents(atPath: cachePath),
+              let cache = try? JSONDecoder().decode(Cache.self, from: data), cache.url == url.description
+        else { return nil }
+        return cache
+    }
+
+    private func writeCache(_ cache: Cache?) {
+        guard let cache, let data = try? JSONEncoder().encode(cache) else {
+            try? FileManager.default.removeItem(atPath: cachePath)
+            return
+        }
+        try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
+        try? AtomicFile.write(Array(data), to: cachePath)
+    }
+}
+
+extension Version {
+    /// `0.0.0`: what an app folder without a valid `version.txt` counts as.
+    public static let zero = Version(epoch: .zero, release: [0, 0, 0], preRelease: nil, postRelease: nil, devRelease: nil, local: nil)
+}

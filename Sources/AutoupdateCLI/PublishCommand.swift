@@ -1,0 +1,37 @@
+import ArgumentParser
+import Autoupdate
+
+struct PublishCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Turn a folder into what a static HTTPS server serves: the archive and version.txt.",
+        discussion: """
+            The archive's format follows its name (.zip, .tar.gz, .tar.bz2). It is written under \
+            a temporary name and renamed into place, and version.txt is written last, so clients \
+            never see a version whose archive is incomplete. Upload OUT to any static HTTPS host.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The folder holding the app's files, as they should be installed.")
+    var source: String
+
+    @Option(help: "The version to publish (PEP 440).")
+    var version: String
+
+    @Option(help: "The server folder to write (created if missing).")
+    var out: String
+
+    @Option(help: "The archive's name: .zip, .tar.gz or .tar.bz2.")
+    var archive: String = ArchiveName.default.name
+
+    func run() async throws {
+        global.bootstrapLogging()
+        try await Failure.reporting {
+            let result = try Publisher.publish(
+                source: source, version: try Version(version), to: out, archive: try ArchiveName(archive))
+            print("published \(result.version): \(result.archive) (\(count(result.entries, "entry", plural: "entries")), \(ProgressDisplay.bytes(result.bytes)), sha256 \(result.sha256)) and \(out)/version.txt")
+        }
+    }
+}

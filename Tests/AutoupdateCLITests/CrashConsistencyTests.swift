@@ -1,0 +1,97 @@
+import Autoupdate
+import AutoupdateTestSupport
+import Foundation
+import Testing
+
+/// An update of ~2000 files killed with SIGKILL at many moments: after recovery the app is always
+/// exactly the old version or exactly the new one, and a later update completes.
+@Suite("Crash consistency of the installer")
+struct CrashConsistencyTests {
+    /// v1 and v2 share 1000 files, change 500, and each has 500 of its own.
+    static func tree(_ version: Int) -> [String: UpdateScenario.Content] {
+        var tree: [String: UpdateScenario.Content] = [:]
+        for index in 0..<1000 {
+            tree["common/d\(index % 20)/f\(index).txt"] = .text("common \(index)\n")
+        }
+        for index in 0..<500 {
+            tree["changed/d\(index % 10)/f\(index).txt"] = .text("version \(version) of \(index)\n")
+            tree["only\(version)/d\(index % 10)/f\(index).txt"] = .text("only in \(version): \(index)\n")
+        }
+        tree["bin/app"] = .text("#!/bin/sh\necho \(version)\n", mode: 0o755)
+        tree["big.bin"] = .bytes(Fixtures.randomBytes(count: 1 << 20, seed: UInt64(version)))
+        return tree
+    }
+
+    @Test("killed at random moments, recovery leaves exactly v1 or exactly v2")
+    func killedAnywhere() async throws {
+        // On tmpfs: thousands of file creations per iteration; a SIGKILL tests atomicity, which
+        // does not depend on the disk.
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(Self.tree(1), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            // The pristine v1 install every iteration starts from.
+            let installed = try await autoupdate("update", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile)
+            try #require(installed.status == 0, "\(installed.stderr)")
+            let v1 = try scenario.appSnapshot()
+            try scenario.publish(Self.tree(2), version: "2.0")
+
+            // Calibrate: how long a whole update takes, and its install phase.
+            let calibration = scenario.work.url.appending(path: "calibration")
+            try await shell("cp -a '\(scenario.appFolder.path)' '\(calibration.path)'", in: scenario.work.url)
+            let clock = ContinuousClock()
+            let started = clock.now
+            let timed = try LiveProcess(BuiltProducts.cli, ["update", "--url", url, "--dir", calibration.path, "--ca-file", TestPKI.caFile])
+            var installStarted = started
+            for await line in timed.stderrLines where line.hasPrefix("installing") { installStarted = clock.now }
+            #expect(try await timed.waitForExit() == 0)
+            let whole = clock.now - started
+            let install = clock.now - installStarted
+            print("crash consistency: a whole update takes \(whole), its install \(install)")
+
+            var random = SeededRandom(seed: 2026)
+            var outcomes = (old: 0, new: 0)
+            for iteration in 0..<16 {
+                let app = scenario.work.url.appending(path: "app-\(iteration)")
+                try await shell("cp -a '\(scenario.appFolder.path)' '\(app.path)'", in: scenario.work.url)
+                let child = try LiveProcess(BuiltProducts.cli, ["update", "--url", url, "--dir", app.path, "--ca-file", TestPKI.caFile])
+                if iteration % 2 == 0 {
+                    // Anywhere: during the check, the download, the extraction or the install.
+                    try await Task.sleep(for: whole * Double.random(in: 0...1.1, using: &random))
+                } else {
+                    // Within the install: wait for the child to say so, then some of its length,
+                    // biased to the end, where the commit point is.
+                    for await line in child.stderrLines where line.hasPrefix("installing") { break }
+                    try await Task.sleep(for: install * Double.random(in: 0.4...1.2, using: &random))
+                }
+                child.signal(SIGKILL)
+                _ = try await child.waitForExit()
+
+                let recovered = try await autoupdate("recover", "--dir", app.path)
+                #expect(recovered.status == 0, "iteration \(iteration): \(recovered.stderr)")
+                let folder = AppFolder(path: app.path)
+                let after = try TreeSnapshot(app).filtering { path in
+                    ![".pyautodownloads", "version_check.log", ".queue", "autoupdate-audit.jsonl"].contains(String(path.split(separator: "/")[0]))
+                }
+                let version = folder.readVersionDoc().value?.description
+                if after == v1 {
+                    outcomes.old += 1
+                    #expect(version == "1.0", "iteration \(iteration): v1 files with version.txt \(version ?? "nil")")
+                } else {
+                    outcomes.new += 1
+                    let v2Files = after.filtering { $0.hasPrefix("only2/") }.nodes.count
+                    #expect(version == "2.0" && v2Files == 510 && after.nodes["only1"] == nil,
+                            "iteration \(iteration): neither v1 nor v2 after recovery (version \(version ?? "nil"))")
+                }
+                if iteration % 4 == 3 {
+                    // A later update completes from whatever state the crash left.
+                    let finished = try await autoupdate("update", "--url", url, "--dir", app.path, "--ca-file", TestPKI.caFile)
+                    #expect(finished.status == 0, "iteration \(iteration): \(finished.stderr)")
+                    #expect(folder.readVersionDoc().value?.description == "2.0")
+                }
+                try FileManager.default.removeItem(at: app)
+            }
+            print("crash consistency: \(outcomes.old) kills left v1, \(outcomes.new) left v2, none a mix")
+        }
+    }
+}

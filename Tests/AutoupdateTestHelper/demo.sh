@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# make demo: an app updated from 1.0 to 2.0 over a local HTTPS server, then run.
+# Everything happens in a temporary folder; the server stops when the demo ends.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if [ -t 1 ]; then bold=$'\033[1m'; plain=$'\033[0m'; else bold=""; plain=""; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+
+say "Building autoupdate and the demo's HTTPS server"
+swift build --product autoupdate 2>&1 | tail -n 1
+swift build --product AutoupdateTestHelper 2>&1 | tail -n 1
+bin=$(swift build --show-bin-path)
+autoupdate="$bin/autoupdate"
+
+demo=$(mktemp -d -t autoupdate-demo-XXXXXX)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$demo"
+}
+trap cleanup EXIT
+
+say "Making a test certificate (a throw-away CA, and a certificate for 127.0.0.1 it signs)"
+openssl ecparam -name prime256v1 -genkey -noout -out "$demo/ca-key.pem"
+openssl req -x509 -new -key "$demo/ca-key.pem" -sha256 -days 2 -subj "/CN=autoupdate demo CA" -out "$demo/ca.pem" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$demo/server-key.pem"
+openssl req -new -key "$demo/server-key.pem" -subj "/CN=127.0.0.1" -out "$demo/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$demo/ext.cnf"
+openssl x509 -req -in "$demo/server.csr" -CA "$demo/ca.pem" -CAkey "$demo/ca-key.pem" -CAcreateserial \
+  -days 2 -sha256 -extfile "$demo/ext.cnf" -out "$demo/server.pem" 2>/dev/null
+echo "CA: $demo/ca.pem"
+
+say "Two versions of a small app"
+for version in 1.0 2.0; do
+  mkdir -p "$demo/src-$version/bin" "$demo/src-$version/share"
+  cat > "$demo/src-$version/bin/hello" <<SCRIPT
+#!/bin/sh
+here=\$(dirname "\$0")
+echo "Hello! I am version $version. \$(cat "\$here/../share/news.txt")"
+SCRIPT
+  chmod +x "$demo/src-$version/bin/hello"
+done
+echo "(the first release)" > "$demo/src-1.0/share/news.txt"
+echo "(downloaded over HTTPS, extracted while downloading, installed atomically)" > "$demo/src-2.0/share/news.txt"
+find "$demo/src-1.0" "$demo/src-2.0" -type f | sed "s|$demo/||"
+
+say "Publishing 1.0 to the server folder, and serving it over HTTPS on 127.0.0.1"
+"$autoupdate" publish "$demo/src-1.0" --version 1.0 --out "$demo/server"
+mkfifo "$demo/url.fifo"
+"$bin/AutoupdateTestHelper" serve --root "$demo/server" --certificate "$demo/server.pem" --key "$demo/server-key.pem" > "$demo/url.fifo" &
+server_pid=$!
+# The server prints its URL once it listens: wait for that line (at most a minute).
+read -r -t 60 url < "$demo/url.fifo"
+echo "serving $url"
+
+say "Installing 1.0 into an empty app folder"
+echo "\$ autoupdate update --url $url --dir app --ca-file ca.pem"
+"$autoupdate" update --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem"
+echo "\$ app/bin/hello"
+"$demo/app/bin/hello"
+
+say "Publishing 2.0"
+"$autoupdate" publish "$demo/src-2.0" --version 2.0 --out "$demo/server"
+
+say "The app checks, downloads and installs 2.0, then runs"
+echo "\$ autoupdate check --url $url --dir app --ca-file ca.pem"
+"$autoupdate" check --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem"
+echo "\$ autoupdate update --url $url --dir app --ca-file ca.pem"
+"$autoupdate" update --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem"
+echo "\$ app/bin/hello"
+"$demo/app/bin/hello"
+
+say "What the app folder keeps (pyautoupdate's layout)"
+echo "version.txt:       $(cat "$demo/app/version.txt")"
+echo "filelist.txt:      $(tr '\n' ' ' < "$demo/app/filelist.txt")"
+echo "version_check.log:"
+sed 's/^/  /' "$demo/app/version_check.log"
+
+say "Done: the server is stopped and the demo folder removed"

@@ -1,0 +1,76 @@
+public import Autoupdate
+public import Foundation
+
+/// A server folder and an app folder for update tests, with app versions published by
+/// ``Publisher`` (or by hand, as pyautoupdate's docs describe).
+public final class UpdateScenario: Sendable {
+    /// What a test app's files hold.
+    public enum Content: Sendable {
+        case text(String, mode: Int = 0o644)
+        case bytes([UInt8], mode: Int = 0o644)
+        case symlink(String)
+    }
+
+    public let work: TemporaryDirectory
+    public var serverFolder: URL { work.url.appending(path: "server") }
+    public var appFolder: URL { work.url.appending(path: "app") }
+    public var folder: AppFolder { AppFolder(path: appFolder.path) }
+
+    /// - Parameter inMemory: Keep everything on tmpfs (see ``TemporaryDirectory``).
+    public init(inMemory: Bool = false) throws {
+        work = try TemporaryDirectory(prefix: "scenario", inMemory: inMemory)
+        try FileManager.default.createDirectory(at: serverFolder, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: appFolder, withIntermediateDirectories: true)
+    }
+
+    /// Writes a tree into `folder` (created).
+    public static func write(_ tree: [String: Content], to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (path, content) in tree {
+            let url = folder.appending(path: path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            switch content {
+            case .text(let text, let mode):
+                try Data(text.utf8).write(to: url)
+                try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
+            case .bytes(let bytes, let mode):
+                try Data(bytes).write(to: url)
+                try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
+            case .symlink(let target):
+                try FileManager.default.createSymbolicLink(atPath: url.path, withDestinationPath: target)
+            }
+        }
+    }
+
+    /// Publishes a version of the app to the server folder.
+    @discardableResult
+    public func publish(_ tree: [String: Content], version: String, archive: String = "project.zip") throws -> Publisher.Result {
+        let source = work.url.appending(path: "src-\(version)-\(UUID().uuidString)")
+        try Self.write(tree, to: source)
+        return try Publisher.publish(source: source.path, version: try Version(version), to: serverFolder.path, archive: try ArchiveName(archive))
+    }
+
+    /// The app folder's contents, without the update folder and the files a check may write
+    /// (`version_check.log`, `.queue`, the audit trail, the invalid-version dump): what must be
+    /// byte-identical after a failed update.
+    public func appSnapshot() throws -> TreeSnapshot {
+        let layout = AppLayout()
+        let skipped: Set<String> = [layout.updateDir, layout.versionCheckLog, layout.queueUpdate, layout.auditLog, layout.serverInvalidDump]
+        return try TreeSnapshot(appFolder).filtering { path in
+            !skipped.contains(String(path.split(separator: "/").first ?? ""))
+        }
+    }
+
+    /// The app's own files only (also without version.txt and filelist.txt): what a version
+    /// looks like once installed.
+    public func appFiles() throws -> TreeSnapshot {
+        try appSnapshot().filtering { $0 != "version.txt" && $0 != "filelist.txt" }
+    }
+}
+
+extension TreeSnapshot {
+    /// The nodes whose path passes `include`.
+    public func filtering(_ include: (String) -> Bool) -> TreeSnapshot {
+        TreeSnapshot(nodes: nodes.filter { include($0.key) })
+    }
+}

@@ -19,13 +19,13 @@ struct UpdateCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: UpdateOptions
 
-    @Option(help: "The archive's name on the server: .zip, .tar.gz or .tar.bz2.")
-    var archive: String = ArchiveName.default.name
+    @Option(help: "The archive's name on the server: .zip, .tar.gz or .tar.bz2. Default: $AUTOUPDATE_NEWFILES, else project.zip.")
+    var archive: String?
 
     func run() async throws {
         global.bootstrapLogging()
         try await Failure.reporting {
-            let configuration = UpdaterConfiguration(archive: try ArchiveName(archive), download: options.downloadConfiguration())
+            let configuration = UpdaterConfiguration(archive: try options.archiveName(archive), download: options.downloadConfiguration())
             let updater = Updater(folder: options.folder(), url: try options.updateURL(), configuration: configuration, logger: Logger(label: "autoupdate"))
             let progress = ProgressDisplay()
             let outcome = try await updater.update { progress.show($0) }

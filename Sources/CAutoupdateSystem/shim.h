@@ -1,13 +1,187 @@
-// Linux system calls that Glibc's Swift module does not show (they need _GNU_SOURCE).
+// Linux system calls that Glibc's Swift module does not show (they need _GNU_SOURCE, or are
+// macros or unions Swift cannot read).
 #ifndef CAUTOUPDATE_SYSTEM_SHIM_H
 #define CAUTOUPDATE_SYSTEM_SHIM_H
 
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /// Flushes the whole file system holding `descriptor`. The corresponding C function is `syncfs`.
 static inline int autoupdate_syncfs(int descriptor) {
     return syncfs(descriptor);
+}
+
+/// Starts `path` as a child in a process group of its own, with every signal at its default
+/// disposition and unblocked (whatever the parent ignores or blocks), no descriptor but 0, 1 and 2
+/// inherited, in `directory` when it is not NULL, and, when `terminal` is a descriptor, as the
+/// terminal's foreground process group (so that an interactive child can read it).
+///
+/// glibc's posix_spawn reports a failed exec (ENOENT, EACCES, ENOEXEC) as its return value.
+/// Returns 0 and sets `*pid`, or an errno value.
+static inline int autoupdate_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+                                   const char *directory, int terminal) {
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_t actions;
+    int result = posix_spawnattr_init(&attributes);
+    if (result != 0) return result;
+    result = posix_spawn_file_actions_init(&actions);
+    if (result != 0) {
+        posix_spawnattr_destroy(&attributes);
+        return result;
+    }
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigfillset(&defaults);
+    sigdelset(&defaults, SIGKILL);
+    sigdelset(&defaults, SIGSTOP);
+    result = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    if (result == 0) result = posix_spawnattr_setpgroup(&attributes, 0);
+    if (result == 0) result = posix_spawnattr_setsigmask(&attributes, &none);
+    if (result == 0) result = posix_spawnattr_setsigdefault(&attributes, &defaults);
+    if (result == 0 && directory != NULL) result = posix_spawn_file_actions_addchdir_np(&actions, directory);
+    if (result == 0) result = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    if (result == 0 && terminal >= 0) result = posix_spawn_file_actions_addtcsetpgrp_np(&actions, terminal);
+    if (result == 0) result = posix_spawn(pid, path, &actions, &attributes, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    return result;
+}
+
+/// Blocks until child `pid` has ended, without reaping it: the zombie keeps its pid and its
+/// process group id reserved, so signals sent to them until the reap cannot reach a stranger.
+/// Sets `*code` (exit code, or -1) and `*signal_number` (the killing signal, or 0).
+/// Returns 0 or an errno value.
+static inline int autoupdate_wait_exit(pid_t pid, int *code, int *signal_number) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) != 0) {
+        if (errno != EINTR) return errno;
+    }
+    if (info.si_code == CLD_EXITED) {
+        *code = info.si_status;
+        *signal_number = 0;
+    } else {
+        *code = -1;
+        *signal_number = info.si_status;
+    }
+    return 0;
+}
+
+/// Reaps child `pid` once it has ended. Returns 0 or an errno value.
+static inline int autoupdate_reap(pid_t pid) {
+    while (waitpid(pid, NULL, 0) < 0) {
+        if (errno != EINTR) return errno;
+    }
+    return 0;
+}
+
+/// The live members of process group `group` other than `leader`, read from /proc (at most
+/// `capacity` of them). Returns how many were stored.
+static inline int autoupdate_group_members(pid_t group, pid_t leader, pid_t *members, int capacity) {
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return 0;
+    int count = 0;
+    struct dirent *entry;
+    while (count < capacity && (entry = readdir(proc)) != NULL) {
+        char *end;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0 || pid == leader) continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *file = fopen(path, "re");
+        if (file == NULL) continue;
+        size_t length = fread(stat, 1, sizeof stat - 1, file);
+        fclose(file);
+        stat[length] = '\0';
+        // "pid (comm) state ppid pgrp …": comm may hold anything, so parse after its last ')'.
+        char *close = strrchr(stat, ')');
+        char state;
+        int parent, member_group;
+        if (close == NULL || sscanf(close + 1, " %c %d %d", &state, &parent, &member_group) != 3) continue;
+        if (member_group == group && state != 'Z' && state != 'X') members[count++] = (pid_t)pid;
+    }
+    closedir(proc);
+    return count;
+}
+
+/// Waits until the processes behind the pidfds in `descriptors` have ended, at most `timeout_ms`.
+/// Closes the descriptor of each that ended and sets it to -1. Returns how many are left.
+static inline int autoupdate_await_ends(struct pollfd *descriptors, int count, int remaining, int timeout_ms) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (remaining > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed >= timeout_ms) break;
+        int ready = poll(descriptors, (nfds_t)count, (int)(timeout_ms - elapsed));
+        if (ready < 0 && errno != EINTR) break;
+        for (int index = 0; index < count && ready > 0; index++) {
+            if (descriptors[index].fd >= 0 && descriptors[index].revents != 0) {
+                close(descriptors[index].fd);
+                descriptors[index].fd = -1;  // poll skips negative descriptors
+                remaining--;
+            }
+        }
+    }
+    return remaining;
+}
+
+/// Ends what is left of process group `group` after its leader exited (the leader must still be
+/// an unreaped zombie, which keeps the group id reserved): SIGTERM to the group, up to `grace_ms`
+/// for its members to exit (awaited through pidfds, not by polling), then SIGKILL to the group.
+/// Returns how many members there were.
+static inline int autoupdate_end_group(pid_t group, pid_t leader, int grace_ms) {
+    enum { capacity = 256 };
+    pid_t members[capacity];
+    int count = autoupdate_group_members(group, leader, members, capacity);
+    if (count == 0) {
+        kill(-group, SIGKILL);  // a member forked while we looked; the zombie leader ignores it
+        return 0;
+    }
+    kill(-group, SIGTERM);
+    struct pollfd descriptors[capacity];
+    int open = 0;
+    for (int index = 0; index < count; index++) {
+        int descriptor = (int)syscall(SYS_pidfd_open, members[index], 0);
+        if (descriptor >= 0) {
+            descriptors[open].fd = descriptor;
+            descriptors[open].events = POLLIN;
+            descriptors[open].revents = 0;
+            open++;
+        }
+    }
+    int remaining = autoupdate_await_ends(descriptors, open, open, grace_ms);
+    kill(-group, SIGKILL);
+    // SIGKILL is delivered when its target next runs: wait (briefly) until it has died.
+    if (remaining > 0) autoupdate_await_ends(descriptors, open, remaining, 1000);
+    for (int index = 0; index < open; index++) {
+        if (descriptors[index].fd >= 0) close(descriptors[index].fd);
+    }
+    return count;
+}
+
+/// Makes the caller's process group the foreground of `terminal` again after a child had it
+/// (SIGTTOU is blocked meanwhile, as a background group would otherwise be stopped).
+static inline int autoupdate_reclaim_terminal(int terminal) {
+    sigset_t block, previous;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTTOU);
+    pthread_sigmask(SIG_BLOCK, &block, &previous);
+    int result = tcsetpgrp(terminal, getpgrp());
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    return result == 0 ? 0 : errno;
 }
 
 #endif

@@ -10,7 +10,7 @@ struct TestHelperCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoupdate-test-helper",
         abstract: "Test-only helpers for autoupdate's tests, demo and benchmarks.",
-        subcommands: [Serve.self, SlowDownload.self]
+        subcommands: [Serve.self, SlowDownload.self, SuperviseLoop.self]
     )
 }
 
@@ -74,6 +74,31 @@ extension TestHelperCommand {
                 usleep(UInt32(delayMicroseconds))
             }
             print("bytes=\(bytes) peak-growth-kib=\(MemoryUsage.peakResidentKiB() - before)")
+        }
+    }
+}
+
+extension TestHelperCommand {
+    struct SuperviseLoop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a child to its end N times through one ProcessSupervisor; print what was left behind.",
+            discussion: "Prints `runs=N failures=F fds-before=A fds-after=B threads-before=C threads-after=D zombies=Z` (a process of its own, so no other test's descriptors count)."
+        )
+
+        @Option(help: "How many runs.")
+        var count = 200
+
+        func run() async throws {
+            let supervisor = ProcessSupervisor(ProcessConfiguration(executable: "/bin/sh", arguments: ["-c", "exit 7"]))
+            // One run first, so that lazily created runtime threads and descriptors are counted before.
+            _ = try await supervisor.run()
+            let fdsBefore = ProcessTable.openDescriptors
+            let threadsBefore = ProcessTable.threads
+            var failures = 0
+            for _ in 0..<count where try await supervisor.run() != .exited(7) {
+                failures += 1
+            }
+            print("runs=\(count) failures=\(failures) fds-before=\(fdsBefore) fds-after=\(ProcessTable.openDescriptors) threads-before=\(threadsBefore) threads-after=\(ProcessTable.threads) zombies=\(ProcessTable.zombieChildren().count)")
         }
     }
 }

@@ -230,7 +230,7 @@ final class TransferRunner {
             return nil
         }
         let bytes = attempt.networkBytes - attempt.windowStartBytes
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.timeInterval
         if Double(bytes) / seconds < Double(request.configuration.lowSpeedLimit) {
             return .stalled
         }
@@ -564,23 +564,10 @@ struct RateEstimator {
             return
         }
         let elapsed = now - last
-        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 1e-6)
+        let seconds = max(elapsed.timeInterval, 1e-6)
         let instant = Double(bytes) / seconds
         let weight = 1 - exp(-seconds)
         bytesPerSecond = bytesPerSecond == 0 ? instant : bytesPerSecond + weight * (instant - bytesPerSecond)
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, for C APIs.
-    var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
-    }
-
-    /// Seconds as a short decimal for messages ("30", "0.5").
-    var seconds: String {
-        let value = Double(components.seconds) + Double(components.attoseconds) / 1e18
-        return value == value.rounded() ? String(Int64(value)) : String(format: "%.3g", value)
     }
 }
 

@@ -162,8 +162,13 @@ public actor Updater {
         return try recoverLocked()
     }
 
+    /// Whether an install was interrupted (a crash, a kill) and waits for ``recover()``.
+    public nonisolated var hasInterruptedInstall: Bool {
+        FileManager.default.fileExists(atPath: folder.updateDirectory + "/journal.json")
+    }
+
     private func recoverLocked() throws -> RecoveryOutcome {
-        guard FileManager.default.fileExists(atPath: folder.updateDirectory + "/journal.json") else {
+        guard hasInterruptedInstall else {
             return .nothingToDo
         }
         let installLock = try folder.lockForInstall()

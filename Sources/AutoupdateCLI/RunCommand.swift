@@ -91,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
     private func updateIfWanted(_ launcher: Launcher) async {
         do {
             guard try await launcher.checkNew() else { return }
-            let installed = launcher.folder.readVersionDoc().value.map(\.description) ?? "none"
+            let installed = launcher.folder.readVersionDoc().value.map(\.description) ?? "0.0.0"
             let queued = launcher.folder.readQueue().value.map(\.description) ?? "?"
             if update == .ask, !confirm("update \(installed) → \(queued)?") {
                 note("not updating; running \(installed)")
@@ -132,14 +132,14 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 /// Passes SIGINT, SIGTERM and SIGHUP sent to autoupdate on to the app: INT and TERM end it
-/// (SIGKILL after the grace period), HUP is only forwarded. A signal that arrives before the app
-/// has started is held and delivered once it has.
+/// (SIGKILL after the grace period), HUP is only forwarded. Signals that arrive before the app
+/// has started are held and delivered once it has.
 private final class SignalForwarding {
     /// Holds signals until the app has started.
     private final class Gate: Sendable {
         private struct State {
             var started = false
-            var pending: Int32?
+            var pending: [Int32] = []
         }
 
         private let state = Mutex(State())
@@ -147,13 +147,13 @@ private final class SignalForwarding {
         /// Whether to deliver `number` now; otherwise it is held.
         func arrived(_ number: Int32) -> Bool {
             state.withLock { state in
-                if !state.started, number != SIGHUP { state.pending = number }
+                if !state.started, !state.pending.contains(number) { state.pending.append(number) }
                 return state.started
             }
         }
 
-        /// Opens the gate, returning the signal held, if any.
-        func open() -> Int32? {
+        /// Opens the gate, returning the signals held, in the order they came.
+        func open() -> [Int32] {
             state.withLock { state in
                 state.started = true
                 return state.pending
@@ -180,22 +180,29 @@ private final class SignalForwarding {
         }
     }
 
-    /// Delivers a signal that came before the app started.
+    /// Delivers, in order, the signals that came before the app started.
     func childStarted() {
-        if let pending = gate.open() { Self.forward(pending, to: launcher) }
-    }
-
-    private static func forward(_ number: Int32, to launcher: Launcher) {
-        Task {
-            if number == SIGHUP {
-                await launcher.processSignal(number)
-            } else {
-                await launcher.processStop(with: number)
+        Task { [pending = gate.open(), launcher] in
+            for number in pending {
+                await deliver(number, to: launcher)
             }
         }
     }
 
+    private static func forward(_ number: Int32, to launcher: Launcher) {
+        Task { await deliver(number, to: launcher) }
+    }
+
     func cancel() {
         sources.forEach { $0.cancel() }
+    }
+}
+
+/// SIGHUP is passed on; SIGINT and SIGTERM end the app (SIGKILL after the grace period).
+private func deliver(_ number: Int32, to launcher: Launcher) async {
+    if number == SIGHUP {
+        await launcher.processSignal(number)
+    } else {
+        await launcher.processStop(with: number)
     }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: an app updated from 1.0 to 2.0 over a local HTTPS server, then run.
+# make demo: an app installed, run, and updated from 1.0 to 2.0 over a local HTTPS server by
+# `autoupdate run`.
 # Everything happens in a temporary folder; the server stops when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +38,9 @@ for version in 1.0 2.0; do
   cat > "$demo/src-$version/bin/hello" <<SCRIPT
 #!/bin/sh
 here=\$(dirname "\$0")
-echo "Hello! I am version $version. \$(cat "\$here/../share/news.txt")"
+echo "Hello, \$1! I am version $version, running as pid \$\$ under autoupdate (pid \$AUTOUPDATE_PID)."
+echo "News: \$(cat "\$here/../share/news.txt")"
+echo "Asking for updates from inside the app, as pyautoupdate's check_new: \$("$autoupdate" check)"
 SCRIPT
   chmod +x "$demo/src-$version/bin/hello"
 done
@@ -54,22 +57,17 @@ server_pid=$!
 read -r -t 60 url < "$demo/url.fifo"
 echo "serving $url"
 
-say "Installing 1.0 into an empty app folder"
-echo "\$ autoupdate update --url $url --dir app --ca-file ca.pem"
-"$autoupdate" update --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem"
-echo "\$ app/bin/hello"
-"$demo/app/bin/hello"
+say "autoupdate run: installs 1.0 into an empty app folder, then runs the app"
+echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem -- world"
+"$autoupdate" run bin/hello --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" -- world
 
 say "Publishing 2.0"
 "$autoupdate" publish "$demo/src-2.0" --version 2.0 --out "$demo/server"
 
-say "The app checks, downloads and installs 2.0, then runs"
-echo "\$ autoupdate check --url $url --dir app --ca-file ca.pem"
-"$autoupdate" check --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem"
-echo "\$ autoupdate update --url $url --dir app --ca-file ca.pem"
-"$autoupdate" update --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem"
-echo "\$ app/bin/hello"
-"$demo/app/bin/hello"
+say "The next start checks, downloads and installs 2.0, then runs it"
+echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem -- world"
+"$autoupdate" run bin/hello --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" -- world
+echo "(exit status $?: the app's own)"
 
 say "What the app folder keeps (pyautoupdate's layout)"
 echo "version.txt:       $(cat "$demo/app/version.txt")"

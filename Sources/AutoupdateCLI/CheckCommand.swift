@@ -16,13 +16,14 @@ struct CheckCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: UpdateOptions
+    @OptionGroup var trust: TrustOptions
 
     func run() async throws {
         global.bootstrapLogging()
         try await Failure.reporting {
             let updater = Updater(
                 folder: options.folder(), url: try options.updateURL(),
-                configuration: UpdaterConfiguration(download: options.downloadConfiguration()),
+                configuration: UpdaterConfiguration(download: options.downloadConfiguration(), trust: try trust.trustPolicy()),
                 logger: Logger(label: "autoupdate"))
             let result = try await updater.check()
             switch result.outcome {

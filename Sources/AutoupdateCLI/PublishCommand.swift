@@ -26,12 +26,31 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "The archive's name: .zip, .tar.gz or .tar.bz2.")
     var archive: String = ArchiveName.default.name
 
+    @Option(help: "Sign the archive with this minisign secret key (ARCHIVE.minisig, binding the version and the archive's name).")
+    var secretKey: String?
+
+    @Option(help: "With --secret-key: also sign version.txt (version.txt.minisig), trusted for this many seconds, for clients that require freshness.")
+    var expiresIn: Double?
+
+    func validate() throws {
+        if expiresIn != nil, secretKey == nil {
+            throw ValidationError("--expires-in needs --secret-key.")
+        }
+        if let expiresIn, !(expiresIn > 0 && expiresIn.isFinite) {
+            throw ValidationError("--expires-in must be a positive number of seconds.")
+        }
+    }
+
     func run() async throws {
         global.bootstrapLogging()
         try await Failure.reporting {
             let result = try Publisher.publish(
-                source: source, version: try Version(version), to: out, archive: try ArchiveName(archive))
+                source: source, version: try Version(version), to: out, archive: try ArchiveName(archive),
+                secretKey: try secretKey.map(Minisign.SecretKey.init(file:)), versionExpiresIn: expiresIn.map { .milliseconds(Int64($0 * 1000)) })
             print("published \(result.version): \(result.archive) (\(count(result.entries, "entry", plural: "entries")), \(ProgressDisplay.bytes(result.bytes)), sha256 \(result.sha256)) and \(out)/version.txt")
+            if let signature = result.signature {
+                print("signed: \(signature)\(result.versionSignature.map { " and \($0)" } ?? "")")
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: UpdateOptions
+    @OptionGroup var trust: TrustOptions
 
     @Argument(help: "The app's executable, inside the app folder.")
     var file: String
@@ -59,7 +60,7 @@ struct RunCommand: AsyncParsableCommand {
             let launcher = try Launcher(
                 filepath: resolvedFile(in: folder), url: try options.updateURL().description,
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
-                folder: folder, download: options.downloadConfiguration(), grace: .milliseconds(Int64(grace * 1000)),
+                folder: folder, download: options.downloadConfiguration(), trust: try trust.trustPolicy(), grace: .milliseconds(Int64(grace * 1000)),
                 foregroundTerminal: ownsTerminal ? 0 : nil, logger: Logger(label: "autoupdate"))
             if update != .never {
                 await updateIfWanted(launcher)

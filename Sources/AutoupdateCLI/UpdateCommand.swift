@@ -18,6 +18,7 @@ struct UpdateCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: UpdateOptions
+    @OptionGroup var trust: TrustOptions
 
     @Option(help: "The archive's name on the server: .zip, .tar.gz or .tar.bz2. Default: $AUTOUPDATE_NEWFILES, else project.zip.")
     var archive: String?
@@ -25,14 +26,14 @@ struct UpdateCommand: AsyncParsableCommand {
     func run() async throws {
         global.bootstrapLogging()
         try await Failure.reporting {
-            let configuration = UpdaterConfiguration(archive: try options.archiveName(archive), download: options.downloadConfiguration())
+            let configuration = UpdaterConfiguration(archive: try options.archiveName(archive), download: options.downloadConfiguration(), trust: try trust.trustPolicy())
             let updater = Updater(folder: options.folder(), url: try options.updateURL(), configuration: configuration, logger: Logger(label: "autoupdate"))
             let progress = ProgressDisplay()
             let outcome = try await updater.update { progress.show($0) }
             progress.end()
             switch outcome {
             case .updated(let from, let to):
-                print("updated \(from) → \(to)")
+                print("updated \(from) → \(to)\(trust.publicKeys.isEmpty ? "" : " (signature verified)")")
             case .upToDate(let version):
                 print("up to date: \(version)")
             case .serverInvalid:
@@ -67,6 +68,8 @@ final class ProgressDisplay: Sendable {
             download(progress)
         case .extracted(let report):
             line("downloaded and extracted \(count(report.files, "file")) (\(Self.bytes(report.bytes)))")
+        case .verifying:
+            line("verifying the signature")
         case .installing(let version):
             line("installing \(version)")
         case .installed:

@@ -41,3 +41,32 @@ struct UpdateOptions: ParsableArguments {
         try ArchiveName(option ?? environment[UpdateContext.Variable.newfiles] ?? ArchiveName.default.name)
     }
 }
+
+/// Whom updates must come from (`--public-key`) and how fresh the server's word must be.
+struct TrustOptions: ParsableArguments {
+    @Option(
+        name: .customLong("public-key"),
+        help: "A minisign public key (a file, or the one-line RWQ… key) whose signature every archive must carry. Repeat it during a key rotation.")
+    var publicKeys: [String] = []
+
+    @Flag(help: "Require version.txt.minisig, signed by a --public-key, not yet expired (freeze protection).")
+    var requireFresh = false
+
+    @Option(help: "With --public-key: also require version.txt.minisig to be at most this many seconds old.")
+    var maxAge: Double?
+
+    func validate() throws {
+        if (requireFresh || maxAge != nil), publicKeys.isEmpty {
+            throw ValidationError("--require-fresh and --max-age need --public-key to check the signature with.")
+        }
+        if let maxAge, !(maxAge > 0 && maxAge.isFinite) {
+            throw ValidationError("--max-age must be a positive number of seconds.")
+        }
+    }
+
+    func trustPolicy() throws -> TrustPolicy {
+        TrustPolicy(
+            publicKeys: try publicKeys.map(Minisign.PublicKey.init(fileOrKey:)), requireFreshVersion: requireFresh,
+            maxVersionAge: maxAge.map { .milliseconds(Int64($0 * 1000)) })
+    }
+}

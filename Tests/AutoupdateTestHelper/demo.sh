@@ -45,11 +45,14 @@ SCRIPT
   chmod +x "$demo/src-$version/bin/hello"
 done
 echo "(the first release)" > "$demo/src-1.0/share/news.txt"
-echo "(downloaded over HTTPS, extracted while downloading, installed atomically)" > "$demo/src-2.0/share/news.txt"
+echo "(downloaded over HTTPS, extracted while downloading, signature verified, installed atomically)" > "$demo/src-2.0/share/news.txt"
 find "$demo/src-1.0" "$demo/src-2.0" -type f | sed "s|$demo/||"
 
-say "Publishing 1.0 to the server folder, and serving it over HTTPS on 127.0.0.1"
-"$autoupdate" publish "$demo/src-1.0" --version 1.0 --out "$demo/server"
+say "A signing key for releases (the app pins its public half)"
+"$autoupdate" keygen --secret-key "$demo/release.key" --public-key "$demo/release.pub"
+
+say "Publishing 1.0, signed, to the server folder, and serving it over HTTPS on 127.0.0.1"
+"$autoupdate" publish "$demo/src-1.0" --version 1.0 --out "$demo/server" --secret-key "$demo/release.key"
 mkfifo "$demo/url.fifo"
 "$bin/AutoupdateTestHelper" serve --root "$demo/server" --certificate "$demo/server.pem" --key "$demo/server-key.pem" > "$demo/url.fifo" &
 server_pid=$!
@@ -58,15 +61,15 @@ read -r -t 60 url < "$demo/url.fifo"
 echo "serving $url"
 
 say "autoupdate run: installs 1.0 into an empty app folder, then runs the app"
-echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem -- world"
-"$autoupdate" run bin/hello --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" -- world
+echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem --public-key release.pub -- world"
+"$autoupdate" run bin/hello --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" --public-key "$demo/release.pub" -- world
 
 say "Publishing 2.0"
-"$autoupdate" publish "$demo/src-2.0" --version 2.0 --out "$demo/server"
+"$autoupdate" publish "$demo/src-2.0" --version 2.0 --out "$demo/server" --secret-key "$demo/release.key"
 
 say "The next start checks, downloads and installs 2.0, then runs it"
-echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem -- world"
-"$autoupdate" run bin/hello --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" -- world
+echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem --public-key release.pub -- world"
+"$autoupdate" run bin/hello --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" --public-key "$demo/release.pub" -- world
 echo "(exit status $?: the app's own)"
 
 say "What the app folder keeps (pyautoupdate's layout)"
@@ -74,5 +77,7 @@ echo "version.txt:       $(cat "$demo/app/version.txt")"
 echo "filelist.txt:      $(tr '\n' ' ' < "$demo/app/filelist.txt")"
 echo "version_check.log:"
 sed 's/^/  /' "$demo/app/version_check.log"
+echo "autoupdate-audit.jsonl (the last install):"
+grep '"installed"' "$demo/app/autoupdate-audit.jsonl" | tail -n 1 | sed 's/^/  /'
 
 say "Done: the server is stopped and the demo folder removed"

@@ -44,10 +44,15 @@ public final class UpdateScenario: Sendable {
 
     /// Publishes a version of the app to the server folder.
     @discardableResult
-    public func publish(_ tree: [String: Content], version: String, archive: String = "project.zip") throws -> Publisher.Result {
+    public func publish(
+        _ tree: [String: Content], version: String, archive: String = "project.zip", signedWith key: Minisign.SecretKey? = nil,
+        versionExpiresIn: Duration? = nil
+    ) throws -> Publisher.Result {
         let source = work.url.appending(path: "src-\(version)-\(UUID().uuidString)")
         try Self.write(tree, to: source)
-        return try Publisher.publish(source: source.path, version: try Version(version), to: serverFolder.path, archive: try ArchiveName(archive))
+        return try Publisher.publish(
+            source: source.path, version: try Version(version), to: serverFolder.path, archive: try ArchiveName(archive),
+            secretKey: key, versionExpiresIn: versionExpiresIn)
     }
 
     /// The app folder's contents, without the update folder and the files a check may write

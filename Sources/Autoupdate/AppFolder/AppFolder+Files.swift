@@ -35,6 +35,24 @@ extension AppFolder {
         try AtomicFile.write(Array((version.description + "\n").utf8), to: path(of: layout.versionDoc))
     }
 
+    // MARK: Rollback protection
+
+    /// The highest version ever installed in this folder: nothing older is installed again (a
+    /// replayed old release, even validly signed, is refused). Kept in the update folder.
+    public func readHighestVersion() -> Version? {
+        let recorded = readVersion(layout.updateDir + "/highest-version.txt").value
+        let installed = readVersionDoc().value
+        return [recorded, installed].compactMap { $0 }.max()
+    }
+
+    /// Raises the recorded highest version to `version` (never lowers it).
+    func raiseHighestVersion(to version: Version) throws {
+        if let recorded = readVersion(layout.updateDir + "/highest-version.txt").value, recorded >= version {
+            return
+        }
+        try AtomicFile.write(Array((version.description + "\n").utf8), to: updateDirectory + "/highest-version.txt")
+    }
+
     // MARK: .queue
 
     /// The version a check found and that is not installed yet.

@@ -36,6 +36,7 @@ public struct AutoupdateError: Error, Sendable, CustomStringConvertible, CustomD
             case unsupportedArchive
             case checksumMismatch
             case signature
+            case rollback
             case install
             case locked
             case fileSystem
@@ -79,6 +80,9 @@ public struct AutoupdateError: Error, Sendable, CustomStringConvertible, CustomD
         public static let checksumMismatch = Code(.checksumMismatch)
         /// A signature is missing, malformed, by an unknown key, or does not verify.
         public static let signature = Code(.signature)
+        /// An update older than a version installed here before (rollback protection): refused
+        /// even when validly signed.
+        public static let rollback = Code(.rollback)
         /// Installing an update failed; the app folder was restored.
         public static let install = Code(.install)
         /// Another updater holds the app folder's lock.

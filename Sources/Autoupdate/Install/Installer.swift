@@ -201,6 +201,9 @@ struct Installer {
         try removeTree(folder.updateDirectory + "/" + journal.backup)
         try removeTree(folder.updateDirectory + "/" + journal.staging)
         try folder.removeQueue()
+        if let version = try? Version(journal.version) {
+            try folder.raiseHighestVersion(to: version)
+        }
         try folder.removeIfPresent(journalPath)
         logger.info("installed", metadata: ["update.version.new": "\(journal.version)"])
     }

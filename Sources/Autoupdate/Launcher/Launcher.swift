@@ -61,7 +61,8 @@ public actor Launcher {
     ///   - args: The app's arguments.
     ///   - kwargs: Given to the app as a JSON object in `AUTOUPDATE_KWARGS`.
     ///   - folder: The app folder (default: the current directory, as in the seed).
-    ///   - download: Trust, timeouts and caps for every request.
+    ///   - download: Trust anchors, timeouts and caps for every request.
+    ///   - trust: The publisher's keys every archive must be signed by, and freshness.
     ///   - grace: How long the app gets between SIGTERM and SIGKILL when it is terminated.
     ///   - foregroundTerminal: A terminal descriptor (0) to hand to the app while it runs, for an
     ///     interactive app (see ``ProcessConfiguration/foregroundTerminal``).
@@ -71,7 +72,7 @@ public actor Launcher {
     public init(
         filepath: String, url: String, newfiles: String = "project.zip", logLevel: Logger.Level = .warning,
         args: [String] = [], kwargs: [String: String] = [:], folder: AppFolder = AppFolder(),
-        download: DownloadConfiguration = DownloadConfiguration(), grace: Duration = .seconds(5),
+        download: DownloadConfiguration = DownloadConfiguration(), trust: TrustPolicy = TrustPolicy(), grace: Duration = .seconds(5),
         foregroundTerminal: Int32? = nil, logger: Logger = Logger(label: "autoupdate")
     ) throws {
         self.folder = folder
@@ -86,7 +87,7 @@ public actor Launcher {
         self.logger = logger
         (events, eventSink) = AsyncStream.makeStream(of: LauncherEvent.self, bufferingPolicy: .bufferingNewest(256))
         updater = Updater(
-            folder: folder, url: self.url, configuration: UpdaterConfiguration(archive: self.newfiles, download: download), logger: logger)
+            folder: folder, url: self.url, configuration: UpdaterConfiguration(archive: self.newfiles, download: download, trust: trust), logger: logger)
         let context = UpdateContext(
             filepath: self.filepath, url: self.url, newfiles: self.newfiles, parentPID: getpid(), folder: folder,
             logLevel: logLevel, kwargs: kwargs, caFile: download.caFile)

@@ -65,10 +65,7 @@ public actor ProcessSupervisor {
     deinit {
         // Nobody can end it any more: do it now, so that dropping the supervisor leaves no orphan.
         if let child, child.status == nil {
-            child.signal(SIGTERM)
-            DispatchQueue.global().asyncAfter(deadline: .now() + configuration.grace.timeInterval) {
-                child.signal(SIGKILL)
-            }
+            Self.end(child, grace: configuration.grace)
         }
     }
 
@@ -197,8 +194,10 @@ public actor ProcessSupervisor {
     /// SIGTERM now, SIGKILL after `grace` unless it has ended; returns at once.
     private static func end(_ child: SpawnedChild, grace: Duration) {
         guard child.signal(SIGTERM) else { return }
-        DispatchQueue.global().asyncAfter(deadline: .now() + grace.timeInterval) {
-            child.signal(SIGKILL)
+        Task.detached {
+            if await child.exitStatus(within: grace) == nil {
+                child.signal(SIGKILL)
+            }
         }
     }
 }

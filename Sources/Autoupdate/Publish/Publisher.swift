@@ -25,6 +25,10 @@ public enum Publisher {
         public let bytes: Int64
         /// SHA-256 of the archive, hex.
         public let sha256: String
+        /// The archive's signature file, when a secret key was given.
+        public let signature: String?
+        /// `version.txt.minisig`, when an expiry was given.
+        public let versionSignature: String?
     }
 
     /// Publishes `source` as `version` into `output`.
@@ -35,11 +39,20 @@ public enum Publisher {
     ///   - output: The server folder (created if missing).
     ///   - archive: The archive's name; `.zip`, `.tar.gz` or `.tar.bz2` choose the format.
     ///   - layout: The layout whose file names are left out of the archive.
+    ///   - secretKey: Signs the archive: `ARCHIVE.minisig`, whose trusted comment binds the
+    ///     version and the archive's name (see ``ReleaseComment``). Without it, a stale
+    ///     `ARCHIVE.minisig` is removed.
+    ///   - versionExpiresIn: With `secretKey`, also signs `version.txt` (`version.txt.minisig`),
+    ///     trusted until this long from now: for clients that require freshness.
     /// - Throws: ``AutoupdateError`` (`.invalidArgument` for what clients would refuse,
     ///   `.fileSystem`).
     public static func publish(
-        source: String, version: Version, to output: String, archive: ArchiveName = .default, layout: AppLayout = AppLayout()
+        source: String, version: Version, to output: String, archive: ArchiveName = .default, layout: AppLayout = AppLayout(),
+        secretKey: Minisign.SecretKey? = nil, versionExpiresIn: Duration? = nil
     ) throws -> Result {
+        if versionExpiresIn != nil, secretKey == nil {
+            throw AutoupdateError(.invalidArgument, "signing version.txt with an expiry needs a secret key")
+        }
         let tree = try SourceTree(root: source, skipping: layout.reservedNames)
         do {
             try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -66,8 +79,42 @@ public enum Publisher {
             throw AutoupdateError(.fileSystem, "cannot write the archive \(quoted(finalPath)): \(error.localizedDescription)", underlying: error)
         }
         let (bytes, sha256) = try hash(finalPath)
-        try AtomicFile.write(Array((version.description + "\n").utf8), to: output + "/version.txt")
-        return Result(archive: finalPath, version: version, entries: tree.entries.count, bytes: bytes, sha256: sha256)
+        let signaturePath = finalPath + ".minisig"
+        if let secretKey {
+            let signature = try Minisign.sign(
+                prehash: try Minisign.prehash(ofFile: finalPath), with: secretKey,
+                trustedComment: ReleaseComment.make(file: archive.name, version: version))
+            try AtomicFile.write(Array(signature.fileText.utf8), to: signaturePath)
+        } else {
+            try? FileManager.default.removeItem(atPath: signaturePath)
+        }
+        let versionText = Array((version.description + "\n").utf8)
+        try AtomicFile.write(versionText, to: output + "/version.txt")
+        var versionSignature: String?
+        if let secretKey, let versionExpiresIn {
+            versionSignature = try signVersion(in: output, with: secretKey, expiresIn: versionExpiresIn)
+        }
+        return Result(
+            archive: finalPath, version: version, entries: tree.entries.count, bytes: bytes, sha256: sha256,
+            signature: secretKey == nil ? nil : signaturePath, versionSignature: versionSignature)
+    }
+
+    /// Signs the server folder's `version.txt` again, trusted until `expiresIn` from now: what a
+    /// publisher's CI runs on a schedule for clients that require freshness.
+    ///
+    /// - Returns: The path of `version.txt.minisig`.
+    @discardableResult
+    public static func signVersion(in output: String, with secretKey: Minisign.SecretKey, expiresIn: Duration) throws -> String {
+        let path = output + "/version.txt"
+        guard let text = FileManager.default.contents(atPath: path) else {
+            throw AutoupdateError(.fileSystem, "cannot read \(quoted(path)): publish a version first")
+        }
+        let now = Date()
+        let signature = try Minisign.sign(
+            prehash: Minisign.blake2b([UInt8](text), length: 64), with: secretKey,
+            trustedComment: ReleaseComment.make(file: "version.txt", timestamp: now, expires: now.addingTimeInterval(expiresIn.timeInterval)))
+        try AtomicFile.write(Array(signature.fileText.utf8), to: path + ".minisig")
+        return path + ".minisig"
     }
 
     private static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws {

@@ -9,15 +9,19 @@ public struct UpdaterConfiguration: Sendable {
     public var download: DownloadConfiguration
     /// Caps on the extracted tree.
     public var extraction: ExtractionConfiguration
+    /// Signatures and freshness required of the server (none by default: HTTPS alone).
+    public var trust: TrustPolicy
 
     public init(
         archive: ArchiveName = .default,
         download: DownloadConfiguration = DownloadConfiguration(),
-        extraction: ExtractionConfiguration = ExtractionConfiguration()
+        extraction: ExtractionConfiguration = ExtractionConfiguration(),
+        trust: TrustPolicy = TrustPolicy()
     ) {
         self.archive = archive
         self.download = download
         self.extraction = extraction
+        self.trust = trust
     }
 }
 
@@ -32,6 +36,8 @@ public enum UpdateEvent: Sendable {
     case downloading(DownloadProgress)
     /// The archive has been downloaded and extracted into the staging folder.
     case extracted(ExtractionReport)
+    /// Checking the archive's signature.
+    case verifying(Version)
     case installing(Version)
     case installed(Version)
 }
@@ -69,14 +75,17 @@ public final class PreparedUpdate: Sendable {
     public let archiveHash: String
     /// The archive's size in bytes.
     public let archiveBytes: Int64
+    /// The key that signed the archive (minisign key id), when signatures are required.
+    public let signedBy: String?
     fileprivate let lock: FileLock
 
-    fileprivate init(version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, lock: FileLock) {
+    fileprivate init(version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, signedBy: String?, lock: FileLock) {
         self.version = version
         self.installed = installed
         self.staging = staging
         self.archiveHash = archiveHash
         self.archiveBytes = archiveBytes
+        self.signedBy = signedBy
         self.lock = lock
     }
 
@@ -128,7 +137,7 @@ public actor Updater {
         self.logger = logger
         downloader = Downloader(configuration: configuration.download, logger: logger)
         extractor = Extractor(configuration: configuration.extraction, logger: logger)
-        checker = VersionChecker(folder: folder, url: url, downloader: downloader, logger: logger)
+        checker = VersionChecker(folder: folder, url: url, downloader: downloader, trust: configuration.trust, logger: logger)
         audit = AuditLog(folder: folder)
     }
 
@@ -205,18 +214,30 @@ public actor Updater {
             return (nil, result)
         }
         removeLeftovers()
-        let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         let archiveURL = url.appending(configuration.archive.name)
+        if let highest = folder.readHighestVersion(), version < highest {
+            let error = AutoupdateError(
+                .rollback, "refusing \(version) from \(archiveURL.displayString): \(highest) was installed here before, and nothing older is installed again (rollback protection)")
+            try? folder.removeQueue()
+            audit.record(event: "update", url: archiveURL, version: version.description, decision: "refused", reason: error.message)
+            throw error
+        }
+        let signature = try await releaseSignature(for: version, archiveURL: archiveURL)
+        let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         logger.info("downloading", metadata: ["update.url": "\(archiveURL.displayString)", "update.version.new": "\(version)"])
 
         let sink = await extractor.start(format: configuration.archive.format, to: staging)
         var digest = SHA256Digest()
+        var prehash = Minisign.Prehash()
         var bytes: Int64 = 0
         let report: ExtractionReport
         do {
             do {
                 for try await chunk in downloader.bytes(from: archiveURL) {
                     chunk.bytes.withUnsafeBytes { digest.update($0) }
+                    if signature != nil {
+                        chunk.bytes.withUnsafeBytes { prehash.update($0) }
+                    }
                     bytes = chunk.progress.receivedBytes
                     onEvent(.downloading(chunk.progress))
                     try await sink.send(chunk.bytes)
@@ -237,10 +258,49 @@ public actor Updater {
         }
         onEvent(.extracted(report))
         let hash = digest.finalize()
+        var signedBy: String?
+        if let signature {
+            onEvent(.verifying(version))
+            do {
+                signedBy = try Minisign.verify(signature.signature, prehash: prehash.finalize(), trusting: configuration.trust.publicKeys).key.keyIDHex
+            } catch let error as AutoupdateError {
+                try? FileManager.default.removeItem(atPath: staging)
+                let failure = error.adding(context: "refusing \(version) from \(archiveURL.displayString)")
+                audit.record(
+                    event: "update", url: archiveURL, bytes: bytes, hash: hash, keyID: signature.signature.keyIDHex,
+                    version: version.description, decision: "refused", reason: failure.message)
+                throw failure
+            }
+            logger.info("signature verified", metadata: ["update.version.new": "\(version)", "signature.key": "\(signedBy ?? "")"])
+        }
         logger.info("staged", metadata: ["update.version.new": "\(version)", "download.bytes": "\(bytes)", "archive.sha256": "\(hash)"])
         let prepared = PreparedUpdate(
-            version: version, installed: result.installed, staging: staging, archiveHash: hash, archiveBytes: bytes, lock: lock)
+            version: version, installed: result.installed, staging: staging, archiveHash: hash, archiveBytes: bytes,
+            signedBy: signedBy, lock: lock)
         return (prepared, result)
+    }
+
+    /// With keys to trust: the archive's `.minisig`, checked before the download as far as it
+    /// can be without the archive (a trusted key, an unaltered trusted comment naming this
+    /// version and archive). `nil` when signatures are not required.
+    private func releaseSignature(for version: Version, archiveURL: URL) async throws -> (signature: Minisign.Signature, key: Minisign.PublicKey)? {
+        guard configuration.trust.requiresSignatures else { return nil }
+        let signatureURL = url.appending(configuration.archive.name + ".minisig")
+        var keyID: String?
+        do {
+            let signature = try await downloader.signature(at: signatureURL)
+            keyID = signature.keyIDHex
+            guard signature.algorithm == .prehashed else { throw Minisign.legacyOnStream }
+            let key = try Minisign.verifyTrustedComment(signature, trusting: configuration.trust.publicKeys)
+            try ReleaseComment(signature.trustedComment).check(archive: configuration.archive.name, version: version)
+            return (signature, key)
+        } catch let error as AutoupdateError {
+            let failure = error.adding(context: "refusing \(version) from \(archiveURL.displayString)")
+            audit.record(
+                event: "update", url: signatureURL, status: error.httpStatus, keyID: keyID, version: version.description,
+                decision: "refused", reason: failure.message)
+            throw failure
+        }
     }
 
     /// Installs a prepared update (journaled; refused while the app runs).
@@ -263,7 +323,7 @@ public actor Updater {
             throw error
         }
         audit.record(
-            event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash,
+            event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash, keyID: prepared.signedBy,
             version: prepared.version.description, decision: "installed")
         onEvent(.installed(prepared.version))
     }

@@ -37,6 +37,7 @@ public actor VersionChecker {
     public nonisolated let folder: AppFolder
     public nonisolated let url: UpdateURL
     private let downloader: Downloader
+    private let trust: TrustPolicy
     private let logger: Logger
     private let audit: AuditLog
 
@@ -45,7 +46,11 @@ public actor VersionChecker {
     ///   - url: The update folder on the server.
     ///   - downloader: The downloader to ask with (its trust settings apply).
     ///   - logger: Where warnings about corrupted files go.
-    public init(folder: AppFolder, url: UpdateURL, downloader: Downloader, logger: Logger = Logger(label: "autoupdate.check")) {
+    public init(
+        folder: AppFolder, url: UpdateURL, downloader: Downloader, trust: TrustPolicy = TrustPolicy(),
+        logger: Logger = Logger(label: "autoupdate.check")
+    ) {
+        self.trust = trust
         self.folder = folder
         self.url = url
         self.downloader = downloader
@@ -98,6 +103,16 @@ public actor VersionChecker {
             throw error
         }
 
+        if trust.requireFreshVersion {
+            let signatureURL = url.appending("version.txt.minisig")
+            do {
+                try await checkFreshness(of: text, signatureURL: signatureURL)
+            } catch let error as AutoupdateError {
+                audit.record(event: "check", url: signatureURL, status: error.httpStatus, decision: "refused", reason: error.message)
+                throw error
+            }
+        }
+
         let server: Version
         do {
             server = try Version(text)
@@ -120,6 +135,47 @@ public actor VersionChecker {
         audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "update-available")
         logger.info("update available", metadata: ["update.version.old": "\(installed)", "update.version.new": "\(server)"])
         return Result(installed: installed, available: server, outcome: .newVersion(server), fromQueue: false, notModified: notModified)
+    }
+
+    /// Freeze protection: `version.txt.minisig` is by a trusted key, covers `text`, and has not
+    /// expired (nor is older than the maximum age).
+    private func checkFreshness(of text: String, signatureURL: URL) async throws {
+        guard trust.requiresSignatures else {
+            throw AutoupdateError(.invalidArgument, "a fresh version.txt is required, but no public key was given to check its signature with")
+        }
+        let signature = try await downloader.signature(at: signatureURL)
+        let verified: Minisign.Verified
+        do {
+            verified = try Minisign.verify(signature, prehash: nil, message: Array(text.utf8), trusting: trust.publicKeys)
+        } catch let error as AutoupdateError {
+            throw error.adding(context: "checking \(signatureURL.displayString) against version.txt")
+        }
+        let comment = ReleaseComment(verified.trustedComment)
+        if let file = comment.file, file != "version.txt" {
+            throw AutoupdateError(.signature, "\(signatureURL.displayString) is a signature for \(quoted(file)), not for version.txt")
+        }
+        let now = Date()
+        guard let expires = comment.expires else {
+            throw AutoupdateError(
+                .signature,
+                "\(signatureURL.displayString) names no expiry (its trusted comment needs 'expires:<unix time>'; sign with 'autoupdate sign version.txt --expires-in S')")
+        }
+        guard expires > now else {
+            throw AutoupdateError(
+                .signature,
+                "\(signatureURL.displayString) expired at \(ISO8601DateFormatter().string(from: expires)): the publisher stopped re-signing version.txt, or the server replays an old one")
+        }
+        if let maxAge = trust.maxVersionAge {
+            guard let signed = comment.timestamp else {
+                throw AutoupdateError(.signature, "\(signatureURL.displayString) names no signing time ('timestamp:'), and a maximum age is required")
+            }
+            guard now.timeIntervalSince(signed) <= maxAge.timeInterval else {
+                throw AutoupdateError(
+                    .signature,
+                    "\(signatureURL.displayString) was signed at \(ISO8601DateFormatter().string(from: signed)), longer ago than the maximum age of \(maxAge.seconds) s")
+            }
+        }
+        logger.debug("version.txt is fresh", metadata: ["signature.key": "\(verified.key.keyIDHex)", "signature.expires": "\(expires)"])
     }
 
     /// The installed version; `0.0.0` when missing or corrupted (a warning for the latter).

@@ -57,7 +57,7 @@ extension DownloadConfiguration {
         caFile: String? = TestPKI.caFile
     ) -> DownloadConfiguration {
         DownloadConfiguration(
-            caFile: caFile, connectTimeout: .seconds(5), lowSpeedLimit: lowSpeedLimit, lowSpeedWindow: lowSpeedWindow,
+            caFile: caFile, connectTimeout: TestTiming.bound(.seconds(5)), lowSpeedLimit: lowSpeedLimit, lowSpeedWindow: lowSpeedWindow,
             deadline: deadline, maxBytes: maxBytes, maxRetries: maxRetries,
             retryDelay: .milliseconds(20), maxRetryDelay: .milliseconds(200))
     }

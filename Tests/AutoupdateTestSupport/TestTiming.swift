@@ -10,3 +10,21 @@ public enum TestTiming {
         duration * scale
     }
 }
+
+extension TestTiming {
+    /// Runs `body`, failing with ``TestFailure`` when it takes longer than `timeout` (scaled).
+    public static func within<Result: Sendable>(
+        _ timeout: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        try await withThrowingTaskGroup(of: Result.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: bound(timeout))
+                throw TestFailure("no \(what) within \(timeout)")
+            }
+            defer { group.cancelAll() }
+            guard let result = try await group.next() else { throw TestFailure("no \(what)") }
+            return result
+        }
+    }
+}

@@ -53,6 +53,20 @@ extension AppFolder {
         try AtomicFile.write(Array((version.description + "\n").utf8), to: updateDirectory + "/highest-version.txt")
     }
 
+    /// Versions that failed their health check after an install (`autoupdate watch`): not
+    /// installed again.
+    public func readBadVersions() -> Set<Version> {
+        guard let data = FileManager.default.contents(atPath: updateDirectory + "/bad-versions.txt") else { return [] }
+        return Set(String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).compactMap { try? Version(String($0)) })
+    }
+
+    func markBad(_ version: Version) throws {
+        var bad = readBadVersions()
+        bad.insert(version)
+        let text = bad.sorted().map(\.description).joined(separator: "\n") + "\n"
+        try AtomicFile.write(Array(text.utf8), to: updateDirectory + "/bad-versions.txt")
+    }
+
     // MARK: .queue
 
     /// The version a check found and that is not installed yet.

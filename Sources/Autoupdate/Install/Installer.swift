@@ -46,6 +46,9 @@ struct Installer {
 
     let folder: AppFolder
     let logger: Logger
+    /// When set, a committed install keeps the old version's files at this path (inside the
+    /// update folder) instead of removing them: a tree that can be installed again to roll back.
+    var keepBackupAs: String?
 
     private var journalPath: String { folder.updateDirectory + "/journal.json" }
 
@@ -198,7 +201,17 @@ struct Installer {
         where !newSet.contains(path + "/") {
             app.removeFolderIfEmpty(components(of: path))
         }
-        try removeTree(folder.updateDirectory + "/" + journal.backup)
+        let backup = folder.updateDirectory + "/" + journal.backup
+        if let keepBackupAs, FileManager.default.fileExists(atPath: backup) {
+            try removeTree(keepBackupAs)
+            do {
+                try FileManager.default.moveItem(atPath: backup, toPath: keepBackupAs)
+            } catch {
+                throw AutoupdateError(.fileSystem, "cannot keep the previous version at \(quoted(keepBackupAs)): \(error.localizedDescription)", underlying: error)
+            }
+        } else {
+            try removeTree(backup)
+        }
         try removeTree(folder.updateDirectory + "/" + journal.staging)
         try folder.removeQueue()
         if let version = try? Version(journal.version) {

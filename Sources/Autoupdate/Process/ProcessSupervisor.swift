@@ -173,7 +173,8 @@ public actor ProcessSupervisor {
     @discardableResult
     public func stop(with signal: Int32, grace: Duration) async -> Bool {
         guard let child, child.signal(signal) else { return false }
-        if await child.exitStatus(within: grace) == nil {
+        // A clean-up: the grace period holds even when the calling task is being cancelled.
+        if await Task.detached(operation: { await child.exitStatus(within: grace) }).value == nil {
             logger.notice("child ignored the signal for the grace period; killing it", metadata: [
                 "process.pid": "\(child.pid)", "process.signal": "\(signal)", "process.grace": "\(grace)",
             ])

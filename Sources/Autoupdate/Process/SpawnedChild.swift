@@ -17,6 +17,8 @@ final class SpawnedChild: Sendable {
 
     private struct State {
         var status: TerminationStatus?
+        /// Released at the reap, before anyone learns of the end.
+        var lock: FileLock?
         var nextWaiter = 0
         var waiters: [Int: CheckedContinuation<TerminationStatus?, Never>] = [:]
         var cancelledWaiters: Set<Int> = []
@@ -60,9 +62,10 @@ final class SpawnedChild: Sendable {
             throw spawnFailure(executable, Errno(rawValue: result), workingDirectory: workingDirectory)
         }
         let child = SpawnedChild(pid: pid)
+        child.state.withLock { $0.lock = lock }
         let graceMilliseconds = Int32(clamping: grace.milliseconds)
         let thread = Thread {
-            child.reap(graceMilliseconds: graceMilliseconds, terminal: terminal, lock: lock, onExit: onExit)
+            child.reap(graceMilliseconds: graceMilliseconds, terminal: terminal, onExit: onExit)
         }
         thread.name = "autoupdate.reaper.\(pid)"
         thread.stackSize = 64 * 1024
@@ -92,7 +95,7 @@ final class SpawnedChild: Sendable {
     }
 
     /// The reaper thread's whole life: wait for the end, clear up the group, reap, report.
-    private func reap(graceMilliseconds: Int32, terminal: Int32?, lock: FileLock?, onExit: @Sendable (Int32, TerminationStatus) -> Void) {
+    private func reap(graceMilliseconds: Int32, terminal: Int32?, onExit: @Sendable (Int32, TerminationStatus) -> Void) {
         var code: Int32 = 0
         var signalNumber: Int32 = 0
         // Fails only with ECHILD, when the host ignores SIGCHLD and the kernel reaped the child
@@ -108,10 +111,10 @@ final class SpawnedChild: Sendable {
             // Reaping under the lock keeps signal(_:) from sending to a pid that is no longer ours.
             _ = autoupdate_reap(pid)
             state.status = status
+            state.lock = nil
             defer { state.waiters = [:] }
             return state.waiters.values
         }
-        withExtendedLifetime(lock) {}
         onExit(pid, status)
         for waiter in waiters {
             waiter.resume(returning: status)

@@ -95,6 +95,14 @@ public final class PreparedUpdate: Sendable {
     }
 }
 
+/// The files of a version replaced by an install, kept so that it can be put back.
+public struct PreviousVersion: Sendable, Hashable {
+    /// The version they are.
+    public let version: Version
+    /// Where they are (inside the update folder).
+    public let tree: String
+}
+
 /// Takes an installed app from its version to the server's newest, safely.
 ///
 /// ```swift
@@ -309,16 +317,34 @@ public actor Updater {
     ///   app runs (the staged update is kept: try again once it has stopped), or `.install`
     ///   when the swap failed (the app folder was restored and the staged update discarded).
     public func install(_ prepared: PreparedUpdate, onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }) async throws {
+        _ = try await install(prepared, keepingPrevious: false, onEvent: onEvent)
+    }
+
+    /// Installs a prepared update and keeps the version it replaces, for ``rollBack(to:reason:)``
+    /// (what `autoupdate watch` does during its health window).
+    ///
+    /// - Returns: The kept version, or `nil` when nothing was installed before.
+    public func installKeepingPrevious(
+        _ prepared: PreparedUpdate, onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }
+    ) async throws -> PreviousVersion? {
+        try await install(prepared, keepingPrevious: true, onEvent: onEvent)
+    }
+
+    private func install(_ prepared: PreparedUpdate, keepingPrevious: Bool, onEvent: @escaping @Sendable (UpdateEvent) -> Void) async throws -> PreviousVersion? {
         let installLock = try folder.lockForInstall()
         defer { withExtendedLifetime(installLock) {} }
         onEvent(.installing(prepared.version))
         let archiveURL = url.appending(configuration.archive.name)
+        let hadVersion = folder.readVersionDoc().value != nil
+        let kept = folder.updateDirectory + "/previous-\(prepared.installed)"
+        var installer = Installer(folder: folder, logger: logger)
+        installer.keepBackupAs = keepingPrevious && hadVersion ? kept : nil
         do {
-            try Installer(folder: folder, logger: logger).install(staging: prepared.staging, version: prepared.version)
+            try installer.install(staging: prepared.staging, version: prepared.version)
         } catch let error as AutoupdateError {
             prepared.discard()
             audit.record(
-                event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash,
+                event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash, keyID: prepared.signedBy,
                 version: prepared.version.description, decision: "install-failed", reason: error.message)
             throw error
         }
@@ -326,12 +352,38 @@ public actor Updater {
             event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash, keyID: prepared.signedBy,
             version: prepared.version.description, decision: "installed")
         onEvent(.installed(prepared.version))
+        guard installer.keepBackupAs != nil, FileManager.default.fileExists(atPath: kept) else { return nil }
+        return PreviousVersion(version: prepared.installed, tree: kept)
+    }
+
+    /// Puts a kept version back (journaled, as any install), and marks the version it replaces
+    /// as bad so that it is not installed again (a newer one is).
+    ///
+    /// - Parameter reason: Why, for the log and the audit trail.
+    public func rollBack(to previous: PreviousVersion, reason: String) throws {
+        let lock = try folder.lockForUpdate()
+        defer { withExtendedLifetime(lock) {} }
+        let installLock = try folder.lockForInstall()
+        defer { withExtendedLifetime(installLock) {} }
+        let bad = folder.readVersionDoc().value
+        // The kept tree is consumed: the install moves its files in.
+        try Installer(folder: folder, logger: logger).install(staging: previous.tree, version: previous.version)
+        if let bad {
+            try folder.markBad(bad)
+        }
+        audit.record(event: "rollback", version: previous.version.description, decision: "rolled-back", reason: "\(bad.map { "\($0) " } ?? "")\(reason)")
+        logger.warning("rolled back", metadata: ["update.version.bad": "\(bad.map(\.description) ?? "?")", "update.version": "\(previous.version)", "reason": "\(reason)"])
+    }
+
+    /// Removes a kept version that is no longer needed.
+    public nonisolated func discard(_ previous: PreviousVersion) {
+        try? FileManager.default.removeItem(atPath: previous.tree)
     }
 
     /// Staging folders of updates that never installed (a crash, a kill): they can go.
     private func removeLeftovers() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
-        for name in names where name.hasPrefix("staging-") || name.hasPrefix("backup-") {
+        for name in names where name.hasPrefix("staging-") || name.hasPrefix("backup-") || name.hasPrefix("previous-") {
             try? FileManager.default.removeItem(atPath: folder.updateDirectory + "/" + name)
         }
     }

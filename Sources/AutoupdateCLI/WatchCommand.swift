@@ -1,0 +1,138 @@
+import ArgumentParser
+import Autoupdate
+import Dispatch
+import Foundation
+import Logging
+
+
+struct WatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Keep the app running and up to date, unattended: a service's or a kiosk's mode.",
+        discussion: """
+            Runs FILE as 'autoupdate run' does and polls version.txt every --interval seconds \
+            (plus up to --jitter), with conditional requests. A new version is downloaded, \
+            extracted and verified while the app keeps running; then the app is stopped \
+            (SIGTERM, SIGKILL after --grace), the new version installed and started. If it exits \
+            non-zero or dies within --health-window seconds, the previous version is put back and \
+            the bad one is never installed again. Failed checks back off exponentially and never \
+            touch the app. SIGTERM or SIGINT: stop the app gracefully and exit 0. SIGHUP: check now. \
+            Each step is a line on stderr.
+            """
+    )
+
+    enum Restart: String, CaseIterable, ExpressibleByArgument {
+        case always
+        case onFailure = "on-failure"
+        case never
+
+        var policy: WatchConfiguration.RestartPolicy {
+            switch self {
+            case .always: .always
+            case .onFailure: .onFailure
+            case .never: .never
+            }
+        }
+    }
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: UpdateOptions
+    @OptionGroup var trust: TrustOptions
+
+    @Argument(help: "The app's executable, inside the app folder.")
+    var file: String
+
+    @Option(help: "The archive's name on the server: .zip, .tar.gz or .tar.bz2. Default: project.zip.")
+    var archive: String?
+
+    @Option(help: "Seconds between checks.")
+    var interval: Double = 300
+
+    @Option(help: "Up to this many seconds added at random to each interval.")
+    var jitter: Double = 30
+
+    @Option(help: "Seconds the app gets to end after SIGTERM before SIGKILL.")
+    var grace: Double = 10
+
+    @Option(help: "Restart the app when it exits on its own: always, on-failure, never (its exit ends the watch, with its status).")
+    var restart: Restart = .always
+
+    @Option(help: "Seconds after an update within which a failing new version is rolled back.")
+    var healthWindow: Double = 30
+
+    @Argument(parsing: .postTerminator, help: "Arguments for the app, after --.")
+    var arguments: [String] = []
+
+    func validate() throws {
+        for (name, value, zeroAllowed) in [("--interval", interval, false), ("--jitter", jitter, true), ("--grace", grace, true), ("--health-window", healthWindow, true)] {
+            guard value.isFinite, zeroAllowed ? value >= 0 : value > 0 else {
+                throw ValidationError("\(name) must be a number of seconds\(zeroAllowed ? ", 0 or more" : " above 0").")
+            }
+        }
+    }
+
+    func run() async throws {
+        global.bootstrapLogging()
+        var exitCode: Int32 = 0
+        try await Failure.reporting {
+            let folder = options.folder()
+            let watcher = try Watcher(
+                filepath: file, url: try options.updateURL().description, newfiles: try options.archiveName(archive).name,
+                args: arguments, folder: folder, download: options.downloadConfiguration(), trust: try trust.trustPolicy(),
+                configuration: WatchConfiguration(
+                    interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
+                    healthWindow: Self.duration(healthWindow)),
+                logger: Logger(label: "autoupdate"))
+            let printer = Task {
+                for await event in watcher.events {
+                    if let line = Self.line(for: event) {
+                        FileHandle.standardError.write(Data("autoupdate: \(line)\n".utf8))
+                    }
+                }
+            }
+            defer { printer.cancel() }
+            let watch = Task { try await watcher.run() }
+            let signals = [SIGINT, SIGTERM, SIGHUP].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    if number == SIGHUP { watcher.checkNow() } else { watch.cancel() }
+                }
+                source.resume()
+                return source
+            }
+            defer { signals.forEach { $0.cancel() } }
+            exitCode = try await watch.value
+        }
+        if exitCode != 0 {
+            throw ExitCode(exitCode)
+        }
+    }
+
+    private static func duration(_ seconds: Double) -> Duration {
+        .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    private static func line(for event: WatchEvent) -> String? {
+        switch event {
+        case .started(let pid, let version): "started \(version.map(\.description) ?? "the app") (pid \(pid))"
+        case .exited(let pid, let status): "pid \(pid) \(status)"
+        case .upToDate: nil
+        case .checkFailed(let message, let retryIn): "check failed, the app keeps running; retrying in \(seconds(retryIn)): \(message)"
+        case .preparing(let version): "\(version) is available; downloading it while the app runs"
+        case .prepared(let version): "\(version) downloaded, extracted and verified; swapping"
+        case .swapped(let from, let to, let gap): "updated \(from) → \(to); the app was down for \(milliseconds(gap))"
+        case .rolledBack(let bad, let to, let reason): "rolled back \(bad) → \(to): \(reason); \(bad) will not be installed again"
+        case .skippedBad(let version): "skipping \(version): it failed its health check before"
+        case .stopped: "stopped"
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        String(format: "%.1f s", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+    }
+
+    private static func milliseconds(_ duration: Duration) -> String {
+        String(format: "%.1f ms", (Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18) * 1000)
+    }
+}

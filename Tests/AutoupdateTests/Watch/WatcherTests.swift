@@ -1,0 +1,136 @@
+import Autoupdate
+import AutoupdateTestSupport
+import Foundation
+import Logging
+import Testing
+
+/// An app that records in `events.log` (in the app folder) its start and the SIGTERM it got, then
+/// runs until told; or, with `crash`, exits 3 at once. Once its SIGTERM trap is set it says so
+/// on `events.fifo` beside the app folder, when there is one.
+private func app(_ version: String, crash: Bool = false) -> [String: UpdateScenario.Content] {
+    let body = crash
+        ? "echo \"\(version) crashed\" >> \"$AUTOUPDATE_DIR/events.log\"\nexit 3"
+        : """
+        trap 'echo "\(version) got TERM" >> "$AUTOUPDATE_DIR/events.log"; exit 0' TERM
+        echo "\(version) started" >> "$AUTOUPDATE_DIR/events.log"
+        [ -p "$AUTOUPDATE_DIR/../events.fifo" ] && echo "\(version) started" > "$AUTOUPDATE_DIR/../events.fifo"
+        while :; do sleep 0.05; done
+        """
+    return ["bin/app": .text("#!/bin/sh\n\(body)\n", mode: 0o755), "VERSION": .text(version)]
+}
+
+private func makeWatcher(_ scenario: UpdateScenario, _ server: TestHTTPSServer, interval: Duration = .milliseconds(200), healthWindow: Duration = .seconds(2)) throws -> Watcher {
+    try Watcher(
+        filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
+        download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
+        configuration: WatchConfiguration(
+            interval: interval, jitter: .zero, grace: .seconds(5), restart: .always, healthWindow: healthWindow,
+            retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),
+        logger: Logger(label: "test"))
+}
+
+private func appLog(_ scenario: UpdateScenario) -> [String] {
+    ((try? String(contentsOf: scenario.appFolder.appending(path: "events.log"), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+}
+
+private func installed(_ scenario: UpdateScenario) -> String? {
+    scenario.folder.readVersionDoc().value?.description
+}
+
+@Suite("Watcher: unattended updates against the HTTPS test server")
+struct WatcherTests {
+    @Test("v2 is published: it is prepared while v1 runs, v1 gets SIGTERM, v2 runs; a 304 poll downloads nothing")
+    func updatesWhileRunning() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(app("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await makeUpdater(scenario, server).update()
+            let ready = try Fifo(in: scenario.work.url)
+            let watcher = try makeWatcher(scenario, server)
+            let events = EventRecorder(watcher.events)
+            let watch = Task { try await watcher.run() }
+            defer { watch.cancel() }  // also when an expectation throws: no app left running
+            _ = try await events.next("v1 start") { if case .started(_, let version) = $0 { version?.description == "1.0" } else { false } }
+            #expect(try await ready.nextLine() == "1.0 started")
+            _ = try await events.next("a 304 poll") { if case .upToDate(_, notModified: true) = $0 { true } else { false } }
+            #expect(server.requests(for: "/project.zip").count == 1, "polls download nothing")
+
+            try scenario.publish(app("2.0"), version: "2.0")
+            _ = try await events.next("v2 prepared") { $0 == .prepared(try! Version("2.0")) }
+            let swapped = try await events.next("the swap") { if case .swapped = $0 { true } else { false } }
+            guard case .swapped(let from, let to, let gap) = swapped else { return }
+            #expect(from.description == "1.0" && to.description == "2.0")
+            print("watch: swap gap (old exit → new start) \(gap)")
+            _ = try await events.next("v2 start") { if case .started(_, let version) = $0 { version?.description == "2.0" } else { false } }
+            #expect(installed(scenario) == "2.0")
+            #expect(try await ready.nextLine() == "2.0 started")
+            #expect(Array(appLog(scenario).prefix(2)) == ["1.0 started", "1.0 got TERM"])
+
+            watch.cancel()
+            #expect(try await watch.value == 0)
+            #expect(appLog(scenario).suffix(2) == ["2.0 started", "2.0 got TERM"], "stopped gracefully")
+        }
+    }
+
+    @Test("a v2 that crashes at start is rolled back to v1 and not retried; a working v3 then installs")
+    func rollback() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(app("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await makeUpdater(scenario, server).update()
+            let watcher = try makeWatcher(scenario, server, healthWindow: .seconds(30))
+            let events = EventRecorder(watcher.events)
+            let watch = Task { try await watcher.run() }
+            defer { watch.cancel() }  // also when an expectation throws: no app left running
+            _ = try await events.next("v1 start") { if case .started = $0 { true } else { false } }
+
+            try scenario.publish(app("2.0", crash: true), version: "2.0")
+            let rolledBack = try await events.next("the rollback") { if case .rolledBack = $0 { true } else { false } }
+            guard case .rolledBack(let bad, let to, let reason) = rolledBack else { return }
+            #expect(bad.description == "2.0" && to.description == "1.0")
+            #expect(reason.contains("exited with code 3"), "\(reason)")
+            _ = try await events.next("v1 restarted") { if case .started(_, let version) = $0 { version?.description == "1.0" } else { false } }
+            #expect(installed(scenario) == "1.0")
+            #expect(try String(contentsOf: scenario.appFolder.appending(path: "VERSION"), encoding: .utf8) == "1.0")
+            _ = try await events.next("2.0 skipped") { $0 == .skippedBad(try! Version("2.0")) }
+            #expect(server.requests(for: "/project.zip").count == 2, "the bad version is not downloaded again")
+            let audit = try String(contentsOf: scenario.appFolder.appending(path: "autoupdate-audit.jsonl"), encoding: .utf8)
+            #expect(audit.contains(#""decision":"rolled-back""#))
+
+            try scenario.publish(app("3.0"), version: "3.0")
+            _ = try await events.next("v3 installed") { if case .swapped(_, let to, _) = $0 { to.description == "3.0" } else { false } }
+            _ = try await events.next("v3 start") { if case .started(_, let version) = $0 { version?.description == "3.0" } else { false } }
+            watch.cancel()
+            #expect(try await watch.value == 0)
+        }
+    }
+
+    @Test("a failing server: the app keeps running, checks back off, then the update comes through")
+    func serverDown() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(app("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await makeUpdater(scenario, server).update()
+            server.inject([.reset(after: 0)], at: "/version.txt", times: 3)
+            server.inject(sequence: [[.reset(after: 0)], [.reset(after: 0)], [.reset(after: 0)], [.status(503, retryAfter: "1")]], at: "/version.txt")
+            let watcher = try makeWatcher(scenario, server, interval: .seconds(2))
+            let events = EventRecorder(watcher.events)
+            let watch = Task { try await watcher.run() }
+            defer { watch.cancel() }  // also when an expectation throws: no app left running
+            _ = try await events.next("v1 start") { if case .started = $0 { true } else { false } }
+            try scenario.publish(app("2.0"), version: "2.0")
+            watcher.checkNow()
+            var delays: [Duration] = []
+            for _ in 0..<4 {
+                let failed = try await events.next("a failed check") { if case .checkFailed = $0 { true } else { false } }
+                if case .checkFailed(_, let retryIn) = failed { delays.append(retryIn) }
+            }
+            #expect(delays[0] < delays[1] && delays[1] < delays[2], "exponential backoff: \(delays)")
+            #expect(delays[3] >= .seconds(1), "Retry-After honoured: \(delays)")
+            #expect(!events.all.contains { if case .exited = $0 { true } else { false } }, "the app was never touched")
+            _ = try await events.next("the update") { if case .swapped(_, let to, _) = $0 { to.description == "2.0" } else { false } }
+            watch.cancel()
+            #expect(try await watch.value == 0)
+        }
+    }
+}

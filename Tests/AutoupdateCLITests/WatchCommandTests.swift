@@ -5,6 +5,7 @@ import Testing
 
 @Suite("CLI: autoupdate watch")
 struct WatchCommandTests {
+    /// The app, with 256 KiB of incompressible data: a download that a dripping server makes last.
     private func app(_ version: String) -> [String: UpdateScenario.Content] {
         let script = """
             #!/bin/sh
@@ -12,7 +13,9 @@ struct WatchCommandTests {
             echo "\(version) ready" > "$AUTOUPDATE_DIR/../events.fifo"
             while :; do sleep 0.05; done
             """
-        return ["bin/app": .text(script, mode: 0o755)]
+        var generator = SystemRandomNumberGenerator()
+        let data = (0..<(256 << 10)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return ["bin/app": .text(script, mode: 0o755), "data.bin": .bytes(data)]
     }
 
     /// Awaits a line of the watch's stderr that contains `text`.

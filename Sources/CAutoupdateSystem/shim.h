@@ -1,9 +1,12 @@
-// Linux system calls that Glibc's Swift module does not show (they need _GNU_SOURCE, or are
-// macros or unions Swift cannot read).
+// Linux system calls that Glibc's Swift module does not show (GNU extensions, macros, unions
+// Swift cannot read).
+//
+// No _GNU_SOURCE here: it changes the definitions in shared system headers (fd_set's fields), and
+// two Clang modules built with different ones clash on a clean build. The GNU functions used are
+// declared below instead, as glibc declares them.
 #ifndef CAUTOUPDATE_SYSTEM_SHIM_H
 #define CAUTOUPDATE_SYSTEM_SHIM_H
 
-#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
@@ -17,6 +20,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+extern int syncfs(int descriptor);
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
+extern int posix_spawn_file_actions_addtcsetpgrp_np(posix_spawn_file_actions_t *actions, int terminal);
 
 /// Flushes the whole file system holding `descriptor`. The corresponding C function is `syncfs`.
 static inline int autoupdate_syncfs(int descriptor) {

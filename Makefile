@@ -9,14 +9,14 @@ SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages the build links against and the real tools the tests drive.
 APT_PACKAGES := libcurl4-openssl-dev zlib1g-dev libbz2-dev libsodium-dev pkg-config \
-                tar gzip bzip2 zip unzip libarchive-tools minisign openssl python3 python3-venv
+                tar gzip bzip2 zip unzip libarchive-tools minisign openssl python3 python3-venv curl lbzip2
 # Python packages the differential tests compare against, pinned for repeatability.
 VENV := .venv
 PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test tsan fuzz demo clean
+.PHONY: deps build test tsan fuzz demo bench clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -56,6 +56,17 @@ test: deps
 tsan: deps
 	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python AUTOUPDATE_TEST_TIME_SCALE=5 \
 	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+
+## bench: our CLI against the peers (tar, bsdtar, unzip, curl, pyautoupdate) on an app-like corpus;
+## BENCH_MIB (default 256) and BENCH_RUNS (default 3); prints a Markdown table.
+BENCH_MIB ?= 256
+BENCH_RUNS ?= 3
+bench: deps
+	$(SWIFT) build -c release --product autoupdate
+	$(SWIFT) build -c release --product AutoupdateTestHelper
+	bin=$$($(SWIFT) build -c release --show-bin-path) && \
+	  python3 Benchmarks/Scripts/bench.py --bin "$$bin" --helper "$$bin/AutoupdateTestHelper" \
+	    --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
 
 ## fuzz: libFuzzer + AddressSanitizer on every archive reader and decoder, FUZZ_SECONDS each (default 60).
 fuzz: deps

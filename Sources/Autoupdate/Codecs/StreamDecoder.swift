@@ -35,3 +35,23 @@ final class IdentityDecoder: StreamDecoder {
 
     func finish() throws {}
 }
+
+/// Entry points for the benchmark harness (`Benchmarks/`), not API.
+@_spi(Internals) public enum DecodeProbe {
+    /// Decodes a whole compressed file in memory, as the extractor would stream it, and returns
+    /// the decoded length.
+    public static func decodedLength(of bytes: [UInt8], format: ArchiveFormat, chunkSize: Int = 128 << 10) throws -> Int {
+        let decoder = try makeDecoder(for: format)
+        var length = 0
+        try bytes.withUnsafeBytes { all in
+            var offset = 0
+            while offset < all.count {
+                let end = min(offset + chunkSize, all.count)
+                try decoder.decode(UnsafeRawBufferPointer(rebasing: all[offset..<end])) { length += $0.count }
+                offset = end
+            }
+        }
+        try decoder.finish()
+        return length
+    }
+}

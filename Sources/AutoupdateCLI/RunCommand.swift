@@ -1,6 +1,5 @@
 import ArgumentParser
 import Autoupdate
-import Dispatch
 import Foundation
 import Logging
 import Synchronization
@@ -164,20 +163,13 @@ private final class SignalForwarding {
 
     private let launcher: Launcher
     private let gate = Gate()
-    private var sources: [any DispatchSourceSignal] = []
+    private var handlers: SignalHandlers?
 
     init(_ launcher: Launcher) {
         self.launcher = launcher
         let gate = gate
-        sources = [SIGINT, SIGTERM, SIGHUP].map { number in
-            // Dispatch needs the default action off, or the signal would end autoupdate first.
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                if gate.arrived(number) { Self.forward(number, to: launcher) }
-            }
-            source.resume()
-            return source
+        handlers = SignalHandlers { number in
+            if gate.arrived(number) { Self.forward(number, to: launcher) }
         }
     }
 
@@ -195,7 +187,7 @@ private final class SignalForwarding {
     }
 
     func cancel() {
-        sources.forEach { $0.cancel() }
+        handlers?.cancel()
     }
 }
 

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Autoupdate
-import Dispatch
 import Foundation
 import Logging
 
@@ -92,16 +91,10 @@ struct WatchCommand: AsyncParsableCommand {
             }
             defer { printer.cancel() }
             let watch = Task { try await watcher.run() }
-            let signals = [SIGINT, SIGTERM, SIGHUP].map { number in
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    if number == SIGHUP { watcher.checkNow() } else { watch.cancel() }
-                }
-                source.resume()
-                return source
+            let signals = SignalHandlers { number in
+                if number == SIGHUP { watcher.checkNow() } else { watch.cancel() }
             }
-            defer { signals.forEach { $0.cancel() } }
+            defer { signals.cancel() }
             exitCode = try await watch.value
         }
         if exitCode != 0 {
@@ -129,10 +122,14 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     private static func seconds(_ duration: Duration) -> String {
-        String(format: "%.1f s", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        String(format: "%.1f s", inSeconds(duration))
     }
 
     private static func milliseconds(_ duration: Duration) -> String {
-        String(format: "%.1f ms", (Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18) * 1000)
+        String(format: "%.1f ms", inSeconds(duration) * 1000)
+    }
+
+    private static func inSeconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

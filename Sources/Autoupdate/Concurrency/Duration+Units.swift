@@ -17,3 +17,10 @@ extension Duration {
         return value == value.rounded() ? String(Int64(value)) : String(format: "%.3g", value)
     }
 }
+
+/// Exponential backoff with jitter: `base × 2^(failure − 1)`, capped at `cap`, times a random
+/// 0.5–1 (so that clients that failed together do not retry together).
+func exponentialBackoff(failure: Int, base: Duration, cap: Duration) -> Duration {
+    let exponent = min(max(failure - 1, 0), 30)
+    return min(base * (1 << exponent), max(cap, base)) * Double.random(in: 0.5...1.0)
+}

@@ -155,7 +155,8 @@ final class TransferRunner {
                 guard retryable, failuresInARow <= request.configuration.maxRetries, attempts < maxAttempts else {
                     throw error
                 }
-                let delay = Self.backoff(failuresInARow, configuration: request.configuration)
+                let delay = exponentialBackoff(
+                    failure: failuresInARow, base: request.configuration.retryDelay, cap: request.configuration.maxRetryDelay)
                 logger.info("download interrupted; resuming", metadata: [
                     "download.url": "\(request.displayURL)", "download.bytes": "\(received)",
                     "download.retry": "\(failuresInARow)", "download.delay": "\(delay)", "error": "\(error.message)",
@@ -166,13 +167,6 @@ final class TransferRunner {
                 }
             }
         }
-    }
-
-    /// Exponential backoff with jitter: `retryDelay × 2^(n-1)`, capped, times a random 0.5–1.
-    static func backoff(_ failure: Int, configuration: DownloadConfiguration) -> Duration {
-        let exponent = min(max(failure - 1, 0), 30)
-        let base = min(configuration.retryDelay * (1 << exponent), configuration.maxRetryDelay)
-        return base * Double.random(in: 0.5...1.0)
     }
 
     private func performAttempt(_ multi: CurlMulti) -> Outcome {

@@ -91,11 +91,8 @@ public actor Launcher {
         let context = UpdateContext(
             filepath: self.filepath, url: self.url, newfiles: self.newfiles, parentPID: getpid(), folder: folder,
             logLevel: logLevel, kwargs: kwargs, caFile: download.caFile)
-        let environment = ProcessInfo.processInfo.environment.merging(context.environment) { _, ours in ours }
         supervisor = ProcessSupervisor(
-            ProcessConfiguration(executable: self.filepath, arguments: args, environment: environment, workingDirectory: folder.path, grace: grace,
-                foregroundTerminal: foregroundTerminal),
-            logger: logger)
+            context.appConfiguration(arguments: args, grace: grace, foregroundTerminal: foregroundTerminal), logger: logger)
     }
 
     deinit {

@@ -120,6 +120,15 @@ public struct UpdateContext: Sendable, Equatable {
         return variables
     }
 
+    /// How a launcher runs the app: `filepath` in the app folder, with this process's
+    /// environment plus the context's variables.
+    func appConfiguration(arguments: [String], grace: Duration, foregroundTerminal: Int32? = nil) -> ProcessConfiguration {
+        ProcessConfiguration(
+            executable: filepath, arguments: arguments,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { _, ours in ours },
+            workingDirectory: folder.path, grace: grace, foregroundTerminal: foregroundTerminal)
+    }
+
     /// The seed's `check_new`, from inside the app: whether a newer version is available (it is
     /// queued in `.queue` for the launcher to install).
     public func checkNew() async throws -> Bool {

@@ -111,7 +111,6 @@ public actor Watcher {
     private var failedRuns = 0
     private var lastStart = ContinuousClock.now
     private var healthWindow: (previous: PreviousVersion, bad: Version, until: ContinuousClock.Instant)?
-    private var stopping = false
     private var started = false
 
     /// - Parameters: as ``Launcher``'s, plus the watch's ``WatchConfiguration``.
@@ -131,12 +130,7 @@ public actor Watcher {
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,
             logLevel: logger.logLevel, kwargs: kwargs, caFile: download.caFile)
-        supervisor = ProcessSupervisor(
-            ProcessConfiguration(
-                executable: executable, arguments: args,
-                environment: ProcessInfo.processInfo.environment.merging(context.environment) { _, ours in ours },
-                workingDirectory: folder.path, grace: configuration.grace),
-            logger: logger)
+        supervisor = ProcessSupervisor(context.appConfiguration(arguments: args, grace: configuration.grace), logger: logger)
         (events, eventSink) = AsyncStream.makeStream(of: WatchEvent.self, bufferingPolicy: .bufferingNewest(512))
         (wakeups, wakeupSink) = AsyncStream.makeStream(of: Wakeup.self)
     }
@@ -168,13 +162,13 @@ public actor Watcher {
         try await startApp()
         scheduleCheck(after: configuration.interval + randomJitter())
         var exitCode: Int32 = 0
-        for await wakeup in wakeups {
+        loop: for await wakeup in wakeups {
             if Task.isCancelled { break }
             switch wakeup {
             case .exited(let pid, let status, let at):
                 if let code = await appExited(pid: pid, status: status, at: at) {
                     exitCode = code
-                    stopping = true
+                    break loop
                 }
             case .checkDue(let generation) where generation == checkGeneration:
                 await check()
@@ -190,7 +184,7 @@ public actor Watcher {
             case .checkDue, .restartDue:
                 break  // superseded
             }
-            if stopping || Task.isCancelled { break }
+            if Task.isCancelled { break }
         }
         // Cancelled (SIGTERM) or ended by the policy: stop the app gracefully, keep what is installed.
         checkGeneration += 1
@@ -246,7 +240,7 @@ public actor Watcher {
     private func scheduleRestart() {
         restartGeneration += 1
         let generation = restartGeneration
-        let delay = backoff(failures: failedRuns, cap: configuration.maxRestartDelay)
+        let delay = exponentialBackoff(failure: failedRuns, base: configuration.retryBase, cap: configuration.maxRestartDelay)
         logger.notice("restarting the app", metadata: ["watch.delay": "\(delay)"])
         let sink = wakeupSink
         Task {
@@ -297,7 +291,7 @@ public actor Watcher {
         } catch {
             guard !Task.isCancelled else { return }
             failedChecks += 1
-            var delay = backoff(failures: failedChecks, cap: configuration.interval)
+            var delay = exponentialBackoff(failure: failedChecks, base: configuration.retryBase, cap: configuration.interval)
             if let retryAfter = (error as? AutoupdateError)?.retryAfter, retryAfter > delay {
                 delay = retryAfter
             }
@@ -367,14 +361,6 @@ public actor Watcher {
     private func randomJitter() -> Duration {
         let limit = configuration.jitter.milliseconds
         return limit > 0 ? .milliseconds(Int64.random(in: 0...limit)) : .zero
-    }
-
-    /// retryBase × 2^(failures − 1), capped, with up to 20% jitter.
-    private func backoff(failures: Int, cap: Duration) -> Duration {
-        let base = configuration.retryBase.milliseconds
-        let exponential = base << min(max(failures - 1, 0), 20)
-        let capped = min(exponential, max(cap.milliseconds, base))
-        return .milliseconds(capped + Int64.random(in: 0...max(capped / 5, 0)))
     }
 
     private static func describe(_ duration: Duration) -> String {

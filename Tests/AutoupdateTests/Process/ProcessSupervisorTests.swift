@@ -29,18 +29,19 @@ struct ScriptBench {
 @Suite("ProcessSupervisor: real children")
 struct ProcessSupervisorTests {
     @Test("exit codes and deaths by signal are reported as they happened", arguments: [
-        ("exit 0", TerminationStatus.exited(0)), ("exit 3", .exited(3)), ("exit 255", .exited(255)),
-        ("kill -KILL $$", .signaled(9)), ("kill -TERM $$", .signaled(15)), ("kill -SEGV $$", .signaled(11)),
+        ("exit 0", TerminationStatus.exited(0), Int32(0)), ("exit 3", .exited(3), 3), ("exit 255", .exited(255), 255),
+        ("kill -KILL $$", .signaled(9), -9), ("kill -TERM $$", .signaled(15), -15), ("kill -SEGV $$", .signaled(11), -11),
     ])
-    func exitStatuses(body: String, expected: TerminationStatus) async throws {
+    func exitStatuses(body: String, expected: TerminationStatus, seedCode: Int32) async throws {
         let bench = try ScriptBench()
         let supervisor = bench.supervisor(try bench.script("app.sh", body))
         let status = try await supervisor.run()
         #expect(status == expected)
+        #expect(status.seedExitCode == seedCode, "the seed's exitcode: −N after signal N")
+        #expect(status.shellExitCode == (seedCode < 0 ? 128 - seedCode : seedCode))
         #expect(await supervisor.exitStatus == expected)
         #expect(await !supervisor.isAlive)
         #expect(await !supervisor.codeRunning)
-        #expect(expected.seedExitCode == (body.hasPrefix("kill") ? -expected.shellExitCode + 128 : expected.shellExitCode))
     }
 
     @Test("arguments, environment and working directory reach the child as given")

@@ -19,12 +19,15 @@ private func app(_ version: String, crash: Bool = false) -> [String: UpdateScena
     return ["bin/app": .text("#!/bin/sh\n\(body)\n", mode: 0o755), "VERSION": .text(version)]
 }
 
-private func makeWatcher(_ scenario: UpdateScenario, _ server: TestHTTPSServer, interval: Duration = .milliseconds(200), healthWindow: Duration = .seconds(2)) throws -> Watcher {
+private func makeWatcher(
+    _ scenario: UpdateScenario, _ server: TestHTTPSServer, interval: Duration = .milliseconds(200), healthWindow: Duration = .seconds(2),
+    restart: WatchConfiguration.RestartPolicy = .always
+) throws -> Watcher {
     try Watcher(
         filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
         download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
         configuration: WatchConfiguration(
-            interval: interval, jitter: .zero, grace: .seconds(5), restart: .always, healthWindow: healthWindow,
+            interval: interval, jitter: .zero, grace: .seconds(5), restart: restart, healthWindow: healthWindow,
             retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),
         logger: Logger(label: "test"))
 }
@@ -145,5 +148,31 @@ struct WatcherTests {
         watch.cancel()
         #expect(try await watch.value == 0)
         await second.stop()
+    }
+
+    @Test("an app that exits on its own: restarted with backoff (always), or its exit ends the watch (never; on-failure after exit 0)")
+    func restartPolicies() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(app("1.0", crash: true), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await makeUpdater(scenario, server).update()
+            #expect(try await makeWatcher(scenario, server, interval: .seconds(60), restart: .never).run() == 3)
+
+            let watcher = try makeWatcher(scenario, server, interval: .seconds(60), restart: .always)
+            let events = EventRecorder(watcher.events)
+            let watch = Task { try await watcher.run() }
+            defer { watch.cancel() }
+            for run in 1...3 {
+                _ = try await events.next("start \(run)") { if case .started = $0 { true } else { false } }
+                _ = try await events.next("exit \(run)") { if case .exited(_, .exited(3)) = $0 { true } else { false } }
+            }
+            watch.cancel()
+            #expect(try await watch.value == 0)
+            #expect(appLog(scenario).count >= 4, "one run under never, three or more under always")
+
+            // on-failure: a clean exit ends the watch (a failing one is restarted, as under always).
+            try UpdateScenario.write(["bin/app": .text("#!/bin/sh\nexit 0\n", mode: 0o755)], to: scenario.appFolder)
+            #expect(try await makeWatcher(scenario, server, interval: .seconds(60), restart: .onFailure).run() == 0)
+        }
     }
 }

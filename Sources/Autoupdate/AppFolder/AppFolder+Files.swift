@@ -290,6 +290,22 @@ extension AppFolder {
         return lock
     }
 
+    /// Takes a folder lock, retrying for up to two seconds while it is busy: an install holds
+    /// it for milliseconds, and a lock just released can linger for a moment in a child being
+    /// spawned elsewhere in this process (its copy of the descriptor closes at its exec).
+    func waitingBriefly(for take: () throws -> FileLock) async throws -> FileLock {
+        let deadline = ContinuousClock.now + .seconds(2)
+        var delay = Duration.milliseconds(2)
+        while true {
+            do {
+                return try take()
+            } catch let error as AutoupdateError where [.locked, .processRunning].contains(error.code) && ContinuousClock.now + delay < deadline {
+                try await Task.sleep(for: delay)
+                delay *= 2
+            }
+        }
+    }
+
     /// Held while the app runs (shared: several instances may run).
     func lockForRunning() throws -> FileLock {
         guard let lock = try FileLock.acquire(path, exclusive: false, directory: true) else {

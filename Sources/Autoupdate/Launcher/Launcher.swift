@@ -210,7 +210,7 @@ public actor Launcher {
             let outcome = try await updater.recover()
             eventSink.yield(.update(.recovered(outcome)))
         }
-        let lock = try folder.lockForRunning()
+        let lock = try await folder.waitingBriefly(for: folder.lockForRunning)
         let sink = eventSink
         let pid = try await supervisor.start(holding: lock, onExit: { pid, status in
             sink.yield(.exited(pid: pid, status: status))

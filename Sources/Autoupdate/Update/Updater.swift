@@ -331,7 +331,7 @@ public actor Updater {
     }
 
     private func install(_ prepared: PreparedUpdate, keepingPrevious: Bool, onEvent: @escaping @Sendable (UpdateEvent) -> Void) async throws -> PreviousVersion? {
-        let installLock = try folder.lockForInstall()
+        let installLock = try await folder.waitingBriefly(for: folder.lockForInstall)
         defer { withExtendedLifetime(installLock) {} }
         onEvent(.installing(prepared.version))
         let archiveURL = url.appending(configuration.archive.name)
@@ -360,10 +360,10 @@ public actor Updater {
     /// as bad so that it is not installed again (a newer one is).
     ///
     /// - Parameter reason: Why, for the log and the audit trail.
-    public func rollBack(to previous: PreviousVersion, reason: String) throws {
+    public func rollBack(to previous: PreviousVersion, reason: String) async throws {
         let lock = try folder.lockForUpdate()
         defer { withExtendedLifetime(lock) {} }
-        let installLock = try folder.lockForInstall()
+        let installLock = try await folder.waitingBriefly(for: folder.lockForInstall)
         defer { withExtendedLifetime(installLock) {} }
         let bad = folder.readVersionDoc().value
         // The kept tree is consumed: the install moves its files in.

@@ -203,7 +203,7 @@ public actor Watcher {
     /// Starts the app; `announce: false` leaves the `started` event to the caller.
     @discardableResult
     private func startApp(announce: Bool = true) async throws -> WatchEvent {
-        let lock = try folder.lockForRunning()
+        let lock = try await folder.waitingBriefly(for: folder.lockForRunning)
         let sink = wakeupSink
         let pid = try await supervisor.start(holding: lock) { pid, status in
             sink.yield(.exited(pid: pid, status: status, at: .now))

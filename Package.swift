@@ -48,6 +48,11 @@ let package = Package(
         // Linux calls that need _GNU_SOURCE (syncfs); header-only, nothing to link.
         .systemLibrary(name: "CAutoupdateSystem"),
         .systemLibrary(
+            name: "CAutoupdateCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .systemLibrary(
             name: "CAutoupdateSodium",
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
@@ -58,6 +63,7 @@ let package = Package(
                 "CAutoupdateCurl",
                 "CAutoupdateZlib",
                 "CAutoupdateBzip2",
+                "CAutoupdateCrypto",
                 "CAutoupdateSodium",
                 "CAutoupdateSystem",
                 .product(name: "Logging", package: "swift-log"),

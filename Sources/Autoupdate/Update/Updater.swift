@@ -235,7 +235,7 @@ public actor Updater {
         logger.info("downloading", metadata: ["update.url": "\(archiveURL.displayString)", "update.version.new": "\(version)"])
 
         let sink = await extractor.start(format: configuration.archive.format, to: staging)
-        var digest = SHA256Digest()
+        let digest = SHA256Digest()
         var prehash = Minisign.Prehash()
         var bytes: Int64 = 0
         let report: ExtractionReport

@@ -7,7 +7,8 @@ import Testing
 /// exactly the old version or exactly the new one, and a later update completes.
 @Suite("Crash consistency of the installer")
 struct CrashConsistencyTests {
-    /// v1 and v2 share 1000 files, change 500, and each has 500 of its own.
+    /// v1 and v2 share 1000 files, change 500, and each has 500 of its own; a file of v1 is a
+    /// folder in v2 (its rollback must put the file back where the folder was).
     static func tree(_ version: Int) -> [String: UpdateScenario.Content] {
         var tree: [String: UpdateScenario.Content] = [:]
         for index in 0..<1000 {
@@ -18,6 +19,11 @@ struct CrashConsistencyTests {
             tree["only\(version)/d\(index % 10)/f\(index).txt"] = .text("only in \(version): \(index)\n")
         }
         tree["bin/app"] = .text("#!/bin/sh\necho \(version)\n", mode: 0o755)
+        if version == 1 {
+            tree["plugin"] = .text("a file in 1\n")
+        } else {
+            tree["plugin/main.txt"] = .text("a folder in 2\n")
+        }
         tree["big.bin"] = .bytes(Fixtures.randomBytes(count: 1 << 20, seed: UInt64(version)))
         return tree
     }

@@ -30,14 +30,41 @@ final class Folder {
     }
 
     deinit {
+        forgetParent()
         close(descriptor)
     }
 
-    /// Opens the folder holding `parts.last`, walking without following symlinks; the caller
-    /// closes the result unless it is `descriptor`.
+    /// The folder the last operation worked in, kept open: operations on a tree's entries in
+    /// order mostly stay in one folder, and walking to it again costs an `openat` per component.
+    private var lastParent: (parts: ArraySlice<String>, descriptor: Int32)?
+
+    private func forgetParent() {
+        if let lastParent {
+            close(lastParent.descriptor)
+        }
+        lastParent = nil
+    }
+
+    /// Forgets the kept folder if it is `parts` or inside it (it moved or went away).
+    private func forgetParent(under parts: [String]) {
+        if let lastParent, lastParent.parts.starts(with: parts) {
+            forgetParent()
+        }
+    }
+
+    /// Opens the folder holding `parts.last`, walking without following symlinks. The result
+    /// stays valid until the next operation of this folder; the caller does not close it.
     private func parent(of parts: [String], create: Bool) throws -> Int32 {
+        let folderParts = parts.dropLast()
+        if folderParts.isEmpty {
+            return descriptor
+        }
+        if let lastParent, lastParent.parts == folderParts {
+            return lastParent.descriptor
+        }
+        forgetParent()
         var current = descriptor
-        for (index, component) in parts.dropLast().enumerated() {
+        for (index, component) in folderParts.enumerated() {
             var opened = Syscall.openAt(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
             if case .failure(.noSuchFileOrDirectory) = opened, create {
                 _ = Syscall.makeDirectoryAt(current, component, 0o755)
@@ -55,13 +82,12 @@ final class Folder {
                     .fileSystem, "\(quoted(path + "/" + where_)) is not a folder that can be entered (\(errno))", underlying: errno)
             }
         }
+        lastParent = (folderParts, current)
         return current
     }
 
     private func withParent<T>(_ parts: [String], create: Bool = false, _ body: (Int32, String) throws -> T) throws -> T {
-        let parent = try parent(of: parts, create: create)
-        defer { if parent != descriptor { close(parent) } }
-        return try body(parent, parts[parts.count - 1])
+        try body(try parent(of: parts, create: create), parts[parts.count - 1])
     }
 
     private func status(_ parts: [String]) -> stat? {
@@ -71,65 +97,77 @@ final class Folder {
         }
     }
 
+    /// What is at a path, symlinks not followed.
+    enum EntryKind: Equatable {
+        case missing, folder, other
+    }
+
+    func kind(of parts: [String]) -> EntryKind {
+        guard let info = status(parts) else { return .missing }
+        return info.st_mode & S_IFMT == S_IFDIR ? .folder : .other
+    }
+
     func exists(_ parts: [String]) -> Bool {
         status(parts) != nil
     }
 
-    func isFolder(_ parts: [String]) -> Bool {
-        status(parts).map { $0.st_mode & S_IFMT == S_IFDIR } ?? false
+    /// Everything inside this folder, depth first with names sorted: files and symlinks as
+    /// paths, folders that hold nothing as paths ending in `/`. Symlinks are never followed.
+    ///
+    /// - Parameter skip: Top-level names to leave out.
+    func tree(skippingTopLevel skip: (String) -> Bool) throws -> [String] {
+        var entries: [String] = []
+        try collect(descriptor, prefix: "", skip: skip, into: &entries)
+        return entries
     }
 
-    func mode(of parts: [String]) -> mode_t? {
-        status(parts).map { $0.st_mode & 0o7777 }
-    }
-
-    /// The names in a folder inside this one.
-    func list(_ parts: [String]) throws -> [String] {
-        let target: Int32
-        if parts.isEmpty {
-            target = dup(descriptor)
-        } else {
-            target = try withParent(parts) { parent, name in
-                try Syscall.openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).mapError {
-                    AutoupdateError(.fileSystem, "cannot list \(quoted(path + "/" + parts.joined(separator: "/"))) (\($0))", underlying: $0)
-                }.get()
-            }
+    private func collect(_ directory: Int32, prefix: String, skip: (String) -> Bool, into entries: inout [String]) throws {
+        let listed = try names(in: directory, shownAs: prefix)
+        if listed.isEmpty, !prefix.isEmpty {
+            entries.append(prefix + "/")
         }
-        guard let stream = fdopendir(target) else {
-            close(target)
-            throw AutoupdateError(.fileSystem, "cannot list \(quoted(path))", underlying: Errno.current)
+        for (name, type) in listed.sorted(by: { $0.name < $1.name }) {
+            if prefix.isEmpty, skip(name) {
+                continue
+            }
+            let path = prefix.isEmpty ? name : prefix + "/" + name
+            var isFolder = type == UInt8(DT_DIR)
+            if type == UInt8(DT_UNKNOWN), case .success(let info) = Syscall.statAt(directory, name) {
+                isFolder = info.st_mode & S_IFMT == S_IFDIR
+            }
+            guard isFolder else {
+                entries.append(path)
+                continue
+            }
+            let child = try Syscall.openAt(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).mapError {
+                AutoupdateError(.fileSystem, "cannot list \(quoted(self.path + "/" + path)) (\($0))", underlying: $0)
+            }.get()
+            defer { close(child) }
+            try collect(child, prefix: path, skip: skip, into: &entries)
+        }
+    }
+
+    /// The names in an open folder and their `d_type`s.
+    private func names(in directory: Int32, shownAs shown: String) throws -> [(name: String, type: UInt8)] {
+        let target = dup(directory)
+        guard target >= 0, let stream = fdopendir(target) else {
+            if target >= 0 { close(target) }
+            throw AutoupdateError(.fileSystem, "cannot list \(quoted(shown.isEmpty ? path : path + "/" + shown))", underlying: Errno.current)
         }
         defer { closedir(stream) }
-        var names: [String] = []
+        var names: [(name: String, type: UInt8)] = []
         while let entry = readdir(stream) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name != "." && name != ".." {
-                names.append(name)
+                names.append((name, entry.pointee.d_type))
             }
         }
         return names
     }
 
-    /// Creates a folder (and missing parents), giving the last one `mode`.
-    func makeFolder(_ parts: [String], mode: mode_t) throws {
-        try withParent(parts, create: true) { parent, name in
-            switch Syscall.makeDirectoryAt(parent, name, mode) {
-            case .success:
-                // mkdir applies the umask; the archive's mode is meant exactly.
-                if case .success(let opened) = Syscall.openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
-                    _ = Syscall.changeMode(opened, mode)
-                    close(opened)
-                }
-            case .failure(.fileExists):
-                break
-            case .failure(let errno):
-                throw AutoupdateError(.fileSystem, "cannot create \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))", underlying: errno)
-            }
-        }
-    }
-
     /// Removes a file or symlink.
     func remove(_ parts: [String]) throws {
+        forgetParent(under: parts)
         try withParent(parts) { parent, name in
             if case .failure(let errno) = Syscall.unlinkAt(parent, name), errno != .noSuchFileOrDirectory {
                 throw AutoupdateError(.fileSystem, "cannot remove \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))", underlying: errno)
@@ -140,6 +178,7 @@ final class Folder {
     /// Removes a folder if it is empty (and is a folder); anything else is left alone.
     func removeFolderIfEmpty(_ parts: [String]) {
         guard !parts.isEmpty else { return }
+        forgetParent(under: parts)
         _ = try? withParent(parts) { parent, name in
             _ = Syscall.unlinkAt(parent, name, directory: true)
         }
@@ -148,6 +187,8 @@ final class Folder {
     /// Moves an entry (a file, symlink or folder itself, never what a symlink points to) to the
     /// same place in another folder on the same file system, replacing a file there.
     func move(_ parts: [String], to destination: Folder, creatingParents: Bool) throws {
+        forgetParent(under: parts)
+        destination.forgetParent(under: parts)
         try withParent(parts) { sourceParent, name in
             try destination.withParent(parts, create: creatingParents) { destinationParent, _ in
                 if case .failure(let errno) = Syscall.renameAt(sourceParent, name, destinationParent, name) {

@@ -68,13 +68,18 @@ struct Installer {
         let app = try Folder(path: folder.path)
         let stagingFolder = try Folder(path: staging)
 
-        var newEntries: [String] = []
-        try scan(stagingFolder, prefix: [], into: &newEntries)
-        let oldEntries = listed.filter { entry in
-            entry.hasSuffix("/") || app.exists(components(of: entry))
+        let newEntries = try stagingFolder.tree { name in
+            guard folder.layout.reservedNames.contains(name) else { return false }
+            logger.info("the archive's copy of a layout file is ignored", metadata: ["archive.entry": "\(name)"])
+            return true
         }
-        try checkConflicts(app: app, oldEntries: Set(oldEntries), newEntries: newEntries)
-        let createdFolders = foldersToCreate(app: app, newEntries: newEntries)
+        var snapshot = AppSnapshot(app: app)
+        let oldEntries = listed.filter { entry in
+            entry.hasSuffix("/") || snapshot.kind(of: components(of: entry)[...]) != .missing
+        }
+        let oldFiles = Set(oldEntries.filter { !$0.hasSuffix("/") })
+        try checkConflicts(&snapshot, oldFiles: oldFiles, newEntries: newEntries)
+        let createdFolders = foldersToCreate(&snapshot, oldFiles: oldFiles, newEntries: newEntries)
         let backupName = "backup-\(UUID().uuidString)"
         let journal = Journal(
             version: version.description,
@@ -91,11 +96,13 @@ struct Installer {
             for entry in oldEntries where !entry.hasSuffix("/") {
                 try move(components(of: entry), from: app, to: backup, creatingParents: true)
             }
-            for path in createdFolders {
-                let parts = components(of: path)
-                try app.makeFolder(parts, mode: stagingFolder.mode(of: parts) ?? 0o755)
+            // A folder the app lacks moves in whole, with everything in it and its mode: one
+            // rename instead of one per file. The journal lists its entries all the same.
+            let created = Set(createdFolders)
+            for path in createdFolders where !created.contains(parentPath(of: path)) {
+                try move(components(of: path), from: stagingFolder, to: app, creatingParents: false)
             }
-            for entry in newEntries where !entry.hasSuffix("/") {
+            for entry in newEntries where !entry.hasSuffix("/") && !created.contains(parentPath(of: entry)) {
                 try move(components(of: entry), from: stagingFolder, to: app, creatingParents: true)
             }
             try folder.writeFileList(newEntries)
@@ -119,47 +126,25 @@ struct Installer {
         (error as? AutoupdateError)?.message ?? "\(error)"
     }
 
-    /// Lists a staged tree: files and symlinks, and folders that hold nothing (with `/`).
-    /// The layout's own names at the top are skipped: an archive cannot install over them.
-    private func scan(_ staging: Folder, prefix: [String], into entries: inout [String]) throws {
-        let names = try staging.list(prefix).sorted()
-        if names.isEmpty, !prefix.isEmpty {
-            entries.append(prefix.joined(separator: "/") + "/")
-        }
-        for name in names {
-            if prefix.isEmpty, folder.layout.reservedNames.contains(name) {
-                logger.info("the archive's copy of a layout file is ignored", metadata: ["archive.entry": "\(name)"])
-                continue
-            }
-            let path = prefix + [name]
-            if staging.isFolder(path) {
-                try scan(staging, prefix: path, into: &entries)
-            } else {
-                entries.append(path.joined(separator: "/"))
-            }
-        }
-    }
-
     /// Refuses an update that would replace something the app made itself.
-    private func checkConflicts(app: Folder, oldEntries: Set<String>, newEntries: [String]) throws {
-        let oldFiles = oldEntries.filter { !$0.hasSuffix("/") }
+    private func checkConflicts(_ app: inout AppSnapshot, oldFiles: Set<String>, newEntries: [String]) throws {
         for entry in newEntries {
             let parts = components(of: entry)
             // Every parent must be a folder (or an old entry that moves away).
-            for length in 1..<max(parts.count, 1) {
+            for length in 1..<max(parts.count, 1) where app.kind(of: parts[..<length]) == .other {
                 let parent = parts[..<length].joined(separator: "/")
-                if app.exists(Array(parts[..<length])), !app.isFolder(Array(parts[..<length])), !oldFiles.contains(parent) {
+                if !oldFiles.contains(parent) {
                     throw AutoupdateError(
                         .install, "the update needs a folder at \(quoted(parent)), where the app has a file that filelist.txt does not list")
                 }
             }
             if entry.hasSuffix("/") {
-                if app.exists(parts), !app.isFolder(parts), !oldFiles.contains(parts.joined(separator: "/")) {
+                if app.kind(of: parts[...]) == .other, !oldFiles.contains(parts.joined(separator: "/")) {
                     throw AutoupdateError(.install, "the update needs a folder at \(quoted(entry)), where the app has a file")
                 }
                 continue
             }
-            if app.exists(parts), !oldFiles.contains(entry) {
+            if app.kind(of: parts[...]) != .missing, !oldFiles.contains(entry) {
                 throw AutoupdateError(
                     .install,
                     "the update would replace \(quoted(entry)), which is not in \(folder.layout.fileList) (the app or a person made it); move it away or list it to let updates replace it")
@@ -167,8 +152,9 @@ struct Installer {
         }
     }
 
-    /// The folders missing in the app for the new entries, parents first.
-    private func foldersToCreate(app: Folder, newEntries: [String]) -> [String] {
+    /// The folders missing in the app for the new entries (an old file that moves away to make
+    /// room for a folder counts as missing), parents first.
+    private func foldersToCreate(_ app: inout AppSnapshot, oldFiles: Set<String>, newEntries: [String]) -> [String] {
         var created: [String] = []
         var seen = Set<String>()
         for entry in newEntries {
@@ -177,8 +163,11 @@ struct Installer {
             guard depth > 0 else { continue }
             for length in 1...depth {
                 let path = parts[..<length].joined(separator: "/")
-                if seen.insert(path).inserted, !app.exists(Array(parts[..<length])) {
-                    created.append(path)
+                guard seen.insert(path).inserted else { continue }
+                switch app.kind(of: parts[..<length]) {
+                case .missing: created.append(path)
+                case .other where oldFiles.contains(path): created.append(path)
+                case .other, .folder: break
                 }
             }
         }
@@ -300,5 +289,34 @@ struct Installer {
 
     private func components(of entry: String) -> [String] {
         entry.split(separator: "/").map(String.init)
+    }
+
+    /// The folder holding an entry ("" at the top).
+    private func parentPath(of entry: String) -> String {
+        var parts = components(of: entry)
+        parts.removeLast()
+        return parts.joined(separator: "/")
+    }
+}
+
+/// What the app folder holds at the paths an install plans around, each looked up once (and
+/// nothing below a path that is not a folder).
+private struct AppSnapshot {
+    let app: Folder
+    private var kinds: [String: Folder.EntryKind] = [:]
+
+    init(app: Folder) {
+        self.app = app
+    }
+
+    mutating func kind(of parts: ArraySlice<String>) -> Folder.EntryKind {
+        guard !parts.isEmpty else { return .folder }
+        let key = parts.joined(separator: "/")
+        if let known = kinds[key] {
+            return known
+        }
+        let kind = kind(of: parts.dropLast()) == .folder ? app.kind(of: Array(parts)) : .missing
+        kinds[key] = kind
+        return kind
     }
 }

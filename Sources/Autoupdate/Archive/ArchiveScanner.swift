@@ -45,7 +45,9 @@ public enum ArchiveScanner {
             }
             offset += step
         }
-        try decoder.finish()
+        try decoder.finish { decoded in
+            if let zip { try zip.read(decoded, handle) } else { try tar.read(decoded, handle) }
+        }
         if let zip { try zip.finish(handle) } else { try tar.finish() }
         return Summary(entries: entries, bytes: bytes)
     }
@@ -60,7 +62,7 @@ public enum ArchiveScanner {
             try decoder.decode(UnsafeRawBufferPointer(rebasing: input[offset..<min(offset + step, input.count)])) { total += Int64($0.count) }
             offset += step
         }
-        try decoder.finish()
+        try decoder.finish { total += Int64($0.count) }
         return total
     }
 }

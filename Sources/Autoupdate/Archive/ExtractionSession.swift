@@ -81,18 +81,20 @@ final class ExtractionSession {
 
     /// The next bytes of the archive, as they come.
     func consume(_ input: UnsafeRawBufferPointer) throws {
-        try decoder.decode(input) { decoded in
-            if let zip {
-                try zip.read(decoded, handle)
-            } else {
-                try tar?.read(decoded, handle)
-            }
+        try decoder.decode(input, output: read)
+    }
+
+    private func read(_ decoded: UnsafeRawBufferPointer) throws {
+        if let zip {
+            try zip.read(decoded, handle)
+        } else {
+            try tar?.read(decoded, handle)
         }
     }
 
     /// The archive has ended: checks its end, creates the symlinks, sets folder modes.
     func finish() throws -> ExtractionReport {
-        try decoder.finish()
+        try decoder.finish(output: read)
         if let zip {
             try zip.finish(handle)
             try applyCentralDirectory(zip.centralRecords)

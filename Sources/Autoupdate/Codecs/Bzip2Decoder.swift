@@ -69,7 +69,7 @@ final class Bzip2Decoder: StreamDecoder {
         }
     }
 
-    func finish() throws {
+    func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
         switch state {
         case .failed(let error):
             throw error

@@ -70,7 +70,7 @@ final class GzipDecoder: StreamDecoder {
         }
     }
 
-    func finish() throws {
+    func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
         switch state {
         case .failed(let error):
             throw error

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A streaming decompressor: compressed chunks in, decompressed pieces out, memory bounded by
 /// its buffers whatever the stream's size.
 ///
@@ -9,8 +11,9 @@ protocol StreamDecoder: AnyObject {
     /// - Important: The pieces are valid only during the call to `output`.
     func decode(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws
 
-    /// The input has ended; throws if the stream is incomplete.
-    func finish() throws
+    /// The input has ended: hands on any output still held (a parallel decoder holds some),
+    /// then throws if the stream is incomplete.
+    func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws
 }
 
 /// Size of every decoder's output buffer.
@@ -20,7 +23,9 @@ let decoderBufferSize = 256 << 10
 func makeDecoder(for format: ArchiveFormat) throws -> any StreamDecoder {
     switch format {
     case .tarGzip: try GzipDecoder()
-    case .tarBzip2: try Bzip2Decoder()
+    case .tarBzip2: ProcessInfo.processInfo.activeProcessorCount > 1
+        ? ParallelBzip2Decoder(workers: min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        : try Bzip2Decoder()
     case .tar, .zip: IdentityDecoder()
     }
 }
@@ -33,7 +38,7 @@ final class IdentityDecoder: StreamDecoder {
         }
     }
 
-    func finish() throws {}
+    func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {}
 }
 
 /// Entry points for the benchmark harness (`Benchmarks/`), not API.
@@ -51,7 +56,7 @@ final class IdentityDecoder: StreamDecoder {
                 offset = end
             }
         }
-        try decoder.finish()
+        try decoder.finish { length += $0.count }
         return length
     }
 }

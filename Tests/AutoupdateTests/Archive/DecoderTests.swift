@@ -15,7 +15,7 @@ func decode(_ decoder: any StreamDecoder, _ input: [UInt8], seed: UInt64) throws
         }
         index += size
     }
-    try decoder.finish()
+    try decoder.finish { output += $0 }
     return output
 }
 
@@ -92,44 +92,89 @@ struct DecoderTests {
         } throws: { ($0 as? AutoupdateError)?.message.contains("not a gzip stream: bad magic bytes 50 4b 03") == true }
     }
 
-    @Test("bzip2 output of the bzip2 tool decodes identically at any chunking", arguments: [0, 1, 2] as [UInt64])
-    func bzip2ChunkInvariance(seed: UInt64) async throws {
-        try await shell("bzip2 -c plain > plain.bz2", in: folder.url)
-        let input = try file("plain.bz2")
-        let output = try await onDedicatedThread { try decode(Bzip2Decoder(), input, seed: seed) }
-        #expect(output == plain)
-    }
+    /// The serial decoder and the parallel one, with 2 and 3 workers; the last also cut at false
+    /// markers every 200 000 bits, so that every block is merged back from several pieces.
+    static let bzip2Decoders: [String] = ["serial", "parallel-2", "parallel-3", "parallel-false-markers"]
 
-    @Test("multi-stream bzip2 (as pbzip2 and lbzip2 write) decodes every stream")
-    func bzip2MultiStream() async throws {
-        try await shell("head -c 5000 plain | bzip2 -c > two.bz2 && tail -c +5001 plain | bzip2 -c >> two.bz2", in: folder.url)
-        #expect(try decode(Bzip2Decoder(), file("two.bz2"), seed: 3) == plain)
-    }
-
-    @Test("corrupt bzip2 data is refused")
-    func bzip2Corruption() async throws {
-        try await shell("bzip2 -c plain > p.bz2", in: folder.url)
-        var bz = try file("p.bz2")
-        bz[bz.count / 2] ^= 0x10
-        #expect {
-            try decode(Bzip2Decoder(), bz, seed: 1)
-        } throws: { error in
-            guard let error = error as? AutoupdateError else { return false }
-            return [.checksumMismatch, .corruptArchive].contains(error.code) && error.message.contains("bzip2 stream 1 is corrupt")
+    func bzip2Decoder(_ name: String) throws -> any StreamDecoder {
+        switch name {
+        case "serial": try Bzip2Decoder()
+        case "parallel-2": ParallelBzip2Decoder(workers: 2)
+        case "parallel-3": ParallelBzip2Decoder(workers: 3)
+        default: ParallelBzip2Decoder(workers: 2, falseMarkerStride: 200_000)
         }
     }
 
-    @Test("truncated bzip2 fails at every offset")
-    func bzip2Truncation() async throws {
-        try await shell("bzip2 -c plain > p.bz2", in: folder.url)
+    @Test("bzip2 output of the bzip2 tool decodes identically at any chunking", arguments: bzip2Decoders, [0, 1, 2] as [UInt64])
+    func bzip2ChunkInvariance(decoder: String, seed: UInt64) async throws {
+        // -1: blocks of 100 kB, so the 300 kB sample has several.
+        try await shell("bzip2 -9 -c plain > plain9.bz2 && bzip2 -1 -c plain > plain1.bz2", in: folder.url)
+        for name in ["plain9.bz2", "plain1.bz2"] {
+            let input = try file(name)
+            let output = try await onDedicatedThread { try decode(bzip2Decoder(decoder), input, seed: seed) }
+            #expect(output == plain, "\(name)")
+        }
+    }
+
+    @Test("multi-stream bzip2 (as pbzip2 and lbzip2 write) decodes every stream", arguments: bzip2Decoders)
+    func bzip2MultiStream(decoder: String) async throws {
+        try await shell(
+            "head -c 5000 plain | bzip2 -c > two.bz2 && tail -c +5001 plain | bzip2 -1 -c >> two.bz2 && : | bzip2 -c >> two.bz2",
+            in: folder.url)
+        #expect(try decode(bzip2Decoder(decoder), file("two.bz2"), seed: 3) == plain)
+    }
+
+    @Test("bzip2: zero padding after the last stream is accepted, other trailing data is not", arguments: bzip2Decoders)
+    func bzip2Trailing(decoder: String) async throws {
+        try await shell("bzip2 -1 -c plain > p.bz2", in: folder.url)
         let bz = try file("p.bz2")
-        for cut in stride(from: 1, to: bz.count, by: max(1, bz.count / 30)) + [bz.count - 1] {
+        #expect(try decode(bzip2Decoder(decoder), bz + [UInt8](repeating: 0, count: 4096), seed: 4) == plain)
+        #expect {
+            try decode(bzip2Decoder(decoder), bz + Array("garbage".utf8), seed: 4)
+        } throws: { ($0 as? AutoupdateError)?.message.contains("unexpected data after bzip2 stream 1") == true }
+        #expect {
+            try decode(bzip2Decoder(decoder), bz + [0, 0, 1], seed: 4)
+        } throws: { ($0 as? AutoupdateError)?.message.contains("unexpected data after the bzip2 stream") == true }
+    }
+
+    @Test("a bzip2 block whose output is larger than a worker keeps decodes in order", arguments: ["parallel-2", "parallel-false-markers"])
+    func bzip2LargeBlock(decoder: String) async throws {
+        // 900 kB of runs expand to far more than 4 MiB per block (RLE before the BWT).
+        try await shell("head -c 12000000 /dev/zero > zeros && cat zeros plain | bzip2 -9 -c > z.bz2", in: folder.url)
+        let expected = [UInt8](repeating: 0, count: 12_000_000) + plain
+        let input = try file("z.bz2")
+        let output = try await onDedicatedThread { try decode(bzip2Decoder(decoder), input, seed: 5) }
+        #expect(output == expected)
+    }
+
+    @Test("corrupt bzip2 data is refused", arguments: bzip2Decoders)
+    func bzip2Corruption(decoder: String) async throws {
+        try await shell("bzip2 -c plain > p.bz2 && bzip2 -1 -c plain > p1.bz2", in: folder.url)
+        for name in ["p.bz2", "p1.bz2"] {
+            for position in [0.3, 0.5, 0.9] {
+                var bz = try file(name)
+                bz[Int(Double(bz.count) * position)] ^= 0x10
+                #expect {
+                    try decode(bzip2Decoder(decoder), bz, seed: 1)
+                } throws: { error in
+                    guard let error = error as? AutoupdateError else { return false }
+                    return [.checksumMismatch, .corruptArchive].contains(error.code) && error.message.contains("bzip2 stream 1 is corrupt")
+                }
+            }
+        }
+    }
+
+    @Test("truncated bzip2 fails at every offset", arguments: bzip2Decoders)
+    func bzip2Truncation(decoder: String) async throws {
+        try await shell("bzip2 -1 -c plain > p.bz2", in: folder.url)
+        let bz = try file("p.bz2")
+        for cut in stride(from: 1, to: bz.count, by: max(1, bz.count / 30)) + [0, bz.count - 1] {
             #expect(throws: AutoupdateError.self, "cut at \(cut)") {
-                try decode(Bzip2Decoder(), Array(bz[..<cut]), seed: 2)
+                try decode(bzip2Decoder(decoder), Array(bz[..<cut]), seed: 2)
             }
         }
         #expect {
-            try decode(Bzip2Decoder(), Array("BZh0xxxx".utf8), seed: 1)
+            try decode(bzip2Decoder(decoder), Array("BZh0xxxx".utf8), seed: 1)
         } throws: { ($0 as? AutoupdateError)?.message.contains("not a bzip2 stream") == true }
     }
 }

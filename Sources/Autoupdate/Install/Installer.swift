@@ -8,7 +8,8 @@ import SystemPackage
 ///
 /// The swap, with a journal written (and flushed) before anything moves:
 /// 1. the entries listed in `filelist.txt` move out to a backup folder;
-/// 2. the staged entries move in (renames on one file system: no copies);
+/// 2. the staged entries move in (renames on one file system: no copies; a folder the app lacks
+///    moves in whole, one rename for everything in it);
 /// 3. `filelist.txt` is rewritten to the new tree, everything is flushed (`syncfs`);
 /// 4. `version.txt` is written atomically: **the commit point**;
 /// 5. the backup, the staging folder, `.queue` and the journal are removed.

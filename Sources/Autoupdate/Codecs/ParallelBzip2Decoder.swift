@@ -35,13 +35,14 @@ final class ParallelBzip2Decoder: StreamDecoder {
     private var pending: [Bzip2Job] = []
     private var phase = Phase.start
     /// Decodes merged and oversized blocks on this thread.
-    private let local = Bzip2BlockDecoder()
+    private let local: Bzip2BlockDecoder
     private var sawInput = false
 
     /// - Parameters:
     ///   - workers: Decoding threads (2 or more, else ``Bzip2Decoder`` is the better choice).
     ///   - falseMarkerStride: Tests only: also cut blocks every this many bits.
-    init(workers: Int, falseMarkerStride: Int? = nil) {
+    init(workers: Int, falseMarkerStride: Int? = nil) throws {
+        local = try Bzip2BlockDecoder()
         scanner.falseMarkerStride = falseMarkerStride
         pool = Bzip2BlockPool(workers: workers, outputLimit: Self.outputLimit)
         window = workers + 1

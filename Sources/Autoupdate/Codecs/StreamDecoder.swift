@@ -24,7 +24,7 @@ func makeDecoder(for format: ArchiveFormat) throws -> any StreamDecoder {
     switch format {
     case .tarGzip: try GzipDecoder()
     case .tarBzip2: ProcessInfo.processInfo.activeProcessorCount > 1
-        ? ParallelBzip2Decoder(workers: min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        ? try ParallelBzip2Decoder(workers: min(ProcessInfo.processInfo.activeProcessorCount, 8))
         : try Bzip2Decoder()
     case .tar, .zip: IdentityDecoder()
     }

@@ -99,9 +99,9 @@ struct DecoderTests {
     func bzip2Decoder(_ name: String) throws -> any StreamDecoder {
         switch name {
         case "serial": try Bzip2Decoder()
-        case "parallel-2": ParallelBzip2Decoder(workers: 2)
-        case "parallel-3": ParallelBzip2Decoder(workers: 3)
-        default: ParallelBzip2Decoder(workers: 2, falseMarkerStride: 200_000)
+        case "parallel-2": try ParallelBzip2Decoder(workers: 2)
+        case "parallel-3": try ParallelBzip2Decoder(workers: 3)
+        default: try ParallelBzip2Decoder(workers: 2, falseMarkerStride: 200_000)
         }
     }
 

@@ -205,19 +205,16 @@ enum Bzip2BlockResult: Sendable {
 /// the block shifted to a byte boundary, an end-of-stream magic whose CRC is the block's own)
 /// for libbz2, which checks the block's CRC.
 final class Bzip2BlockDecoder {
-    private let stream: UnsafeMutablePointer<bz_stream>
+    private let stream: Bzip2Stream
     private var wrapped: [UInt8] = []
     private let buffer: UnsafeMutableRawBufferPointer
 
-    init() {
-        stream = .allocate(capacity: 1)
-        stream.initialize(to: bz_stream())
+    init() throws {
+        stream = try Bzip2Stream()
         buffer = .allocate(byteCount: decoderBufferSize, alignment: 16)
     }
 
     deinit {
-        stream.deinitialize(count: 1)
-        stream.deallocate()
         buffer.deallocate()
     }
 
@@ -225,14 +222,19 @@ final class Bzip2BlockDecoder {
     func decode(_ segment: Bzip2Segment, limit: Int) -> Bzip2BlockResult {
         var output: [UInt8] = []
         var oversized = false
-        let outcome = decode(segment) { piece in
-            guard !oversized else { return }
-            if output.count + piece.count > limit {
-                oversized = true
-                output = []
-            } else {
-                output.append(contentsOf: piece)
+        let outcome: Result<Void, Bzip2Failure>
+        do {
+            outcome = try decode(segment) { piece in
+                guard !oversized else { return }
+                if output.count + piece.count > limit {
+                    oversized = true
+                    output = []
+                } else {
+                    output.append(contentsOf: piece)
+                }
             }
+        } catch {
+            return .failed(nil)  // the closure above throws nothing; libbz2's failures are results
         }
         switch outcome {
         case .success: return oversized ? .oversized : .decoded(output)
@@ -241,35 +243,17 @@ final class Bzip2BlockDecoder {
     }
 
     /// Decodes a `.block` segment, handing its output on piece by piece.
-    func decode(_ segment: Bzip2Segment, emit: (UnsafeRawBufferPointer) throws -> Void) rethrows -> Result<Void, Bzip2Failure> {
+    ///
+    /// - Throws: What `emit` throws, or libbz2's failure to start a decoder (memory).
+    func decode(_ segment: Bzip2Segment, emit: (UnsafeRawBufferPointer) throws -> Void) throws -> Result<Void, Bzip2Failure> {
         guard !segment.isOverlong, segment.bitCount >= 80 else { return .failure(Bzip2Failure(status: nil)) }
         wrap(segment)
-        stream.pointee = bz_stream()
-        guard BZ2_bzDecompressInit(stream, 0, 0) == BZ_OK else { return .failure(Bzip2Failure(status: Bzip2Status(rawValue: BZ_MEM_ERROR))) }
-        defer { BZ2_bzDecompressEnd(stream) }
-        return try wrapped.withUnsafeMutableBytes { input -> Result<Void, Bzip2Failure> in
-            stream.pointee.next_in = input.baseAddress?.assumingMemoryBound(to: CChar.self)
-            stream.pointee.avail_in = UInt32(input.count)
-            let outputBase = buffer.baseAddress?.assumingMemoryBound(to: CChar.self)
-            while true {
-                stream.pointee.next_out = outputBase
-                stream.pointee.avail_out = UInt32(buffer.count)
-                let status = BZ2_bzDecompress(stream)
-                let produced = buffer.count - Int(stream.pointee.avail_out)
-                if produced > 0 {
-                    try emit(UnsafeRawBufferPointer(rebasing: buffer[..<produced]))
-                }
-                switch status {
-                case BZ_STREAM_END:
-                    return stream.pointee.avail_in == 0 ? .success(()) : .failure(Bzip2Failure(status: nil))
-                case BZ_OK:
-                    if produced == 0 && stream.pointee.avail_in == 0 {
-                        return .failure(Bzip2Failure(status: nil))
-                    }
-                default:
-                    return .failure(Bzip2Failure(status: Bzip2Status(rawValue: status)))
-                }
-            }
+        do {
+            try stream.restart()
+            let (consumed, ended) = try wrapped.withUnsafeBytes { try stream.decompress($0, buffer: buffer, emit: emit) }
+            return ended && consumed == wrapped.count ? .success(()) : .failure(Bzip2Failure(status: nil))
+        } catch let status as Bzip2Status {
+            return .failure(Bzip2Failure(status: status))
         }
     }
 
@@ -375,11 +359,11 @@ final class Bzip2BlockPool: Sendable {
         for index in 0..<workers {
             workersDone.enter()
             let thread = Thread { [queue, available, workersDone] in
-                let decoder = Bzip2BlockDecoder()
+                let decoder = try? Bzip2BlockDecoder()
                 while true {
                     available.wait()
                     guard let job = queue.withLock({ $0.stopping || $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) else { break }
-                    job.complete(decoder.decode(job.segment, limit: outputLimit))
+                    job.complete(decoder?.decode(job.segment, limit: outputLimit) ?? .failed(Bzip2Status(rawValue: BZ_MEM_ERROR)))
                 }
                 workersDone.leave()
             }

@@ -155,6 +155,9 @@ final class ParallelBzip2Decoder: StreamDecoder {
         var result = job.wait()
         var merges = job.merges
         while case .failed(let status) = result {
+            if status?.rawValue == BZ_MEM_ERROR {
+                throw AutoupdateError(.corruptArchive, "libbz2 could not start a decoder (BZ_MEM_ERROR)", underlying: status)
+            }
             // Alone it failed: either a false marker cut it short, or it is corrupt.
             guard merges < Self.maxMerges, !segment.isOverlong else {
                 throw blockError(status, segment: segment, stream: stream, truncated: false)

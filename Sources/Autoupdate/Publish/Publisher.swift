@@ -153,7 +153,7 @@ public enum Publisher {
             throw AutoupdateError(.fileSystem, "cannot read \(quoted(path))")
         }
         defer { try? handle.close() }
-        let digest = SHA256Digest()
+        let digest = try SHA256Digest()
         var bytes: Int64 = 0
         while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
             data.withUnsafeBytes { digest.update($0) }

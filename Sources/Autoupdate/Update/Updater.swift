@@ -234,8 +234,9 @@ public actor Updater {
         let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         logger.info("downloading", metadata: ["update.url": "\(archiveURL.displayString)", "update.version.new": "\(version)"])
 
+        // Before the extraction starts: nothing to stop if it fails.
+        let digest = try SHA256Digest()
         let sink = await extractor.start(format: configuration.archive.format, to: staging)
-        let digest = SHA256Digest()
         var prehash = Minisign.Prehash()
         var bytes: Int64 = 0
         let report: ExtractionReport

@@ -234,7 +234,8 @@ final class Bzip2BlockDecoder {
                 }
             }
         } catch {
-            return .failed(nil)  // the closure above throws nothing; libbz2's failures are results
+            // The closure above throws nothing: libbz2 could not start a decoder (memory).
+            return .failed(Bzip2Status(rawValue: BZ_MEM_ERROR))
         }
         switch outcome {
         case .success: return oversized ? .oversized : .decoded(output)

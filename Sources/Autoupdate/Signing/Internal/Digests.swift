@@ -16,10 +16,15 @@ enum Sodium {
 final class SHA256Digest {
     private let context: OpaquePointer
 
-    init() {
-        // Allocation fails only when memory does; nothing sensible can go on then.
-        guard let context = EVP_MD_CTX_new(), EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-            fatalError("libcrypto could not start a SHA-256 digest")
+    /// - Throws: ``AutoupdateError/Code/signature`` when libcrypto cannot start a digest (it
+    ///   fails only when memory does).
+    init() throws {
+        guard let context = EVP_MD_CTX_new() else {
+            throw AutoupdateError(.signature, "libcrypto could not start a SHA-256 digest (out of memory)")
+        }
+        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
+            EVP_MD_CTX_free(context)
+            throw AutoupdateError(.signature, "libcrypto could not start a SHA-256 digest")
         }
         self.context = context
     }

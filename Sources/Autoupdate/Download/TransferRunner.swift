@@ -80,8 +80,14 @@ final class TransferRunner {
 
     /// Body bytes accepted for the consumer: delivered plus `pending`.
     private var received: Int64 = 0
-    /// Small network reads coalesced into chunks of `chunkSize`.
+    /// Small network reads coalesced into chunks of `handOffSize`.
     private var pending: [UInt8] = []
+    /// The size of the next chunk: `chunkSize`, doubled while chunks fill in under a millisecond
+    /// so that a fast transfer wakes its consumer about once a millisecond rather than for every
+    /// `chunkSize` bytes (each wake-up of a waiting consumer costs a thread switch), and halved
+    /// again when they take over four. At most half the buffer limit, so that backpressure still
+    /// leaves the consumer a chunk to work on while the next one fills.
+    private var handOffSize: Int
     private var lastFlush: ContinuousClock.Instant
     private var rate = RateEstimator()
     /// The representation being downloaded, from its first response.
@@ -101,6 +107,7 @@ final class TransferRunner {
         self.logger = logger
         startedAt = clock.now
         lastFlush = startedAt
+        handOffSize = request.configuration.smallestChunk
     }
 
     /// Starts the transfer on a new thread.
@@ -338,11 +345,16 @@ final class TransferRunner {
             attempt.abort = .tooLarge(received + Int64(body.count))
             return 0
         }
-        pending.append(contentsOf: body)
-        received += Int64(body.count)
-        if pending.count >= request.configuration.chunkSize, !flush() {
-            attempt.abort = .cancelled
-            return 0
+        // Cut at the hand-off size, so that no chunk exceeds it.
+        while !body.isEmpty {
+            let piece = body.prefix(handOffSize - pending.count)
+            pending.append(contentsOf: piece)
+            received += Int64(piece.count)
+            body = body.dropFirst(piece.count)
+            if pending.count >= handOffSize, !flush() {
+                attempt.abort = .cancelled
+                return 0
+            }
         }
         return data.count
     }
@@ -411,8 +423,15 @@ final class TransferRunner {
             bytes: pending,
             progress: DownloadProgress(receivedBytes: received, totalBytes: totalLength, bytesPerSecond: rate.bytesPerSecond)
         )
+        let configuration = request.configuration
+        let filledIn = now - lastFlush
+        if filledIn < .milliseconds(1) {
+            handOffSize = min(configuration.largestChunk, handOffSize * 2)
+        } else if filledIn > .milliseconds(4) {
+            handOffSize = max(configuration.smallestChunk, handOffSize / 2)
+        }
         pending = []
-        pending.reserveCapacity(request.configuration.chunkSize)
+        pending.reserveCapacity(handOffSize)
         lastFlush = now
         let delivered = core.deliver(chunk)
         consumerWait += clock.now - now

@@ -40,7 +40,7 @@ struct DownloaderTests {
             var body: [UInt8] = []
             var last: DownloadProgress?
             for try await chunk in downloader.bytes(from: server.url("a.bin")) {
-                #expect(!chunk.bytes.isEmpty && chunk.bytes.count <= downloader.configuration.chunkSize)
+                #expect(!chunk.bytes.isEmpty && chunk.bytes.count <= downloader.configuration.bufferLimit / 2)
                 body += chunk.bytes
                 #expect(chunk.progress.receivedBytes == Int64(body.count))
                 last = chunk.progress
@@ -52,6 +52,26 @@ struct DownloaderTests {
             #expect(request.header("User-Agent") == "autoupdate/\(AutoupdateInfo.version)")
             #expect(request.header("Range") == nil)
             #expect(downloader.activeTransferCount == 0)
+        }
+    }
+
+    @Test("a fast transfer hands on larger chunks, never more than half the buffer limit")
+    func growsChunksWhenFast() async throws {
+        try await TestHTTPSServer.with(root: folder.url) { server in
+            var configuration = DownloadConfiguration.forTests()
+            configuration.chunkSize = 4 << 10
+            configuration.bufferLimit = 256 << 10
+            let downloader = Downloader(configuration: configuration)
+            var body: [UInt8] = []
+            var sizes: Set<Int> = []
+            for try await chunk in downloader.bytes(from: server.url("a.bin")) {
+                body += chunk.bytes
+                sizes.insert(chunk.bytes.count)
+            }
+            #expect(body == file)
+            // Loopback delivers far more than 4 KiB a millisecond: the chunks grow from 4 KiB.
+            #expect(sizes.max() ?? 0 > configuration.chunkSize)
+            #expect(sizes.max() ?? 0 <= configuration.bufferLimit / 2)
         }
     }
 

@@ -31,6 +31,13 @@ static inline int autoupdate_syncfs(int descriptor) {
     return syncfs(descriptor);
 }
 
+/// Starts writing a file's dirty pages to its device without waiting for them (Linux
+/// `sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)`, called through syscall(2) as it needs
+/// _GNU_SOURCE). It promises nothing about durability; a later sync has less left to wait for.
+static inline int autoupdate_start_writeback(int descriptor) {
+    return (int)syscall(SYS_sync_file_range, descriptor, (long long)0, (long long)0, 2u /* SYNC_FILE_RANGE_WRITE */);
+}
+
 /// Starts `path` as a child in a process group of its own, with every signal at its default
 /// disposition and unblocked (whatever the parent ignores or blocks), no descriptor but 0, 1 and 2
 /// inherited, in `directory` when it is not NULL, and, when `terminal` is a descriptor, as the

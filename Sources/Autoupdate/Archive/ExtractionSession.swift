@@ -6,13 +6,19 @@ public struct ExtractionConfiguration: Sendable, Hashable {
     public var maxBytes: Int64
     /// The most entries (files, folders, links) an archive may have.
     public var maxEntries: Int
+    /// Whether each file starts its way to the disk as soon as it is complete, for a caller that
+    /// syncs the tree afterwards (an install does): the disk then works while later entries are
+    /// decoded, and the sync has less left to wait for. Without a sync it only adds disk work.
+    public var startsWriteBack: Bool
 
     /// - Parameters:
     ///   - maxBytes: Default 8 GiB.
     ///   - maxEntries: Default 200 000.
-    public init(maxBytes: Int64 = 8 << 30, maxEntries: Int = 200_000) {
+    ///   - startsWriteBack: Default `false`.
+    public init(maxBytes: Int64 = 8 << 30, maxEntries: Int = 200_000, startsWriteBack: Bool = false) {
         self.maxBytes = maxBytes
         self.maxEntries = maxEntries
+        self.startsWriteBack = startsWriteBack
     }
 }
 
@@ -66,7 +72,7 @@ final class ExtractionSession {
     init(format: ArchiveFormat, destination: String, configuration: ExtractionConfiguration) throws {
         self.format = format
         self.configuration = configuration
-        let writer = try TreeWriter(destination: destination)
+        let writer = try TreeWriter(destination: destination, startsWriteBack: configuration.startsWriteBack)
         self.writer = writer
         decoder = try makeDecoder(for: format)
         if format == .zip {

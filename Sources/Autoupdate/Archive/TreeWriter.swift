@@ -1,3 +1,4 @@
+import CAutoupdateSystem
 import Foundation
 import Glibc
 import SystemPackage
@@ -28,7 +29,11 @@ final class TreeWriter {
     private var folders: [String: Int32] = [:]
     private static let maxCachedFolders = 128
 
-    init(destination: String) throws {
+    /// Whether each closed file starts its write-back (see ``ExtractionConfiguration/startsWriteBack``).
+    private let startsWriteBack: Bool
+
+    init(destination: String, startsWriteBack: Bool = false) throws {
+        self.startsWriteBack = startsWriteBack
         self.destination = destination
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory) {
@@ -180,9 +185,14 @@ final class TreeWriter {
         }
     }
 
-    /// Sets the file's mode and time, then closes it.
+    /// Sets the file's mode and time, starts writing it to the disk if asked to, then closes it.
     func closeFile(_ descriptor: Int32, mode: UInt32, modificationTime: Int64?, entry: String) throws {
-        defer { close(descriptor) }
+        defer {
+            if startsWriteBack {
+                _ = autoupdate_start_writeback(descriptor)
+            }
+            close(descriptor)
+        }
         if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(mode)) {
             throw failure("cannot set the mode", entry: entry, errno: errno)
         }

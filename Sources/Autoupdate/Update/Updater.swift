@@ -144,7 +144,10 @@ public actor Updater {
         self.configuration = configuration
         self.logger = logger
         downloader = Downloader(configuration: configuration.download, logger: logger)
-        extractor = Extractor(configuration: configuration.extraction, logger: logger)
+        var extraction = configuration.extraction
+        // The install syncs the staged tree before its commit.
+        extraction.startsWriteBack = true
+        extractor = Extractor(configuration: extraction, logger: logger)
         checker = VersionChecker(folder: folder, url: url, downloader: downloader, trust: configuration.trust, logger: logger)
         audit = AuditLog(folder: folder)
     }

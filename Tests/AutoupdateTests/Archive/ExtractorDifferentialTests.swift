@@ -70,14 +70,15 @@ struct ExtractorDifferentialTests {
         #expect(!ours.nodes.isEmpty)
     }
 
-    @Test("a tree made by tar, extracted by us, equals the source")
-    func roundTrip() async throws {
+    @Test("a tree made by tar, extracted by us, equals the source (with and without early write-back)", arguments: [false, true])
+    func roundTrip(startsWriteBack: Bool) async throws {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")
         try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
         try SampleTree.write(to: source)
         try await shell("tar --format=posix -czf a.tgz -C src .", in: work.url)
-        let report = try await Extractor().extract(file: work.url.appending(path: "a.tgz").path, to: work.url.appending(path: "out").path)
+        let extractor = Extractor(configuration: ExtractionConfiguration(startsWriteBack: startsWriteBack))
+        let report = try await extractor.extract(file: work.url.appending(path: "a.tgz").path, to: work.url.appending(path: "out").path)
         let differences = try TreeSnapshot(work.url.appending(path: "out")).differences(from: TreeSnapshot(source))
         #expect(differences.isEmpty, "\(differences.joined(separator: "\n"))")
         #expect(report.symlinks == 3)

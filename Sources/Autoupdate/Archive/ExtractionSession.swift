@@ -247,7 +247,11 @@ final class ExtractionSession {
             case 0o040000:
                 folderAttributes[path] = (mode & 0o777, entry.modificationTime)
             default:
-                try writer.setFileMode(entry.components, mode: mode & 0o777, entry: entry.entry)
+                // Every file was closed with the default mode (a local header has none): most
+                // central records agree, and opening each file again would cost its path walk.
+                if mode & 0o777 != ExtractionPolicy.permissions(nil, isDirectory: false) {
+                    try writer.setFileMode(entry.components, mode: mode & 0o777, entry: entry.entry)
+                }
             }
         }
     }

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 extern int syncfs(int descriptor);
+extern int sync_file_range(int descriptor, __off64_t offset, __off64_t count, unsigned int flags);
 extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 extern int posix_spawn_file_actions_addtcsetpgrp_np(posix_spawn_file_actions_t *actions, int terminal);
@@ -31,11 +32,11 @@ static inline int autoupdate_syncfs(int descriptor) {
     return syncfs(descriptor);
 }
 
-/// Starts writing a file's dirty pages to its device without waiting for them (Linux
-/// `sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)`, called through syscall(2) as it needs
-/// _GNU_SOURCE). It promises nothing about durability; a later sync has less left to wait for.
+/// Starts writing a whole file's dirty pages to its device without waiting for them. It promises
+/// nothing about durability; a later sync has less left to wait for. The corresponding C call is
+/// `sync_file_range(descriptor, 0, 0, SYNC_FILE_RANGE_WRITE)`.
 static inline int autoupdate_start_writeback(int descriptor) {
-    return (int)syscall(SYS_sync_file_range, descriptor, (long long)0, (long long)0, 2u /* SYNC_FILE_RANGE_WRITE */);
+    return sync_file_range(descriptor, 0, 0, 2u /* SYNC_FILE_RANGE_WRITE, a GNU constant */);
 }
 
 /// Starts `path` as a child in a process group of its own, with every signal at its default

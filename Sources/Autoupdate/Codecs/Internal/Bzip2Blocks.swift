@@ -30,6 +30,24 @@ struct Bzip2Segment: Sendable {
     /// Whether every byte past the kept ones was zero (long zero padding is not kept).
     var droppedOnlyZeros = true
 
+    /// Bytes reserved for a segment's bytes at its start: a level-9 block compresses to about
+    /// this or less. One size for all keeps the decoder's memory from fragmenting (segments
+    /// grown by doubling, freed in another order, left a thread's heap growing over a file).
+    static let initialCapacity = 1 << 20
+
+    /// A segment starting with `bytes` (more are appended as they arrive).
+    init<Bytes: Collection<UInt8>>(kind: Kind, startingWith bytes: Bytes, startBit: Int, offset: Int64) {
+        self.kind = kind
+        self.bytes.reserveCapacity(max(Self.initialCapacity, bytes.count))
+        self.bytes.append(contentsOf: bytes)
+        self.startBit = startBit
+        self.offset = offset
+    }
+
+    init(kind: Kind) {
+        self.kind = kind
+    }
+
     /// The unsigned number in `count` (at most 57) bits from bit `bit` of the segment.
     func bits(at bit: Int, count: Int) -> UInt64 {
         var value: UInt64 = 0
@@ -116,7 +134,7 @@ struct Bzip2MarkerScanner {
             var finished = current
             finished.bitCount = finished.bytes.count * 8 - finished.startBit
             try emit(finished)
-            current = Bzip2Segment(kind: kind, bytes: Array(piece[(bit >> 3)...]), startBit: bit & 7, offset: pieceOffset + Int64(bit >> 3))
+            current = Bzip2Segment(kind: kind, startingWith: piece[(bit >> 3)...], startBit: bit & 7, offset: pieceOffset + Int64(bit >> 3))
             droppedBytes = 0
             nextCandidate = 0
             try scan(emit: emit)
@@ -136,7 +154,7 @@ struct Bzip2MarkerScanner {
         while let (kind, bit) = nextMarker() {
             var finished = current
             current = Bzip2Segment(
-                kind: kind, bytes: Array(finished.bytes[(bit >> 3)...]), startBit: bit & 7, offset: finished.offset + Int64(bit >> 3))
+                kind: kind, startingWith: finished.bytes[(bit >> 3)...], startBit: bit & 7, offset: finished.offset + Int64(bit >> 3))
             nextCandidate = 0
             // Truncated in place: `current` no longer shares its storage.
             finished.bytes.removeSubrange(((bit + 7) >> 3)...)
@@ -221,6 +239,9 @@ final class Bzip2BlockDecoder {
     /// Decodes a `.block` segment, keeping at most `limit` bytes of output.
     func decode(_ segment: Bzip2Segment, limit: Int) -> Bzip2BlockResult {
         var output: [UInt8] = []
+        // A level-9 block is at most 900 kB before its run-length step, and usually about that
+        // after it: one allocation instead of doubling through copies (pages untouched stay free).
+        output.reserveCapacity(min(limit, 1 << 20))
         var oversized = false
         let outcome: Result<Void, Bzip2Failure>
         do {
@@ -264,26 +285,34 @@ final class Bzip2BlockDecoder {
         let dataBytes = (segment.bitCount + 7) >> 3
         let total = 4 + (segment.bitCount + 80 + 7) >> 3
         wrapped.removeAll(keepingCapacity: true)
-        wrapped.reserveCapacity(total)
-        wrapped.append(contentsOf: [0x42, 0x5A, 0x68, 0x39])
+        wrapped.append(contentsOf: repeatElement(0, count: total))
         let shift = segment.startBit
-        segment.bytes.withUnsafeBufferPointer { source in
-            if shift == 0 {
-                wrapped.append(contentsOf: source[..<dataBytes])
-            } else {
-                for index in 0..<dataBytes {
-                    let high = source[index] << shift
-                    let low = index + 1 < source.count ? source[index + 1] >> (8 - shift) : 0
-                    wrapped.append(high | low)
+        wrapped.withUnsafeMutableBufferPointer { out in
+            out[0] = 0x42
+            out[1] = 0x5A
+            out[2] = 0x68
+            out[3] = 0x39
+            segment.bytes.withUnsafeBufferPointer { source in
+                if shift == 0 {
+                    _ = UnsafeMutableBufferPointer(rebasing: out[4..<4 + dataBytes]).initialize(from: source[..<dataBytes])
+                } else {
+                    // The last source byte may be the segment's last (no byte follows it).
+                    let whole = min(dataBytes, source.count - 1)
+                    for index in 0..<whole {
+                        out[4 + index] = source[index] << shift | source[index + 1] >> (8 - shift)
+                    }
+                    if whole < dataBytes {
+                        out[4 + whole] = source[whole] << shift
+                    }
                 }
             }
+            // Clear the bits past the segment in its last byte.
+            let usedInLast = segment.bitCount & 7
+            if usedInLast != 0 {
+                out[4 + dataBytes - 1] &= 0xFF << (8 - UInt8(usedInLast))
+            }
         }
-        // Clear the bits past the segment in its last byte, then append 80 bits at its end.
-        let usedInLast = segment.bitCount & 7
-        if usedInLast != 0 {
-            wrapped[wrapped.count - 1] &= 0xFF << (8 - UInt8(usedInLast))
-        }
-        wrapped.append(contentsOf: [UInt8](repeating: 0, count: total - wrapped.count))
+        // Then the 80 bits of the end-of-stream magic and CRC right after it.
         var bit = 32 + segment.bitCount
         let trailer = [(Bzip2MarkerScanner.endMagic, 48), (UInt64(segment.storedCRC), 32)]
         for (value, count) in trailer {

@@ -1,4 +1,5 @@
 import CAutoupdateBzip2
+import Glibc
 
 /// A libbz2 status code, carried as the `underlying` cause of an ``AutoupdateError``.
 ///
@@ -26,6 +27,8 @@ struct Bzip2Status: RawRepresentable, Hashable, Error, CustomStringConvertible {
 final class Bzip2Stream {
     private let stream: UnsafeMutablePointer<bz_stream>
     private var isOpen = false
+    /// libbz2's allocations go through this: what one stream frees the next reuses.
+    private let allocations = Bzip2Allocations()
 
     init() throws {
         stream = .allocate(capacity: 1)
@@ -42,6 +45,15 @@ final class Bzip2Stream {
     }
 
     private func open() throws {
+        stream.pointee.opaque = Unmanaged.passUnretained(allocations).toOpaque()
+        stream.pointee.bzalloc = { opaque, items, size in
+            guard let opaque, items > 0, size > 0 else { return nil }
+            return Unmanaged<Bzip2Allocations>.fromOpaque(opaque).takeUnretainedValue().allocate(Int(items) * Int(size))
+        }
+        stream.pointee.bzfree = { opaque, pointer in
+            guard let opaque, let pointer else { return }
+            Unmanaged<Bzip2Allocations>.fromOpaque(opaque).takeUnretainedValue().release(pointer)
+        }
         let status = BZ2_bzDecompressInit(stream, 0, 0)
         guard status == BZ_OK else {
             throw AutoupdateError(.corruptArchive, "libbz2 could not start a decoder (\(Bzip2Status(rawValue: status)))")
@@ -102,3 +114,42 @@ final class Bzip2Stream {
 
 @available(*, unavailable)
 extension Bzip2Stream: Sendable {}
+
+/// Keeps the blocks a libbz2 decoder frees for its next stream.
+///
+/// The parallel decoder starts a stream per block, and each start allocates a 3.6 MB table
+/// for level 9 (and frees it at the end): through malloc, that churn in every worker's arena
+/// held tens of MiB of freed memory resident at a time. Reused here, a decoder holds one set.
+final class Bzip2Allocations {
+    /// Room before each block for its size (and the alignment malloc gives).
+    private static let header = 16
+    private static let kept = 4
+    private var free: [(block: UnsafeMutableRawPointer, size: Int)] = []
+
+    deinit {
+        for (block, _) in free {
+            Glibc.free(block)
+        }
+    }
+
+    func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
+        if let index = free.firstIndex(where: { $0.size == size }) {
+            return free.remove(at: index).block + Self.header
+        }
+        guard let block = malloc(size + Self.header) else { return nil }
+        block.storeBytes(of: size, as: Int.self)
+        return block + Self.header
+    }
+
+    func release(_ pointer: UnsafeMutableRawPointer) {
+        let block = pointer - Self.header
+        if free.count < Self.kept {
+            free.append((block, block.load(as: Int.self)))
+        } else {
+            Glibc.free(block)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension Bzip2Allocations: Sendable {}

@@ -22,7 +22,9 @@ let decoderBufferSize = 256 << 10
 /// The decoder for a format's compression layer.
 func makeDecoder(for format: ArchiveFormat) throws -> any StreamDecoder {
     switch format {
-    case .tarGzip: try GzipDecoder()
+    case .tarGzip: ProcessInfo.processInfo.activeProcessorCount > 1
+        ? PipelinedDecoder { try GzipDecoder() }
+        : try GzipDecoder()
     case .tarBzip2: ProcessInfo.processInfo.activeProcessorCount > 1
         ? try ParallelBzip2Decoder(workers: min(ProcessInfo.processInfo.activeProcessorCount, 8))
         : try Bzip2Decoder()

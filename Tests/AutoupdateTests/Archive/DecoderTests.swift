@@ -1,5 +1,6 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
+import Dispatch
 import Foundation
 import Testing
 
@@ -36,60 +37,89 @@ struct DecoderTests {
         Array(try Data(contentsOf: folder.url.appending(path: name)))
     }
 
-    @Test("gzip output of the gzip tool decodes identically at any chunking", arguments: [0, 1, 2, 3] as [UInt64])
-    func gzipChunkInvariance(seed: UInt64) async throws {
+    /// zlib on the calling thread, and the same on a decoding thread of its own.
+    static let gzipDecoders = ["serial", "pipelined"]
+
+    static func gzipDecoder(_ kind: String) throws -> any StreamDecoder {
+        kind == "serial" ? try GzipDecoder() : PipelinedDecoder { try GzipDecoder() }
+    }
+
+    @Test("gzip output of the gzip tool decodes identically at any chunking", arguments: gzipDecoders, [0, 1, 2, 3] as [UInt64])
+    func gzipChunkInvariance(kind: String, seed: UInt64) async throws {
         try await shell("gzip -9 -c plain > plain.gz", in: folder.url)
         let input = try file("plain.gz")
-        let output = try await onDedicatedThread { try decode(GzipDecoder(), input, seed: seed) }
+        let output = try await onDedicatedThread { try decode(Self.gzipDecoder(kind), input, seed: seed) }
         #expect(output == plain)
     }
 
-    @Test("multi-member gzip decodes every member")
-    func gzipMultiMember() async throws {
+    @Test("multi-member gzip decodes every member", arguments: gzipDecoders)
+    func gzipMultiMember(kind: String) async throws {
         try await shell("head -c 1000 plain | gzip -c > two.gz && tail -c +1001 plain | gzip -1 -c >> two.gz", in: folder.url)
-        #expect(try decode(GzipDecoder(), file("two.gz"), seed: 9) == plain)
+        #expect(try decode(Self.gzipDecoder(kind), file("two.gz"), seed: 9) == plain)
     }
 
-    @Test("zero padding after the last member is accepted, other trailing data is not")
-    func gzipTrailing() async throws {
+    @Test("zero padding after the last member is accepted, other trailing data is not", arguments: gzipDecoders)
+    func gzipTrailing(kind: String) async throws {
         try await shell("gzip -c plain > p.gz", in: folder.url)
         let gz = try file("p.gz")
-        #expect(try decode(GzipDecoder(), gz + [UInt8](repeating: 0, count: 4096), seed: 4) == plain)
+        #expect(try decode(Self.gzipDecoder(kind), gz + [UInt8](repeating: 0, count: 4096), seed: 4) == plain)
         #expect {
-            try decode(GzipDecoder(), gz + Array("garbage".utf8), seed: 4)
+            try decode(Self.gzipDecoder(kind), gz + Array("garbage".utf8), seed: 4)
         } throws: { ($0 as? AutoupdateError)?.message.contains("unexpected data after gzip member 1") == true }
     }
 
-    @Test("a corrupt gzip trailer is a checksum mismatch", arguments: [8, 4] as [Int])
-    func gzipTrailerCorruption(fromEnd: Int) async throws {
+    @Test("a corrupt gzip trailer is a checksum mismatch", arguments: gzipDecoders, [8, 4] as [Int])
+    func gzipTrailerCorruption(kind: String, fromEnd: Int) async throws {
         try await shell("gzip -c plain > p.gz", in: folder.url)
         var gz = try file("p.gz")
         gz[gz.count - fromEnd] ^= 0x55
         #expect {
-            try decode(GzipDecoder(), gz, seed: 1)
+            try decode(Self.gzipDecoder(kind), gz, seed: 1)
         } throws: { error in
             guard let error = error as? AutoupdateError else { return false }
             return error.code == .checksumMismatch && error.message.contains("gzip member 1 is corrupt")
         }
     }
 
-    @Test("truncated gzip fails at every offset, never decodes short")
-    func gzipTruncation() async throws {
+    @Test("truncated gzip fails at every offset, never decodes short", arguments: gzipDecoders)
+    func gzipTruncation(kind: String) async throws {
         try await shell("gzip -c plain > p.gz", in: folder.url)
         let gz = try file("p.gz")
         for cut in stride(from: 1, to: gz.count, by: max(1, gz.count / 40)) + [gz.count - 1, 2, 10] {
             #expect(throws: AutoupdateError.self, "cut at \(cut)") {
-                try decode(GzipDecoder(), Array(gz[..<cut]), seed: 2)
+                try decode(Self.gzipDecoder(kind), Array(gz[..<cut]), seed: 2)
             }
         }
-        #expect { try decode(GzipDecoder(), [], seed: 1) } throws: { ($0 as? AutoupdateError)?.message == "the gzip stream is empty" }
+        #expect { try decode(Self.gzipDecoder(kind), [], seed: 1) } throws: { ($0 as? AutoupdateError)?.message == "the gzip stream is empty" }
     }
 
-    @Test("not gzip: bad magic is named")
-    func gzipBadMagic() {
+    @Test("not gzip: bad magic is named", arguments: gzipDecoders)
+    func gzipBadMagic(kind: String) throws {
         #expect {
-            try decode(GzipDecoder(), Array("PK\u{3}\u{4}hello".utf8), seed: 1)
+            try decode(Self.gzipDecoder(kind), Array("PK\u{3}\u{4}hello".utf8), seed: 1)
         } throws: { ($0 as? AutoupdateError)?.message.contains("not a gzip stream: bad magic bytes 50 4b 03") == true }
+    }
+
+    @Test("a pipelined decoder dropped mid-stream stops its thread (which waits for room for output)")
+    func pipelinedAbandoned() async throws {
+        // 50 MB of output from 50 kB: the decoding thread fills its output limit and waits.
+        try await shell("head -c 50000000 /dev/zero | gzip -c > zeros.gz", in: folder.url)
+        let gz = try file("zeros.gz")
+        struct Enough: Error {}
+        let stopped = try await onDedicatedThread {
+            let done = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                for _ in 0..<10 {
+                    let decoder = PipelinedDecoder { try GzipDecoder() }
+                    _ = try? gz.withUnsafeBytes { try decoder.decode($0) { _ in throw Enough() } }
+                    _ = try? decoder.finish { _ in throw Enough() }
+                }
+                done.signal()
+            }
+            let seconds = Int(TestTiming.bound(.seconds(30)).components.seconds)
+            return done.wait(timeout: .now() + .seconds(seconds)) == .success
+        }
+        #expect(stopped, "dropping a pipelined decoder did not return: its thread never stopped")
     }
 
     /// The serial decoder and the parallel one, with 2 and 3 workers; the last also cut at false

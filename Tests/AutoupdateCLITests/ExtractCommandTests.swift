@@ -35,6 +35,24 @@ struct ExtractCommandTests {
         #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "escape.txt").path))
     }
 
+    @Test("a file that cannot be written exits 1 naming it, nothing is left", arguments: ["a.zip", "a.tgz"])
+    func writeFailure(archive: String) async throws {
+        // A zip's files are written by a thread of their own, a tar.gz's by the extraction thread.
+        let work = try TemporaryDirectory()
+        let made = try await ChildProcess.run(
+            "/bin/sh", ["-c", "mkdir src && head -c 1000000 /dev/urandom > src/big.bin && echo hi > src/small.txt && (cd src && zip -qr ../a.zip . && tar -czf ../a.tgz .)"],
+            currentDirectory: work.path)
+        try #require(made.status == 0)
+        // Files may not grow past 64 blocks; with SIGXFSZ ignored, write(2) fails with EFBIG.
+        let out = work.url.appending(path: "out").path
+        let result = try await ChildProcess.run(
+            "/bin/sh", ["-c", "ulimit -f 64 && trap '' XFSZ && exec \"$0\" extract \"$1\" \"$2\"", BuiltProducts.cli, work.url.appending(path: archive).path, out])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("big.bin': cannot write"), "\(result.stderr)")
+        #expect(result.stderr.contains("File too large"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
     @Test("--max-bytes stops a bomb; a file that is no archive is named")
     func limitsAndGarbage() async throws {
         let work = try TemporaryDirectory()

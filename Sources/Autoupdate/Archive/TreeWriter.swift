@@ -1,4 +1,3 @@
-import CAutoupdateSystem
 import Foundation
 import Glibc
 import SystemPackage
@@ -29,11 +28,7 @@ final class TreeWriter {
     private var folders: [String: Int32] = [:]
     private static let maxCachedFolders = 128
 
-    /// Whether each closed file starts its write-back (see ``ExtractionConfiguration/startsWriteBack``).
-    private let startsWriteBack: Bool
-
-    init(destination: String, startsWriteBack: Bool = false) throws {
-        self.startsWriteBack = startsWriteBack
+    init(destination: String) throws {
         self.destination = destination
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory) {
@@ -177,28 +172,6 @@ final class TreeWriter {
             throw failure("cannot replace the earlier entry", entry: entry, errno: errno)
         }
         nodes[path] = nil
-    }
-
-    func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) throws {
-        if case .failure(let errno) = Syscall.writeAll(descriptor, bytes) {
-            throw failure("cannot write", entry: entry, errno: errno)
-        }
-    }
-
-    /// Sets the file's mode and time, starts writing it to the disk if asked to, then closes it.
-    func closeFile(_ descriptor: Int32, mode: UInt32, modificationTime: Int64?, entry: String) throws {
-        defer {
-            if startsWriteBack {
-                _ = autoupdate_start_writeback(descriptor)
-            }
-            close(descriptor)
-        }
-        if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(mode)) {
-            throw failure("cannot set the mode", entry: entry, errno: errno)
-        }
-        if let modificationTime, case .failure(let errno) = Syscall.setModificationTime(descriptor, modificationTime) {
-            throw failure("cannot set the modification time", entry: entry, errno: errno)
-        }
     }
 
     /// Creates a hard link to a file this archive created earlier.

@@ -76,8 +76,8 @@ final class PipelinedDecoder: StreamDecoder {
                     shared.inputs.append(bytes)
                     queued = true
                 }
-                let handover = Self.take(&shared)
-                return queued || !handover.outputs.isEmpty || handover.failure != nil ? handover : nil
+                // The value changes only along with a result (see `Guarded.wait`).
+                return queued || !shared.outputs.isEmpty || shared.failure != nil ? Self.take(&shared) : nil
             }
             try hand(handover, to: output)
         } while !queued
@@ -90,8 +90,7 @@ final class PipelinedDecoder: StreamDecoder {
         shared.withLock { $0.inputEnded = true }
         while true {
             let handover = shared.wait { shared -> Handover? in
-                let handover = Self.take(&shared)
-                return !handover.outputs.isEmpty || handover.finished ? handover : nil
+                !shared.outputs.isEmpty || shared.finished ? Self.take(&shared) : nil
             }
             try hand(handover, to: output)
             if handover.finished {

@@ -36,7 +36,8 @@ final class Guarded<Value: Sendable>: @unchecked Sendable {
     }
 
     /// Runs `body` with exclusive access each time the value changes, until it returns a result
-    /// (then wakes every waiter). `body` must not block.
+    /// (then wakes every waiter). `body` must not block, and must not change the value when it
+    /// returns `nil`: no waiter would be woken for that change.
     func wait<Result>(until body: (inout Value) -> Result?) -> Result {
         pthread_mutex_lock(mutex)
         defer {

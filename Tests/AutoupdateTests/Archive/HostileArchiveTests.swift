@@ -255,4 +255,39 @@ struct HostileArchiveTests {
                 .extract(file: archive.path, to: work.url.appending(path: "out").path)
         }
     }
+
+    @Test("a zip that fails while its files are still being written rolls back and returns")
+    func failsWhileWriting() async throws {
+        // Stored files, the last (8 MB) one's data altered: its CRC fails at its end, when its last
+        // megabytes still wait for the writing thread.
+        let work = try TemporaryDirectory()
+        try await shell(
+            "mkdir src && for i in 1 2 3 4; do head -c 262144 /dev/urandom > src/f$i; done && head -c 8000000 /dev/urandom > src/last && cd src && zip -q0 ../a.zip f1 f2 f3 f4 last",
+            in: work.url)
+        var zip = Array(try Data(contentsOf: work.url.appending(path: "a.zip")))
+        let directoryStart = zip.count - 22 + 16
+        let offset = Int(zip[directoryStart]) | Int(zip[directoryStart + 1]) << 8 | Int(zip[directoryStart + 2]) << 16 | Int(zip[directoryStart + 3]) << 24
+        zip[offset - 10] ^= 0xFF
+        let archive = work.url.appending(path: "bad.zip").path
+        try Data(zip).write(to: URL(fileURLWithPath: archive))
+        for round in 0..<20 {
+            let out = work.url.appending(path: "out-\(round)").path
+            let done = DispatchSemaphore(value: 0)
+            let extraction = Task.detached { () -> (any Error)? in
+                defer { done.signal() }
+                do {
+                    _ = try await Extractor().extract(file: archive, to: out)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            let seconds = Int(TestTiming.bound(.seconds(30)).components.seconds)
+            let returned = try await onDedicatedThread { done.wait(timeout: .now() + .seconds(seconds)) == .success }
+            try #require(returned, "round \(round): the extraction never returned")
+            let error = await extraction.value
+            #expect((error as? AutoupdateError)?.code == .checksumMismatch, "round \(round): \(String(describing: error))")
+            #expect(!FileManager.default.fileExists(atPath: out), "round \(round): the rollback left \(out)")
+        }
+    }
 }

@@ -42,7 +42,7 @@ final class WriteBehind {
 
     private let shared: Guarded<Shared>?
     private let exited = DispatchSemaphore(value: 0)
-    /// Single-core mode: the failure of an operation run at once.
+    /// Unthreaded: the first failure of an operation run at once.
     private var inlineFailure: AutoupdateError?
 
     /// - Parameter threaded: Whether a thread of its own runs the operations.
@@ -70,6 +70,12 @@ final class WriteBehind {
 
     /// Appends `bytes` to the file.
     func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) throws {
+        guard shared != nil else {
+            // At once, from the caller's buffer (no copy).
+            inlineFailure = inlineFailure ?? Self.write(descriptor, bytes, entry: entry)
+            if let inlineFailure { throw inlineFailure }
+            return
+        }
         try submit(.write(descriptor: descriptor, bytes: [UInt8](bytes), entry: entry), bytes: bytes.count, files: 0)
     }
 
@@ -122,8 +128,6 @@ final class WriteBehind {
         var failure: AutoupdateError?
         while true {
             let next = shared.wait { shared -> Operation?? in
-                shared.busy = false
-                shared.failure = shared.failure ?? failure
                 if let operation = shared.operations.first {
                     shared.operations.removeFirst()
                     shared.busy = true
@@ -133,11 +137,14 @@ final class WriteBehind {
             }
             guard let operation = next else { return }
             failure = run(operation, after: failure)
+            // Done, in one change that wakes the waiters (``drain()`` waits for exactly this).
             shared.withLock { shared in
                 switch operation {
                 case .write(_, let bytes, _): shared.queuedBytes -= bytes.count
                 case .close: shared.queuedFiles -= 1
                 }
+                shared.failure = shared.failure ?? failure
+                shared.busy = false
             }
         }
     }
@@ -147,10 +154,7 @@ final class WriteBehind {
         switch operation {
         case .write(let descriptor, let bytes, let entry):
             guard failure == nil else { return failure }
-            if case .failure(let errno) = bytes.withUnsafeBytes({ Syscall.writeAll(descriptor, $0) }) {
-                return fileFailure("cannot write", entry: entry, errno: errno)
-            }
-            return nil
+            return bytes.withUnsafeBytes { write(descriptor, $0, entry: entry) }
         case .close(let descriptor, let attributes, let startsWriteBack):
             defer {
                 if startsWriteBack && failure == nil {
@@ -167,6 +171,13 @@ final class WriteBehind {
             }
             return nil
         }
+    }
+
+    private static func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) -> AutoupdateError? {
+        if case .failure(let errno) = Syscall.writeAll(descriptor, bytes) {
+            return fileFailure("cannot write", entry: entry, errno: errno)
+        }
+        return nil
     }
 
     private static func fileFailure(_ what: String, entry: String, errno: Errno) -> AutoupdateError {

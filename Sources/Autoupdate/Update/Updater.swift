@@ -213,7 +213,9 @@ public actor Updater {
     private func prepareOrReport(
         onEvent: @escaping @Sendable (UpdateEvent) -> Void
     ) async throws -> (prepared: PreparedUpdate?, check: VersionChecker.Result) {
-        let lock = try folder.lockForUpdate()
+        // Briefly retried: a lock just released may linger in a child being spawned (see
+        // `waitingBriefly`); a second updater at work still gets `.locked` after two seconds.
+        let lock = try await folder.waitingBriefly(for: folder.lockForUpdate)
         let recovery = try recoverLocked()
         if recovery != .nothingToDo {
             onEvent(.recovered(recovery))

@@ -21,13 +21,10 @@ let decoderBufferSize = 256 << 10
 
 /// The decoder for a format's compression layer.
 func makeDecoder(for format: ArchiveFormat) throws -> any StreamDecoder {
-    switch format {
-    case .tarGzip: ProcessInfo.processInfo.activeProcessorCount > 1
-        ? PipelinedDecoder { try GzipDecoder() }
-        : try GzipDecoder()
-    case .tarBzip2: ProcessInfo.processInfo.activeProcessorCount > 1
-        ? try ParallelBzip2Decoder(workers: min(ProcessInfo.processInfo.activeProcessorCount, 8))
-        : try Bzip2Decoder()
+    let cores = ProcessInfo.processInfo.activeProcessorCount
+    return switch format {
+    case .tarGzip: cores > 1 ? PipelinedDecoder { try GzipDecoder() } : try GzipDecoder()
+    case .tarBzip2: cores > 1 ? try ParallelBzip2Decoder(workers: min(cores, 8)) : try Bzip2Decoder()
     case .tar, .zip: IdentityDecoder()
     }
 }
@@ -41,24 +38,4 @@ final class IdentityDecoder: StreamDecoder {
     }
 
     func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {}
-}
-
-/// Entry points for the benchmark harness (`Benchmarks/`), not API.
-@_spi(Internals) public enum DecodeProbe {
-    /// Decodes a whole compressed file in memory, as the extractor would stream it, and returns
-    /// the decoded length.
-    public static func decodedLength(of bytes: [UInt8], format: ArchiveFormat, chunkSize: Int = 128 << 10) throws -> Int {
-        let decoder = try makeDecoder(for: format)
-        var length = 0
-        try bytes.withUnsafeBytes { all in
-            var offset = 0
-            while offset < all.count {
-                let end = min(offset + chunkSize, all.count)
-                try decoder.decode(UnsafeRawBufferPointer(rebasing: all[offset..<end])) { length += $0.count }
-                offset = end
-            }
-        }
-        try decoder.finish { length += $0.count }
-        return length
-    }
 }

@@ -6,9 +6,11 @@ struct PublishCommand: AsyncParsableCommand {
         commandName: "publish",
         abstract: "Turn a folder into what a static HTTPS server serves: the archive and version.txt.",
         discussion: """
-            The archive's format follows its name (.zip, .tar.gz, .tar.bz2). It is written under \
-            a temporary name and renamed into place, and version.txt is written last, so clients \
-            never see a version whose archive is incomplete. Upload OUT to any static HTTPS host.
+            The archive's format follows its name (.zip, .tar.gz, .tar.bz2). Every file is \
+            written and flushed under a temporary name before any is renamed into place, the \
+            archive first and version.txt last, so clients never see a version whose archive is \
+            incomplete, and a publish that fails leaves OUT exactly as it was. Upload OUT to any \
+            static HTTPS host.
             """
     )
 

@@ -53,39 +53,3 @@ struct UpdateCommandsTests {
         #expect(badVersion.status == 2)
     }
 }
-
-@Suite("Publisher: archives every tool reads")
-struct PublisherTests {
-    @Test("what tar, unzip and our extractor read equals the source", arguments: ["project.zip", "project.tar.gz", "project.tar.bz2"])
-    func roundTrip(archive: String) async throws {
-        let work = try TemporaryDirectory()
-        let source = work.url.appending(path: "src")
-        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
-        try SampleTree.write(to: source, hardLinks: false)
-        try Data("1.0".utf8).write(to: source.appending(path: "version.txt"))
-        let result = try Publisher.publish(source: source.path, version: try Version("2.0"), to: work.url.appending(path: "server").path, archive: try ArchiveName(archive))
-        #expect(try String(contentsOf: work.url.appending(path: "server/version.txt"), encoding: .utf8) == "2.0\n")
-        let expected = try TreeSnapshot(source).filtering { $0 != "version.txt" }
-
-        try await shell("mkdir ref && \(archive.hasSuffix(".zip") ? "unzip -q server/\(archive) -d ref" : "tar -xf server/\(archive) -C ref")", in: work.url)
-        let reference = try TreeSnapshot(work.url.appending(path: "ref"))
-        #expect(reference.differences(from: expected).isEmpty, "\(reference.differences(from: expected))")
-        _ = try await Extractor().extract(file: result.archive, to: work.url.appending(path: "ours").path)
-        let ours = try TreeSnapshot(work.url.appending(path: "ours"))
-        #expect(ours.differences(from: expected).isEmpty, "\(ours.differences(from: expected))")
-        #expect(result.entries == expected.nodes.count)
-    }
-
-    @Test("refuses what clients would refuse")
-    func refuses() throws {
-        let work = try TemporaryDirectory()
-        try FileManager.default.createDirectory(at: work.url.appending(path: "src"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: work.url.appending(path: "src/out").path, withDestinationPath: "../../etc/passwd")
-        #expect {
-            try Publisher.publish(source: work.url.appending(path: "src").path, version: Version("1.0"), to: work.url.appending(path: "server").path)
-        } throws: { error in
-            (error as? AutoupdateError)?.message.contains("the symlink 'out' points to '../../etc/passwd', outside the folder") == true
-        }
-        #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "server/version.txt").path))
-    }
-}

@@ -5,12 +5,13 @@ import Foundation
 ///
 /// Built with `--sanitize=fuzzer --sanitize=address -DAUTOUPDATE_FUZZING`, libFuzzer's own
 /// `main` drives ``LLVMFuzzerTestOneInput`` for the target named by `AUTOUPDATE_FUZZ_TARGET`
-/// (`tar`, `tgz`, `tbz2`, `zip`, `gzip`, `bzip2`). Built normally, it replays inputs instead:
+/// (`tar`, `tgz`, `tbz2`, `zip`, `gzip`, `bzip2`, `compress`). Built normally, it replays inputs instead:
 ///
 ///     AutoupdateFuzz <target> <files or folders>
 ///
 /// The invariant checked: any input either scans or fails with an ``AutoupdateError``; a crash,
-/// a hang or any other error is a bug.
+/// a hang or any other error is a bug. The `compress` target checks the compressors instead:
+/// any input, cut into any pieces, compresses (gzip and bzip2) and decodes back to itself.
 #if AUTOUPDATE_FUZZING
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -40,7 +41,7 @@ struct FuzzMain {
 #endif
 
 enum FuzzTarget: String, CaseIterable {
-    case tar, tgz, tbz2, zip, gzip, bzip2
+    case tar, tgz, tbz2, zip, gzip, bzip2, compress
 
     /// `AUTOUPDATE_FUZZ_TARGET` under libFuzzer, else the first argument.
     static let selected: FuzzTarget? = {
@@ -63,6 +64,10 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let data, size > 0, let target = FuzzTarget.selected else { return 0 }
     let chunkSize = Int(data[0]) * 61 + 1
     let input = UnsafeRawBufferPointer(start: data + 1, count: size - 1)
+    if target == .compress {
+        compressRoundTrip(input, pattern: data[0])
+        return 0
+    }
     do {
         switch target {
         case .tar: _ = try ArchiveScanner.scan(input, format: .tar, chunkSize: chunkSize)
@@ -71,6 +76,7 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         case .zip: _ = try ArchiveScanner.scan(input, format: .zip, chunkSize: chunkSize, spoolFolder: FuzzTarget.spoolFolder)
         case .gzip: _ = try ArchiveScanner.decode(input, format: .tarGzip, chunkSize: chunkSize)
         case .bzip2: _ = try ArchiveScanner.decode(input, format: .tarBzip2, chunkSize: chunkSize)
+        case .compress: break
         }
     } catch is AutoupdateError {
         // Refusing bad input is the expected outcome.
@@ -79,4 +85,23 @@ func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         abort()
     }
     return 0
+}
+
+/// Compresses `input` in pieces chosen by `pattern` (empty pieces among them), decodes it, and
+/// aborts unless the result is `input` exactly.
+func compressRoundTrip(_ input: UnsafeRawBufferPointer, pattern: UInt8) {
+    let pieceSizes = [Int(pattern) * 37 + 1, 0, 512, Int(pattern & 0x0F), 0]
+    for format in [ArchiveFormat.tarGzip, .tarBzip2] {
+        do {
+            let compressed = try ArchiveScanner.compressed(input, format: format, pieceSizes: pieceSizes)
+            let decoded = try compressed.withUnsafeBytes { try ArchiveScanner.decoded($0, format: format) }
+            guard decoded.elementsEqual(input) else {
+                FileHandle.standardError.write(Data("\(format) round trip changed \(input.count) bytes into \(decoded.count)\n".utf8))
+                abort()
+            }
+        } catch {
+            FileHandle.standardError.write(Data("\(format) round trip failed: \(error)\n".utf8))
+            abort()
+        }
+    }
 }

@@ -83,7 +83,8 @@ public struct ExtractionSandbox: Sendable {
 }
 
 extension TreeSnapshot {
-    init(nodes: [String: Node]) {
+    /// A snapshot of the given nodes.
+    public init(nodes: [String: Node]) {
         self.nodes = nodes
     }
 }

@@ -1,7 +1,7 @@
 import Glibc
 
-/// The readers' and decoders' work alone, in memory, writing nothing: for fuzzing and for
-/// benchmarks of decode and parse throughput.
+/// The readers', decoders' and compressors' work alone, in memory, writing nothing: for fuzzing,
+/// round-trip tests and benchmarks of decode and parse throughput.
 @_spi(Internals)
 public enum ArchiveScanner {
     /// What a scan saw.
@@ -64,5 +64,46 @@ public enum ArchiveScanner {
         }
         try decoder.finish { total += Int64($0.count) }
         return total
+    }
+
+    /// Decodes a compressed stream (gzip, bzip2) whole.
+    public static func decoded(_ input: UnsafeRawBufferPointer, format: ArchiveFormat, chunkSize: Int = 64 << 10) throws -> [UInt8] {
+        let decoder = try makeDecoder(for: format)
+        var output: [UInt8] = []
+        var offset = 0
+        let step = max(1, chunkSize)
+        while offset < input.count {
+            try decoder.decode(UnsafeRawBufferPointer(rebasing: input[offset..<min(offset + step, input.count)])) { output += $0 }
+            offset += step
+        }
+        try decoder.finish { output += $0 }
+        return output
+    }
+
+    /// Compresses `input` as `publish` does (gzip level 6, bzip2 -9), handing it to the
+    /// compressor in pieces whose sizes `pieceSizes` gives in turn, empty ones included.
+    public static func compressed(_ input: UnsafeRawBufferPointer, format: ArchiveFormat, pieceSizes: [Int]) throws -> [UInt8] {
+        let compressor: any StreamCompressor = switch format {
+        case .tarGzip: try DeflateStream(gzip: true, level: 6)
+        case .tarBzip2: try Bzip2CompressStream()
+        case .tar, .zip: throw AutoupdateError(.invalidArgument, "\(format) has no compression layer of its own")
+        }
+        var output: [UInt8] = []
+        var offset = 0
+        var turn = 0
+        while offset < input.count {
+            let size = pieceSizes.isEmpty ? input.count : max(0, pieceSizes[turn % pieceSizes.count])
+            turn += 1
+            let end = min(offset + size, input.count)
+            try compressor.compress(UnsafeRawBufferPointer(rebasing: input[offset..<end])) { output += $0 }
+            offset = end
+            // Only empty pieces, forever: hand the rest over at once.
+            if turn >= pieceSizes.count, pieceSizes.allSatisfy({ $0 <= 0 }) {
+                try compressor.compress(UnsafeRawBufferPointer(rebasing: input[offset...])) { output += $0 }
+                offset = input.count
+            }
+        }
+        try compressor.finish { output += $0 }
+        return output
     }
 }

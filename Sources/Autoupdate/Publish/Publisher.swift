@@ -8,11 +8,12 @@ import Foundation
 /// print(published.archive, published.sha256)
 /// ```
 ///
-/// The archive is written under a temporary name, flushed, then renamed into place, and
-/// `version.txt` is written last: a client polling during a publish sees the old version or the
-/// complete new one. The layout's own files (`version.txt`, `filelist.txt`, …) are left out of
-/// the archive, and what clients would refuse (symlinks leaving the folder, devices, FIFOs) is
-/// refused here first.
+/// Every file is written under a temporary name and flushed before any is renamed into place,
+/// the archive first and `version.txt` last: a client polling during a publish sees the old
+/// version or the complete new one, and a publish that fails (a full disk, an unreadable source
+/// file) leaves the server folder exactly as it was. The layout's own files (`version.txt`,
+/// `filelist.txt`, …) are left out of the archive, and what clients would refuse (symlinks
+/// leaving the folder, devices, FIFOs) is refused here first.
 public enum Publisher {
     /// What was published.
     public struct Result: Sendable {
@@ -45,7 +46,8 @@ public enum Publisher {
     ///   - versionExpiresIn: With `secretKey`, also signs `version.txt` (`version.txt.minisig`),
     ///     trusted until this long from now: for clients that require freshness.
     /// - Throws: ``AutoupdateError`` (`.invalidArgument` for what clients would refuse,
-    ///   `.fileSystem`).
+    ///   `.fileSystem` naming the file that could not be read or written); the server folder is
+    ///   then as it was.
     public static func publish(
         source: String, version: Version, to output: String, archive: ArchiveName = .default, layout: AppLayout = AppLayout(),
         secretKey: Minisign.SecretKey? = nil, versionExpiresIn: Duration? = nil
@@ -54,48 +56,32 @@ public enum Publisher {
             throw AutoupdateError(.invalidArgument, "signing version.txt with an expiry needs a secret key")
         }
         let tree = try SourceTree(root: source, skipping: layout.reservedNames)
-        do {
-            try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        } catch {
-            throw AutoupdateError(.fileSystem, "cannot create the server folder \(quoted(output)): \(error.localizedDescription)", underlying: error)
-        }
-        let finalPath = output + "/" + archive.name
-        let temporaryPath = output + "/." + archive.name + ".tmp-\(UInt32.random(in: 0...UInt32.max))"
-        guard FileManager.default.createFile(atPath: temporaryPath, contents: nil),
-              let handle = FileHandle(forUpdatingAtPath: temporaryPath)
-        else {
-            throw AutoupdateError(.fileSystem, "cannot create \(quoted(temporaryPath))")
-        }
-        do {
+        // Everything is written and flushed under temporary names first; only then does the
+        // folder change, in order: archive, its signature, version.txt, its signature.
+        let update = try ServerFolderUpdate(folder: output)
+        let staged = try update.stage(archive.name) { handle in
             try write(tree, as: archive.format, to: handle)
-            try handle.synchronize()
-            try handle.close()
-            try? FileManager.default.removeItem(atPath: finalPath)
-            try FileManager.default.moveItem(atPath: temporaryPath, toPath: finalPath)
-        } catch {
-            try? handle.close()
-            try? FileManager.default.removeItem(atPath: temporaryPath)
-            if let error = error as? AutoupdateError { throw error }
-            throw AutoupdateError(.fileSystem, "cannot write the archive \(quoted(finalPath)): \(error.localizedDescription)", underlying: error)
         }
-        let (bytes, sha256) = try hash(finalPath)
-        let signaturePath = finalPath + ".minisig"
+        let (bytes, sha256) = try hash(staged)
+        let signaturePath = output + "/" + archive.name + ".minisig"
         if let secretKey {
             let signature = try Minisign.sign(
-                prehash: try Minisign.prehash(ofFile: finalPath), with: secretKey,
+                prehash: try Minisign.prehash(ofFile: staged), with: secretKey,
                 trustedComment: ReleaseComment.make(file: archive.name, version: version))
-            try AtomicFile.write(Array(signature.fileText.utf8), to: signaturePath)
+            try update.stage(archive.name + ".minisig", bytes: Array(signature.fileText.utf8))
         } else {
-            try? FileManager.default.removeItem(atPath: signaturePath)
+            update.remove(archive.name + ".minisig")
         }
         let versionText = Array((version.description + "\n").utf8)
-        try AtomicFile.write(versionText, to: output + "/version.txt")
+        try update.stage("version.txt", bytes: versionText)
         var versionSignature: String?
         if let secretKey, let versionExpiresIn {
-            versionSignature = try signVersion(in: output, with: secretKey, expiresIn: versionExpiresIn)
+            try update.stage("version.txt.minisig", bytes: versionSignatureText(versionText, with: secretKey, expiresIn: versionExpiresIn))
+            versionSignature = output + "/version.txt.minisig"
         }
+        try update.commit()
         return Result(
-            archive: finalPath, version: version, entries: tree.entries.count, bytes: bytes, sha256: sha256,
+            archive: output + "/" + archive.name, version: version, entries: tree.entries.count, bytes: bytes, sha256: sha256,
             signature: secretKey == nil ? nil : signaturePath, versionSignature: versionSignature)
     }
 
@@ -109,12 +95,17 @@ public enum Publisher {
         guard let text = FileManager.default.contents(atPath: path) else {
             throw AutoupdateError(.fileSystem, "cannot read \(quoted(path)): publish a version first")
         }
+        try AtomicFile.write(try versionSignatureText([UInt8](text), with: secretKey, expiresIn: expiresIn), to: path + ".minisig")
+        return path + ".minisig"
+    }
+
+    /// `version.txt.minisig` for `text`: signed now, trusted until `expiresIn` from now.
+    private static func versionSignatureText(_ text: [UInt8], with secretKey: Minisign.SecretKey, expiresIn: Duration) throws -> [UInt8] {
         let now = Date()
         let signature = try Minisign.sign(
-            prehash: Minisign.blake2b([UInt8](text), length: 64), with: secretKey,
+            prehash: Minisign.blake2b(text, length: 64), with: secretKey,
             trustedComment: ReleaseComment.make(file: "version.txt", timestamp: now, expires: now.addingTimeInterval(expiresIn.timeInterval)))
-        try AtomicFile.write(Array(signature.fileText.utf8), to: path + ".minisig")
-        return path + ".minisig"
+        return Array(signature.fileText.utf8)
     }
 
     private static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws {

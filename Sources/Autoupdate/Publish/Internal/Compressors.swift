@@ -2,6 +2,9 @@ import CAutoupdateBzip2
 import CAutoupdateZlib
 
 /// A streaming compressor: bytes in, compressed pieces out.
+///
+/// The output does not depend on how the input is cut into pieces; an empty piece is allowed
+/// and changes nothing.
 protocol StreamCompressor: AnyObject {
     func compress(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws
     /// Flushes the end of the stream (a gzip trailer, a bzip2 end-of-stream).
@@ -22,7 +25,7 @@ final class DeflateStream: StreamCompressor {
         guard status == Z_OK else {
             stream.deallocate()
             buffer.deallocate()
-            throw AutoupdateError(.fileSystem, "zlib could not start a compressor (status \(status))")
+            throw AutoupdateError(.fileSystem, "zlib could not start a compressor (\(ZlibStatus(rawValue: status)))", underlying: ZlibStatus(rawValue: status))
         }
     }
 
@@ -39,6 +42,7 @@ final class DeflateStream: StreamCompressor {
     }
 
     func compress(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard !input.isEmpty else { return }
         try run(input, flush: Z_NO_FLUSH, output: output)
     }
 
@@ -54,7 +58,7 @@ final class DeflateStream: StreamCompressor {
             stream.pointee.avail_out = UInt32(buffer.count)
             let status = deflate(stream, flush)
             guard status != Z_STREAM_ERROR else {
-                throw AutoupdateError(.fileSystem, "zlib failed while compressing")
+                throw AutoupdateError(.fileSystem, "zlib failed while compressing (Z_STREAM_ERROR)", underlying: ZlibStatus(rawValue: status))
             }
             let produced = buffer.count - Int(stream.pointee.avail_out)
             if produced > 0 {
@@ -78,10 +82,11 @@ final class Bzip2CompressStream: StreamCompressor {
     init(blockSize: Int32 = 9) throws {
         stream = .allocate(capacity: 1)
         stream.initialize(to: bz_stream())
-        guard BZ2_bzCompressInit(stream, blockSize, 0, 0) == BZ_OK else {
+        let status = BZ2_bzCompressInit(stream, blockSize, 0, 0)
+        guard status == BZ_OK else {
             stream.deallocate()
             buffer.deallocate()
-            throw AutoupdateError(.fileSystem, "libbz2 could not start a compressor")
+            throw AutoupdateError(.fileSystem, "libbz2 could not start a compressor (\(Bzip2Status(rawValue: status)))", underlying: Bzip2Status(rawValue: status))
         }
     }
 
@@ -93,6 +98,10 @@ final class Bzip2CompressStream: StreamCompressor {
     }
 
     func compress(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        // `BZ2_bzCompress(BZ_RUN)` answers BZ_PARAM_ERROR when it can make no progress: no input
+        // and no output pending. A tar writer hands over an empty piece (the padding of a file
+        // whose size is a multiple of 512), so an empty piece must never reach libbz2.
+        guard !input.isEmpty else { return }
         try run(input, action: BZ_RUN, output: output)
     }
 
@@ -108,7 +117,7 @@ final class Bzip2CompressStream: StreamCompressor {
             stream.pointee.avail_out = UInt32(buffer.count)
             let status = BZ2_bzCompress(stream, action)
             guard status >= 0 else {
-                throw AutoupdateError(.fileSystem, "libbz2 failed while compressing (status \(status))")
+                throw AutoupdateError(.fileSystem, "libbz2 failed while compressing (\(Bzip2Status(rawValue: status)))", underlying: Bzip2Status(rawValue: status))
             }
             let produced = buffer.count - Int(stream.pointee.avail_out)
             if produced > 0 {

@@ -83,7 +83,7 @@ struct CrashConsistencyTests {
                 #expect(recovered.status == 0, "iteration \(iteration): \(recovered.stderr)")
                 let folder = AppFolder(path: app.path)
                 let after = try TreeSnapshot(app).filtering { path in
-                    ![".pyautodownloads", "version_check.log", ".queue", "autoupdate-audit.jsonl"].contains(String(path.split(separator: "/")[0]))
+                    ![".pyautodownloads", "version_check.log", ".queue"].contains(String(path.split(separator: "/")[0]))
                 }
                 let version = folder.readVersionDoc().value?.description
                 if after == v1 {

@@ -46,6 +46,11 @@ struct UpdateCommandsTests {
         let badURL = try await autoupdate("check", "--url", "ftp://example.com/", "--dir", scenario.appFolder.path)
         #expect(badURL.status == 2)
         #expect(badURL.stderr.contains("scheme 'ftp'"))
+        for command in ["check", "update"] {
+            let badPort = try await autoupdate(command, "--url", "https://127.0.0.1:99999/", "--dir", scenario.appFolder.path)
+            #expect(badPort.status == 2, "\(command): \(badPort.stderr)")
+            #expect(badPort.stderr == "autoupdate: error: the update URL 'https://127.0.0.1:99999/' has the port 99999; a port is a number from 1 to 65535\n")
+        }
         let badArchive = try await autoupdate("update", "--url", "https://127.0.0.1:1/", "--archive", "app.rar")
         #expect(badArchive.status == 1)
         #expect(badArchive.stderr.contains("must end with .zip, .tar.gz or .tar.bz2"))

@@ -77,7 +77,7 @@ echo "version.txt:       $(cat "$demo/app/version.txt")"
 echo "filelist.txt:      $(tr '\n' ' ' < "$demo/app/filelist.txt")"
 echo "version_check.log:"
 sed 's/^/  /' "$demo/app/version_check.log"
-echo "autoupdate-audit.jsonl (the last install):"
-grep '"installed"' "$demo/app/autoupdate-audit.jsonl" | tail -n 1 | sed 's/^/  /'
+echo ".pyautodownloads/autoupdate-audit.jsonl (the last install):"
+grep '"installed"' "$demo/app/.pyautodownloads/autoupdate-audit.jsonl" | tail -n 1 | sed 's/^/  /'
 
 say "Done: the server is stopped and the demo folder removed"

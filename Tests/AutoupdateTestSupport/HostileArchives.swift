@@ -67,6 +67,9 @@ public struct ZipBuilder {
         public var crc: UInt32?
         public var declaredSize: Int?
         public var unixMode: UInt32 = 0o100644
+        /// Sizes and CRC in a data descriptor after the data (flag bit 3), as a zip written to a
+        /// pipe has them; a stored entry like that cannot be framed as a stream.
+        public var dataDescriptor = false
 
         public init(_ name: String, _ content: [UInt8] = [], unixMode: UInt32 = 0o100644) {
             self.name = name
@@ -88,10 +91,16 @@ public struct ZipBuilder {
             let crc = entry.crc ?? ZipBuilder.crc32(entry.content)
             let size = UInt32(entry.declaredSize ?? entry.content.count)
             let name = Array(entry.name.utf8)
-            out += le32(0x0403_4B50) + le16(20) + le16(entry.flags) + le16(entry.method) + le16(0) + le16(0x5B21)
-            out += le32(crc) + le32(UInt32(data.count)) + le32(size) + le16(UInt16(name.count)) + le16(0) + name + data
+            let flags = entry.flags | (entry.dataDescriptor ? 0x0008 : 0)
+            out += le32(0x0403_4B50) + le16(20) + le16(flags) + le16(entry.method) + le16(0) + le16(0x5B21)
+            if entry.dataDescriptor {
+                out += le32(0) + le32(0) + le32(0) + le16(UInt16(name.count)) + le16(0) + name + data
+                out += le32(0x0807_4B50) + le32(crc) + le32(UInt32(data.count)) + le32(size)
+            } else {
+                out += le32(crc) + le32(UInt32(data.count)) + le32(size) + le16(UInt16(name.count)) + le16(0) + name + data
+            }
             let centralName = Array((entry.centralName ?? entry.name).utf8)
-            central += le32(0x0201_4B50) + le16(0x031E) + le16(20) + le16(entry.flags) + le16(entry.method) + le16(0) + le16(0x5B21)
+            central += le32(0x0201_4B50) + le16(0x031E) + le16(20) + le16(flags) + le16(entry.method) + le16(0) + le16(0x5B21)
             central += le32(crc) + le32(UInt32(data.count)) + le32(size) + le16(UInt16(centralName.count)) + le16(0) + le16(0)
             central += le16(0) + le16(0) + le32(entry.unixMode << 16) + le32(UInt32(offset)) + centralName
         }

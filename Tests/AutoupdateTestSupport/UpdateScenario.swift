@@ -56,11 +56,10 @@ public final class UpdateScenario: Sendable {
     }
 
     /// The app folder's contents, without the update folder and the files a check may write
-    /// (`version_check.log`, `.queue`, the audit trail, the invalid-version dump): what must be
-    /// byte-identical after a failed update.
+    /// (`version_check.log`, `.queue`): what must be byte-identical after a failed update.
     public func appSnapshot() throws -> TreeSnapshot {
         let layout = AppLayout()
-        let skipped: Set<String> = [layout.updateDir, layout.versionCheckLog, layout.queueUpdate, layout.auditLog, layout.serverInvalidDump]
+        let skipped: Set<String> = [layout.updateDir, layout.versionCheckLog, layout.queueUpdate]
         return try TreeSnapshot(appFolder).filtering { path in
             !skipped.contains(String(path.split(separator: "/").first ?? ""))
         }

@@ -1,4 +1,6 @@
 import Foundation
+import Glibc
+import SystemPackage
 
 extension AppFolder {
     /// The state of one file of the layout: valid, missing, or corrupted (with what is wrong).
@@ -87,8 +89,8 @@ extension AppFolder {
         guard let data = FileManager.default.contents(atPath: file) else {
             return FileManager.default.fileExists(atPath: file) ? .corrupted(reason: "\(name) cannot be read") : .missing
         }
-        guard data.count <= 4096, let text = String(data: data, encoding: .utf8) else {
-            return .corrupted(reason: "\(name) is not a short UTF-8 text file")
+        guard data.count <= Version.maximumTextLength, let text = String(data: data, encoding: .utf8) else {
+            return .corrupted(reason: "\(name) is not a UTF-8 text file of at most \(Version.maximumTextLength) bytes")
         }
         do {
             return .valid(try Version(text))
@@ -127,7 +129,7 @@ extension AppFolder {
         case .serverInvalid: "Server invalid"
         }
         let line = "Old \(old)|\(middle)|Time \(Self.pythonUTCString(date))\n"
-        try append(line, to: path(of: layout.versionCheckLog))
+        try append(line, toFileNamed: layout.versionCheckLog, in: path)
     }
 
     /// The check log's lines; empty lines are skipped, any other malformed line corrupts the log.
@@ -232,33 +234,57 @@ extension AppFolder {
 
     // MARK: Helpers
 
-    func append(_ text: String, to file: String) throws {
-        let handle: FileHandle
-        if let existing = FileHandle(forUpdatingAtPath: file) {
-            handle = existing
-        } else {
-            guard FileManager.default.createFile(atPath: file, contents: nil), let created = FileHandle(forUpdatingAtPath: file) else {
-                throw AutoupdateError(.fileSystem, "cannot write \(quoted(file))")
-            }
-            handle = created
+    /// Appends `text` to the file `name` in `folder`, creating it (0644) if needed. The file is
+    /// opened relative to the folder with `O_NOFOLLOW`: a symlink planted in its place (to
+    /// `/etc/…` or anywhere outside the app folder) is refused, never written through.
+    func append(_ text: String, toFileNamed name: String, in folder: String) throws {
+        let file = folder + "/" + name
+        func failure(_ errno: Errno) -> AutoupdateError {
+            let why = errno == .tooManySymbolicLinkLevels ? "it is a symlink, which autoupdate never writes through" : "\(errno)"
+            return AutoupdateError(.fileSystem, "cannot write \(quoted(file)): \(why)", underlying: errno)
         }
-        defer { try? handle.close() }
-        do {
-            // pyautoupdate starts each line with a newline, so its files end without one.
-            let end = try handle.seekToEnd()
-            var separator = ""
-            if end > 0 {
-                try handle.seek(toOffset: end - 1)
-                if try handle.read(upToCount: 1) != Data("\n".utf8) {
-                    separator = "\n"
-                }
-                try handle.seekToEnd()
+        let directory = try AtomicFile.open(folder: folder)
+        defer { close(directory) }
+        let descriptor = try Syscall.openAt(directory, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW, 0o644).mapError(failure).get()
+        defer { close(descriptor) }
+        // pyautoupdate starts each line with a newline, so its files end without one.
+        var separator = ""
+        let end = lseek(descriptor, 0, SEEK_END)
+        if end > 0 {
+            var last: UInt8 = 0
+            if pread(descriptor, &last, 1, end - 1) == 1, last != UInt8(ascii: "\n") {
+                separator = "\n"
             }
-            try handle.write(contentsOf: Data((separator + text).utf8))
-        } catch {
-            throw AutoupdateError(.fileSystem, "cannot write \(quoted(file)): \(error.localizedDescription)", underlying: error)
+        }
+        let bytes = Array((separator + text).utf8)
+        if case .failure(let errno) = bytes.withUnsafeBytes({ Syscall.writeAll(descriptor, $0) }) {
+            throw failure(errno)
         }
     }
+
+    // MARK: Bookkeeping
+
+    /// Where autoupdate keeps a file of its own (the audit trail, a rejected `version.txt`):
+    /// inside the update folder, so that the app folder's top level holds only the seed's names
+    /// and the app's files. A copy that autoupdate 0.1 kept at the top level is moved in the
+    /// first time (a symlink there is left alone, never followed).
+    func bookkeepingPath(_ name: String) -> String {
+        let path = updateDirectory + "/" + name
+        let legacy = self.path(of: name)
+        var info = stat()
+        if lstat(path, &info) != 0, lstat(legacy, &info) == 0, info.st_mode & S_IFMT == S_IFREG {
+            try? FileManager.default.createDirectory(atPath: updateDirectory, withIntermediateDirectories: true)
+            _ = rename(legacy, path)
+        }
+        return path
+    }
+
+    /// The audit trail of checks and updates (``AppLayout/auditLog``, in the update folder).
+    public var auditLogPath: String { bookkeepingPath(layout.auditLog) }
+
+    /// Where the last `version.txt` the server sent that was not a version is kept
+    /// (``AppLayout/serverInvalidDump``, in the update folder).
+    public var serverInvalidDumpPath: String { bookkeepingPath(layout.serverInvalidDump) }
 
     func removeIfPresent(_ file: String) throws {
         do {

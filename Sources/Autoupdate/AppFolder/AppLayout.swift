@@ -35,16 +35,19 @@ public struct AppLayout: Sendable, Hashable {
         self.updateDir = updateDir
     }
 
-    /// Where an invalid `version.txt` from the server is kept for inspection, beside the log.
+    /// The name under which an invalid `version.txt` from the server is kept for inspection, in
+    /// the update folder (``AppFolder/serverInvalidDumpPath``); autoupdate 0.1 kept it beside the log.
     public var serverInvalidDump: String { versionCheckLog + ".server-invalid" }
 
     /// Names at the top of the app folder that belong to the layout: an update never moves,
-    /// replaces or deletes them, and an archive cannot install over them.
+    /// replaces or deletes them, and an archive cannot install over them (the names of the files
+    /// autoupdate 0.1 kept there too).
     public var reservedNames: Set<String> {
         [versionDoc, fileList, versionCheckLog, queueUpdate, updateDir, serverInvalidDump, auditLog]
     }
 
-    /// The JSON-lines audit trail of checks and updates, beside the check log.
+    /// The name of the JSON-lines audit trail of checks and updates, in the update folder
+    /// (``AppFolder/auditLogPath``); autoupdate 0.1 kept it beside the check log.
     public var auditLog: String { "autoupdate-audit.jsonl" }
 
     /// Checks that every name is a single, distinct file name.

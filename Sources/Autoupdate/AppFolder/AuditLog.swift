@@ -1,7 +1,7 @@
 import Foundation
 
-/// An append-only JSON-lines record of every check and update, beside the check log (which keeps
-/// the seed's format): when, what, from where, the HTTP status, bytes, the archive's hash, the
+/// An append-only JSON-lines record of every check and update, in the update folder (the check
+/// log beside the app keeps the seed's format): when, what, from where, the HTTP status, bytes, the archive's hash, the
 /// signing key, and the decision with its reason.
 ///
 /// ```json
@@ -35,6 +35,9 @@ struct AuditLog: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(record) else { return }
-        try? folder.append(String(decoding: data, as: UTF8.self) + "\n", to: folder.path(of: folder.layout.auditLog))
+        let path = folder.auditLogPath
+        try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
+        try? folder.append(
+            String(decoding: data, as: UTF8.self) + "\n", toFileNamed: (path as NSString).lastPathComponent, in: folder.updateDirectory)
     }
 }

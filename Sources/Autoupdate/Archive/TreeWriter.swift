@@ -297,7 +297,8 @@ final class TreeWriter {
         created.removeAll()
         nodes.removeAll()
         if createdDestination {
-            try? FileManager.default.removeItem(atPath: destination)
+            // Whatever the loop above could not remove (a folder already given a read-only mode).
+            try? TreeRemoval.remove(path: destination)
         }
     }
 }

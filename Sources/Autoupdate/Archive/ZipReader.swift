@@ -403,12 +403,12 @@ final class ZipReader {
         }
         // Spooled entries must follow each other exactly: no gap, no overlap, no reuse of bytes.
         var position = spoolBase
-        for record in records[streamed.count...] {
+        for (index, record) in records.enumerated().dropFirst(streamed.count) {
             guard record.localHeaderOffset == position else {
                 throw AutoupdateError(
                     .corruptArchive, "zip entry \(quoted(record.name)) starts at byte \(record.localHeaderOffset), not right after the previous entry (byte \(position))")
             }
-            position = try readSpooledEntry(record, from: spool, handle)
+            position = try readSpooledEntry(record, number: index + 1, from: spool, handle)
         }
         guard position == end.centralDirectoryOffset else {
             throw AutoupdateError(.corruptArchive, "unexpected data between the last zip entry and the central directory")
@@ -417,7 +417,7 @@ final class ZipReader {
     }
 
     /// Reads one entry from the spool; returns the archive offset right after it.
-    private func readSpooledEntry(_ record: ZipCentralRecord, from spool: SpoolFile, _ handle: (ArchiveEvent) throws -> Void) throws -> Int64 {
+    private func readSpooledEntry(_ record: ZipCentralRecord, number: Int, from spool: SpoolFile, _ handle: (ArchiveEvent) throws -> Void) throws -> Int64 {
         let start = record.localHeaderOffset - spoolBase
         var headerBytes = try spool.read(at: start, count: ZipLocalHeader.fixedLength)
         guard ByteReader(headerBytes).peekU32 == ZipSignature.localFileHeader else {
@@ -429,7 +429,7 @@ final class ZipReader {
         try Self.checkSupported(header)
         guard header.name == record.name else {
             throw AutoupdateError(
-                .unsafeEntry, "zip entry \(quoted(header.name)) is named \(quoted(record.name)) in the central directory")
+                .unsafeEntry, "zip entry \(number) is named \(quoted(header.name)) in its local header but \(quoted(record.name)) in the central directory")
         }
         guard header.method == record.method else {
             throw AutoupdateError(.corruptArchive, "zip entry \(quoted(record.name)) has different methods in its two headers")

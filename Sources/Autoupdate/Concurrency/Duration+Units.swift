@@ -24,3 +24,15 @@ func exponentialBackoff(failure: Int, base: Duration, cap: Duration) -> Duration
     let exponent = min(max(failure - 1, 0), 30)
     return min(base * (1 << exponent), max(cap, base)) * Double.random(in: 0.5...1.0)
 }
+
+/// The longest wait a server's `Retry-After` can ask for and get: a day. Longer values (a date in
+/// 2099, `Int64.max` seconds) are a misconfigured or hostile server, not a reason to stop
+/// checking for a year, nor to overflow a timer.
+let maximumRetryAfter = Duration.seconds(86_400)
+
+/// The wait before the next check after a failure: the backoff, or longer when the server asked
+/// (`Retry-After`), but never more than `factor` intervals nor ``maximumRetryAfter``.
+func delayHonouringRetryAfter(_ retryAfter: Duration?, backoff: Duration, interval: Duration, factor: Int = 4) -> Duration {
+    guard let retryAfter, retryAfter > backoff else { return backoff }
+    return max(backoff, min(retryAfter, interval * factor, maximumRetryAfter))
+}

@@ -34,18 +34,22 @@ struct ResponseHeaders {
         self["content-range"].flatMap(ContentRange.init(header:))
     }
 
-    /// `Retry-After` as a delay: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+    /// `Retry-After` as a delay: delta-seconds or an HTTP date (RFC 9110 §10.2.3), capped at
+    /// ``maximumRetryAfter``; `nil` when absent or unreadable.
     func retryAfter(now: Date = Date()) -> Duration? {
-        guard let value = self["retry-after"] else {
+        guard let value = self["retry-after"], !value.isEmpty else {
             return nil
         }
-        if let seconds = Int64(value), seconds >= 0 {
-            return .seconds(seconds)
+        let cap = maximumRetryAfter.components.seconds
+        if value.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            // More digits than Int64 holds is still a (very) long wait.
+            return .seconds(Int64(value).map { min($0, cap) } ?? cap)
         }
         guard let date = HTTPDate.parse(value) else {
             return nil
         }
-        return .seconds(max(0, date.timeIntervalSince(now).rounded(.up)))
+        let seconds = date.timeIntervalSince(now).rounded(.up)
+        return .seconds(seconds.isFinite ? Int64(min(max(0, seconds), Double(cap))) : cap)
     }
 }
 

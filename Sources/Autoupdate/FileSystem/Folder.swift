@@ -29,9 +29,26 @@ final class Folder {
         try self.init(path: path + "/" + name)
     }
 
+    private init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
     deinit {
         forgetParent()
         close(descriptor)
+    }
+
+    /// Opens a folder inside this one, walking without following symlinks.
+    func open(_ parts: [String]) throws -> Folder {
+        let shown = path + "/" + parts.joined(separator: "/")
+        return try withParent(parts) { parent, name in
+            switch Syscall.openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
+            case .success(let opened): return Folder(descriptor: opened, path: shown)
+            case .failure(let errno):
+                throw AutoupdateError(.fileSystem, "cannot open the folder \(quoted(shown)) (\(errno))", underlying: errno)
+            }
+        }
     }
 
     /// The folder the last operation worked in, kept open: operations on a tree's entries in
@@ -111,39 +128,57 @@ final class Folder {
         status(parts) != nil
     }
 
-    /// Everything inside this folder, depth first with names sorted: files and symlinks as
-    /// paths, folders that hold nothing as paths ending in `/`. Symlinks are never followed.
-    ///
-    /// - Parameter skip: Top-level names to leave out.
-    func tree(skippingTopLevel skip: (String) -> Bool) throws -> [String] {
+    /// What ``tree(skippingTopLevel:makingFoldersAccessible:)`` found.
+    struct Listing {
+        /// Files and symlinks as paths, folders that hold nothing as paths ending in `/`.
         var entries: [String] = []
-        try collect(descriptor, prefix: "", skip: skip, into: &entries)
-        return entries
+        /// Every folder's permission bits (as found, before any was made accessible), by path.
+        var folderModes: [String: UInt32] = [:]
     }
 
-    private func collect(_ directory: Int32, prefix: String, skip: (String) -> Bool, into entries: inout [String]) throws {
+    /// Everything inside this folder, depth first with names sorted. Symlinks are never followed.
+    ///
+    /// - Parameters:
+    ///   - skip: Top-level names to leave out.
+    ///   - makingFoldersAccessible: Gives every folder that lacks them its owner's read, write
+    ///     and search permissions (`u+rwx`) before entering it: a tree about to be moved and
+    ///     emptied (a staged update) must be, for a user who is not root. The modes as found are
+    ///     in the listing.
+    func tree(skippingTopLevel skip: (String) -> Bool, makingFoldersAccessible: Bool = false) throws -> Listing {
+        var listing = Listing()
+        try collect(descriptor, prefix: "", skip: skip, relax: makingFoldersAccessible, into: &listing)
+        return listing
+    }
+
+    private func collect(_ directory: Int32, prefix: String, skip: (String) -> Bool, relax: Bool, into listing: inout Listing) throws {
         let listed = try names(in: directory, shownAs: prefix)
         if listed.isEmpty, !prefix.isEmpty {
-            entries.append(prefix + "/")
+            listing.entries.append(prefix + "/")
         }
         for (name, type) in listed.sorted(by: { $0.name < $1.name }) {
             if prefix.isEmpty, skip(name) {
                 continue
             }
             let path = prefix.isEmpty ? name : prefix + "/" + name
-            var isFolder = type == UInt8(DT_DIR)
-            if type == UInt8(DT_UNKNOWN), case .success(let info) = Syscall.statAt(directory, name) {
-                isFolder = info.st_mode & S_IFMT == S_IFDIR
+            var info: stat?
+            if type == UInt8(DT_DIR) || type == UInt8(DT_UNKNOWN), case .success(let found) = Syscall.statAt(directory, name) {
+                info = found
             }
-            guard isFolder else {
-                entries.append(path)
+            guard let info, info.st_mode & S_IFMT == S_IFDIR else {
+                listing.entries.append(path)
                 continue
+            }
+            let mode = UInt32(info.st_mode) & 0o7777
+            listing.folderModes[path] = mode
+            if relax, mode & 0o700 != 0o700, fchmodat(directory, name, mode_t(mode | 0o700), 0) != 0 {
+                let error = Errno.current
+                throw AutoupdateError(.fileSystem, "cannot make \(quoted(self.path + "/" + path)) writable to move it (\(error))", underlying: error)
             }
             let child = try Syscall.openAt(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).mapError {
                 AutoupdateError(.fileSystem, "cannot list \(quoted(self.path + "/" + path)) (\($0))", underlying: $0)
             }.get()
             defer { close(child) }
-            try collect(child, prefix: path, skip: skip, into: &entries)
+            try collect(child, prefix: path, skip: skip, relax: relax, into: &listing)
         }
     }
 
@@ -181,6 +216,77 @@ final class Folder {
         forgetParent(under: parts)
         _ = try? withParent(parts) { parent, name in
             _ = Syscall.unlinkAt(parent, name, directory: true)
+        }
+    }
+
+    /// A folder's permission bits (`nil` when `parts` is not a folder).
+    func folderMode(_ parts: [String]) -> UInt32? {
+        guard let info = status(parts), info.st_mode & S_IFMT == S_IFDIR else { return nil }
+        return UInt32(info.st_mode) & 0o7777
+    }
+
+    /// Sets a folder's permission bits; a symlink in its place is never followed (nor changed).
+    ///
+    /// The corresponding C functions are `fchmod` and `fchmodat`.
+    func setFolderMode(_ parts: [String], _ mode: UInt32) throws {
+        if parts.isEmpty {
+            if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(mode)) {
+                throw AutoupdateError(.fileSystem, "cannot set the mode of \(quoted(path)) (\(errno))", underlying: errno)
+            }
+            return
+        }
+        forgetParent(under: parts)
+        try withParent(parts) { parent, name in
+            let shown = quoted(path + "/" + parts.joined(separator: "/"))
+            var result: Result<Void, Errno>
+            switch Syscall.openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
+            case .success(let opened):
+                result = Syscall.changeMode(opened, mode_t(mode))
+                close(opened)
+            case .failure(.permissionDenied):
+                // Unreadable to us: check that it is a folder, then change it by name.
+                guard case .success(let info) = Syscall.statAt(parent, name), info.st_mode & S_IFMT == S_IFDIR else {
+                    throw AutoupdateError(.fileSystem, "cannot set the mode of \(shown): it is not a folder")
+                }
+                result = fchmodat(parent, name, mode_t(mode), 0) == 0 ? .success(()) : .failure(.current)
+            case .failure(let errno):
+                result = .failure(errno)
+            }
+            if case .failure(let errno) = result {
+                throw AutoupdateError(.fileSystem, "cannot set the mode of \(shown) (\(errno))", underlying: errno)
+            }
+        }
+    }
+
+    /// Creates a folder with `mode` (its parents must exist); an existing folder is kept.
+    func createFolder(_ parts: [String], mode: UInt32) throws {
+        try withParent(parts) { parent, name in
+            switch Syscall.makeDirectoryAt(parent, name, mode_t(mode & 0o777)) {
+            case .success, .failure(.fileExists): break
+            case .failure(let errno):
+                throw AutoupdateError(
+                    .fileSystem, "cannot create \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))", underlying: errno)
+            }
+        }
+        try setFolderMode(parts, mode)
+    }
+
+    /// Removes an empty folder; fails (naming it) when it holds anything.
+    func removeEmptyFolder(_ parts: [String]) throws {
+        forgetParent(under: parts)
+        try withParent(parts) { parent, name in
+            if case .failure(let errno) = Syscall.unlinkAt(parent, name, directory: true), errno != .noSuchFileOrDirectory {
+                throw AutoupdateError(
+                    .fileSystem, "cannot remove the folder \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))", underlying: errno)
+            }
+        }
+    }
+
+    /// Removes a file, a symlink or a whole folder tree inside this folder (see ``TreeRemoval``).
+    func removeTree(_ parts: [String]) throws {
+        forgetParent(under: parts)
+        try withParent(parts) { parent, name in
+            try TreeRemoval.remove(name, in: parent, shownAs: path + "/" + parts.joined(separator: "/"))
         }
     }
 

@@ -7,20 +7,26 @@ import SystemPackage
 /// version or entirely the new one.
 ///
 /// The swap, with a journal written (and flushed) before anything moves:
-/// 1. the entries listed in `filelist.txt` move out to a backup folder;
-/// 2. the staged entries move in (renames on one file system: no copies; a folder the app lacks
+/// 1. folders the swap writes in are given their owner's write permission if they lack it (a
+///    release may hold read-only folders; their modes are in the journal);
+/// 2. the entries listed in `filelist.txt` move out to a backup folder; a folder the new tree
+///    replaces by a file or symlink, emptied, goes;
+/// 3. the staged entries move in (renames on one file system: no copies; a folder the app lacks
 ///    moves in whole, one rename for everything in it);
-/// 3. `filelist.txt` is rewritten to the new tree, everything is flushed (`syncfs`);
-/// 4. `version.txt` is written atomically: **the commit point**;
-/// 5. the backup, the staging folder, `.queue` and the journal are removed.
+/// 4. `filelist.txt` is rewritten to the new tree, everything is flushed (`syncfs`);
+/// 5. `version.txt` is written atomically: **the commit point**;
+/// 6. folders get their final modes, the journal goes; then, as mere clean-up that can never
+///    block a later run, the backup and the staging folder are removed.
 ///
 /// ``recover()`` runs before any other work: a journal without a committed `version.txt` is
-/// rolled back (new entries removed, folders it created removed, the backup moved back, the old
-/// `filelist.txt` restored); a committed one is finished. Every step can run twice, so recovery
-/// itself may be interrupted.
+/// rolled back (new entries removed, folders it created removed, the backup moved back, folder
+/// modes and the old `filelist.txt` restored); a committed one is finished. Every step can run
+/// twice, so recovery itself may be interrupted. A journal naming any path outside the app
+/// folder is refused, never acted on.
 ///
 /// Never touched: the layout's own files, and files the app created that `filelist.txt` does not
-/// list. An update whose tree would replace such a file is refused before anything moves.
+/// list (also inside a listed folder). An update whose tree would replace such a file is refused
+/// before anything moves.
 struct Installer {
     /// What an interrupted install left, and what recovery did about it.
     enum Recovery: Equatable, Sendable {
@@ -35,7 +41,7 @@ struct Installer {
         /// The staging and backup folders, inside the update folder.
         var staging: String
         var backup: String
-        /// Listed entries present before the install (they move to the backup).
+        /// Listed entries present before the install (files move to the backup; folders end with `/`).
         var oldEntries: [String]
         /// The new tree's entries (files and symlinks; empty folders end with `/`).
         var newEntries: [String]
@@ -43,12 +49,21 @@ struct Installer {
         var createdFolders: [String]
         /// `filelist.txt` before the install (`nil`: there was none).
         var previousFileList: [String]?
+        /// Every folder of the new tree and its mode, applied once the install has committed.
+        /// (Absent in journals of autoupdate 0.1, as are the next two.)
+        var newFolderModes: [String: UInt32]?
+        /// The modes of the app's folders on the paths the install works on, as they were.
+        var oldFolderModes: [String: UInt32]?
+        /// App folders that a file or symlink of the new tree replaces (emptied of old entries,
+        /// then removed), parents first.
+        var replacedFolders: [String]?
     }
 
     let folder: AppFolder
     let logger: Logger
-    /// When set, a committed install keeps the old version's files at this path (inside the
-    /// update folder) instead of removing them: a tree that can be installed again to roll back.
+    /// When set, a committed install keeps the old version at this path (inside the update
+    /// folder) instead of removing it: a tree, with its empty folders and folder modes, that
+    /// can be installed again to roll back.
     var keepBackupAs: String?
 
     private var journalPath: String { folder.updateDirectory + "/journal.json" }
@@ -65,40 +80,50 @@ struct Installer {
         if case .corrupted(let reason) = previousList {
             logger.warning("corrupted file list; no old file will be removed", metadata: ["file.reason": "\(reason)"])
         }
-        let listed = previousList.value ?? []
         let app = try Folder(path: folder.path)
         let stagingFolder = try Folder(path: staging)
 
-        let newEntries = try stagingFolder.tree { name in
+        // Staged folders must be writable to us to be moved and emptied, whatever the release
+        // says their modes are: those are applied after the commit.
+        let staged = try stagingFolder.tree(skippingTopLevel: { name in
             guard folder.layout.reservedNames.contains(name) else { return false }
             logger.info("the archive's copy of a layout file is ignored", metadata: ["archive.entry": "\(name)"])
             return true
-        }
+        }, makingFoldersAccessible: true)
+        let newEntries = staged.entries
         var snapshot = AppSnapshot(app: app)
-        let oldEntries = listed.filter { entry in
-            entry.hasSuffix("/") || snapshot.kind(of: components(of: entry)[...]) != .missing
-        }
+        let oldEntries = Self.presentEntries(listed: previousList.value ?? [], in: &snapshot)
         let oldFiles = Set(oldEntries.filter { !$0.hasSuffix("/") })
-        try checkConflicts(&snapshot, oldFiles: oldFiles, newEntries: newEntries)
+        let replacedFolders = try foldersToReplace(app, &snapshot, oldEntries: Set(oldEntries), newEntries: newEntries)
+        try checkConflicts(&snapshot, oldFiles: oldFiles, replaced: Set(replacedFolders), newEntries: newEntries)
         let createdFolders = foldersToCreate(&snapshot, oldFiles: oldFiles, newEntries: newEntries)
+        let oldFolderModes = folderModes(app, &snapshot, on: oldEntries + newEntries + replacedFolders.map { $0 + "/" }, created: Set(createdFolders))
         let backupName = "backup-\(UUID().uuidString)"
         let journal = Journal(
             version: version.description,
             staging: String(staging.dropFirst(folder.updateDirectory.count + 1)),
             backup: backupName,
             oldEntries: oldEntries, newEntries: newEntries, createdFolders: createdFolders,
-            previousFileList: previousList.value)
+            previousFileList: previousList.value, newFolderModes: staged.folderModes, oldFolderModes: oldFolderModes,
+            replacedFolders: replacedFolders)
 
         // No flush of the staged data yet: a crash before the commit rolls back, so only the
         // commit needs everything on disk, and the flush just before it covers both.
         try writeJournal(journal)
         do {
+            // Parents first, so that a folder we may not search does not hide its children.
+            for (path, mode) in oldFolderModes.sorted(by: { depth($0.key) < depth($1.key) }) where mode & 0o700 != 0o700 {
+                try app.setFolderMode(components(of: path), mode | 0o700)
+            }
             let backup = try Folder(path: folder.updateDirectory, creating: backupName)
             for entry in oldEntries where !entry.hasSuffix("/") {
                 try move(components(of: entry), from: app, to: backup, creatingParents: true)
             }
-            // A folder the app lacks moves in whole, with everything in it and its mode: one
-            // rename instead of one per file. The journal lists its entries all the same.
+            for path in replacedFolders.reversed() {
+                try app.removeEmptyFolder(components(of: path))
+            }
+            // A folder the app lacks moves in whole, with everything in it: one rename instead
+            // of one per file. The journal lists its entries all the same.
             let created = Set(createdFolders)
             for path in createdFolders where !created.contains(parentPath(of: path)) {
                 try move(components(of: path), from: stagingFolder, to: app, creatingParents: false)
@@ -127,8 +152,55 @@ struct Installer {
         (error as? AutoupdateError)?.message ?? "\(error)"
     }
 
+    /// The listed entries that are there. A name listed without its trailing `/` that is a
+    /// folder here is a folder entry: what is inside it and not listed is the app's, never
+    /// moved or deleted with it.
+    private static func presentEntries(listed: [String], in snapshot: inout AppSnapshot) -> [String] {
+        var seen = Set<String>()
+        var present: [String] = []
+        for entry in listed {
+            let parts = entry.split(separator: "/").map(String.init)
+            let kind = snapshot.kind(of: parts[...])
+            let normalized: String
+            switch kind {
+            case .missing where entry.hasSuffix("/"): normalized = entry  // an empty folder that went: nothing to move
+            case .missing: continue
+            case .folder: normalized = parts.joined(separator: "/") + "/"
+            case .other: normalized = entry.hasSuffix("/") ? parts.joined(separator: "/") : entry
+            }
+            if seen.insert(normalized).inserted {
+                present.append(normalized)
+            }
+        }
+        return present
+    }
+
+    /// The app's folders that the new tree replaces by a file or a symlink (`lib/` becoming
+    /// `lib -> lib64`), parents first. Allowed only when everything in such a folder is the old
+    /// version's (listed), so that once the old entries have moved out, it is empty.
+    private func foldersToReplace(_ app: Folder, _ snapshot: inout AppSnapshot, oldEntries: Set<String>, newEntries: [String]) throws -> [String] {
+        var replaced: [String] = []
+        for entry in newEntries where !entry.hasSuffix("/") {
+            let parts = components(of: entry)
+            guard snapshot.kind(of: parts[...]) == .folder else { continue }
+            let inside = try app.open(parts).tree(skippingTopLevel: { _ in false })
+            for item in inside.entries {
+                let path = entry + "/" + item
+                // Empty folders inside may go: they hold nothing, and a rollback makes them again.
+                guard oldEntries.contains(path) || item.hasSuffix("/") else {
+                    throw AutoupdateError(
+                        .install,
+                        "the update replaces the folder \(quoted(entry)) by a file or symlink, but \(quoted(path)) in it is not in \(folder.layout.fileList) (the app or a person made it); move it away or list it to let updates replace it")
+                }
+            }
+            replaced.append(entry)
+            replaced += inside.folderModes.keys.sorted { depth($0) < depth($1) }.map { entry + "/" + $0 }
+        }
+        return replaced
+    }
+
     /// Refuses an update that would replace something the app made itself.
-    private func checkConflicts(_ app: inout AppSnapshot, oldFiles: Set<String>, newEntries: [String]) throws {
+    private func checkConflicts(_ app: inout AppSnapshot, oldFiles: Set<String>, replaced: Set<String>, newEntries: [String]) throws {
         for entry in newEntries {
             let parts = components(of: entry)
             // Every parent must be a folder (or an old entry that moves away).
@@ -145,7 +217,7 @@ struct Installer {
                 }
                 continue
             }
-            if app.kind(of: parts[...]) != .missing, !oldFiles.contains(entry) {
+            if app.kind(of: parts[...]) != .missing, !oldFiles.contains(entry), !replaced.contains(entry) {
                 throw AutoupdateError(
                     .install,
                     "the update would replace \(quoted(entry)), which is not in \(folder.layout.fileList) (the app or a person made it); move it away or list it to let updates replace it")
@@ -175,11 +247,33 @@ struct Installer {
         return created
     }
 
+    /// The modes of the app's folders on the way to `entries` (their parents and the folders
+    /// they name), except those the install creates.
+    private func folderModes(_ app: Folder, _ snapshot: inout AppSnapshot, on entries: [String], created: Set<String>) -> [String: UInt32] {
+        var modes: [String: UInt32] = [:]
+        var seen = Set<String>()
+        for entry in entries {
+            let parts = components(of: entry)
+            let depth = entry.hasSuffix("/") ? parts.count : parts.count - 1
+            guard depth > 0 else { continue }
+            for length in 1...depth {
+                let path = parts[..<length].joined(separator: "/")
+                guard seen.insert(path).inserted, !created.contains(path), snapshot.kind(of: parts[..<length]) == .folder,
+                      let mode = app.folderMode(Array(parts[..<length]))
+                else { continue }
+                modes[path] = mode
+            }
+        }
+        return modes
+    }
+
     // MARK: Finish and recover
 
-    /// Removes what a committed install no longer needs.
+    /// Completes a committed install. Only removing the journal can fail it: everything else
+    /// is either done or merely logged, so nothing after the commit blocks the next run.
     private func finish(_ journal: Journal) throws {
         let app = try Folder(path: folder.path)
+        let newFolderModes = journal.newFolderModes ?? [:]
         let newSet = Set(journal.newEntries)
         // Folders the old version used that are now empty go; the new tree's stay.
         let oldFolders = journal.oldEntries.flatMap { entry -> [String] in
@@ -187,44 +281,95 @@ struct Installer {
             let depth = entry.hasSuffix("/") ? parts.count : parts.count - 1
             return depth > 0 ? (1...depth).map { parts[..<$0].joined(separator: "/") } : []
         }
-        for path in Set(oldFolders).sorted(by: { $0.split(separator: "/").count > $1.split(separator: "/").count })
-        where !newSet.contains(path + "/") {
+        for path in Set(oldFolders).sorted(by: { depth($0) > depth($1) })
+        where !newSet.contains(path + "/") && newFolderModes[path] == nil {
             app.removeFolderIfEmpty(components(of: path))
         }
-        let backup = folder.updateDirectory + "/" + journal.backup
-        if let keepBackupAs, FileManager.default.fileExists(atPath: backup) {
-            try removeTree(keepBackupAs)
+        // Final modes, deepest first: the new tree's for its folders, the old ones back for the rest.
+        var finalModes = journal.oldFolderModes ?? [:]
+        finalModes.merge(newFolderModes) { _, new in new }
+        for (path, mode) in finalModes.sorted(by: { depth($0.key) > depth($1.key) }) {
+            let parts = components(of: path)
+            guard let current = app.folderMode(parts), current != mode else { continue }
             do {
-                try FileManager.default.moveItem(atPath: backup, toPath: keepBackupAs)
+                try app.setFolderMode(parts, mode)
             } catch {
-                throw AutoupdateError(.fileSystem, "cannot keep the previous version at \(quoted(keepBackupAs)): \(error.localizedDescription)", underlying: error)
+                logger.warning("cannot give a folder its mode", metadata: ["file.path": "\(path)", "error": "\(error)"])
             }
-        } else {
-            try removeTree(backup)
         }
-        try removeTree(folder.updateDirectory + "/" + journal.staging)
-        try folder.removeQueue()
+        let backup = folder.updateDirectory + "/" + journal.backup
+        var kept = false
+        if let keepBackupAs, FileManager.default.fileExists(atPath: backup) {
+            do {
+                try keepPrevious(backup: backup, journal: journal, at: keepBackupAs)
+                kept = true
+            } catch {
+                logger.warning("cannot keep the previous version for a rollback", metadata: ["error": "\(error)"])
+            }
+        }
         if let version = try? Version(journal.version) {
-            try folder.raiseHighestVersion(to: version)
+            do {
+                try folder.raiseHighestVersion(to: version)
+            } catch {
+                logger.warning("cannot record the highest version installed", metadata: ["error": "\(error)"])
+            }
+        }
+        do {
+            try folder.removeQueue()
+        } catch {
+            logger.warning("cannot remove the queue file", metadata: ["error": "\(error)"])
         }
         try folder.removeIfPresent(journalPath)
         logger.info("installed", metadata: ["update.version.new": "\(journal.version)"])
+        if !kept {
+            removeLeftover(backup)
+        }
+        removeLeftover(folder.updateDirectory + "/" + journal.staging)
+    }
+
+    /// Turns the backup into a tree that installs the old version again: its empty folders are
+    /// made and every folder gets the mode it had in the app.
+    private func keepPrevious(backup path: String, journal: Journal, at destination: String) throws {
+        let backup = try Folder(path: path)
+        for entry in journal.oldEntries where entry.hasSuffix("/") {
+            var parts: [String] = []
+            for part in components(of: entry) {
+                parts.append(part)
+                try backup.createFolder(parts, mode: 0o700)
+            }
+        }
+        let modes = journal.oldFolderModes ?? [:]
+        let folders = try backup.tree(skippingTopLevel: { _ in false }).folderModes.keys
+        for path in folders.sorted(by: { depth($0) > depth($1) }) {
+            try backup.setFolderMode(components(of: path), modes[path] ?? 0o755)
+        }
+        try TreeRemoval.remove(path: destination)
+        guard rename(path, destination) == 0 else {
+            let error = Errno.current
+            throw AutoupdateError(.fileSystem, "cannot keep the previous version at \(quoted(destination)) (\(error))", underlying: error)
+        }
+    }
+
+    /// Removes a backup or staging tree that is no longer needed; a failure is logged only (the
+    /// next update removes leftovers again).
+    private func removeLeftover(_ path: String) {
+        do {
+            try TreeRemoval.remove(path: path)
+        } catch {
+            logger.warning("cannot remove a leftover of the install; the next update tries again", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Finishes or undoes an interrupted install.
     ///
     /// - Important: The caller holds the update lock and the install lock.
+    /// - Throws: ``AutoupdateError`` `.install` when the journal is unreadable or names a path
+    ///   outside the app folder (then nothing is done), or when the rollback failed.
     func recover() throws -> Recovery {
-        guard FileManager.default.fileExists(atPath: journalPath) else {
+        guard let journal = try readJournal() else {
             return .nothingToDo
         }
-        guard let data = FileManager.default.contents(atPath: journalPath),
-              let journal = try? JSONDecoder().decode(Journal.self, from: data)
-        else {
-            throw AutoupdateError(
-                .install, "the install journal \(quoted(journalPath)) is unreadable; the app folder may hold a half-finished update")
-        }
-        if folder.readVersionDoc().value?.description == journal.version {
+        if isCommitted(journal) {
             logger.notice("finishing an install that was interrupted after its commit", metadata: ["update.version.new": "\(journal.version)"])
             try finish(journal)
             return .rolledForward(version: journal.version)
@@ -234,14 +379,67 @@ struct Installer {
         return .rolledBack(version: journal.version)
     }
 
+    /// The journal of an interrupted install, checked; `nil` when there is none.
+    func readJournal() throws -> Journal? {
+        guard FileManager.default.fileExists(atPath: journalPath) else {
+            return nil
+        }
+        guard let data = FileManager.default.contents(atPath: journalPath),
+              let journal = try? JSONDecoder().decode(Journal.self, from: data)
+        else {
+            throw AutoupdateError(
+                .install, "the install journal \(quoted(journalPath)) is unreadable; the app folder may hold a half-finished update")
+        }
+        try validate(journal)
+        return journal
+    }
+
+    /// Whether the journal's install reached its commit point.
+    func isCommitted(_ journal: Journal) -> Bool {
+        folder.readVersionDoc().value?.description == journal.version
+    }
+
+    /// Every path a journal names must lie inside the app folder (or be a folder of the update
+    /// folder that an install makes): recovery deletes and moves what the journal says.
+    private func validate(_ journal: Journal) throws {
+        func refuse(_ path: String) -> AutoupdateError {
+            AutoupdateError(
+                .install,
+                "the install journal \(quoted(journalPath)) names \(quoted(path)), which is not a path inside the app folder that an install uses; autoupdate did not write it, so nothing was done (inspect the app folder, then delete the journal)")
+        }
+        func isUpdateFolderName(_ name: String, _ prefixes: [String]) -> Bool {
+            !name.contains("/") && !name.contains("\0") && name != "." && name != ".." && prefixes.contains { name.hasPrefix($0) }
+        }
+        guard isUpdateFolderName(journal.staging, ["staging-", "previous-"]) else { throw refuse(journal.staging) }
+        guard isUpdateFolderName(journal.backup, ["backup-"]) else { throw refuse(journal.backup) }
+        guard (try? Version(journal.version)) != nil else { throw refuse(journal.version) }
+        let paths = journal.oldEntries + journal.newEntries + journal.createdFolders + (journal.previousFileList ?? [])
+            + (journal.replacedFolders ?? []) + Array((journal.newFolderModes ?? [:]).keys) + Array((journal.oldFolderModes ?? [:]).keys)
+        for path in paths where !isInsideApp(path) {
+            throw refuse(path)
+        }
+        for mode in Array((journal.newFolderModes ?? [:]).values) + Array((journal.oldFolderModes ?? [:]).values) where mode > 0o7777 {
+            throw refuse(String(mode, radix: 8))
+        }
+    }
+
+    /// A relative path of clean components (a folder may end with one `/`), not a layout file.
+    private func isInsideApp(_ path: String) -> Bool {
+        let body = path.hasSuffix("/") ? String(path.dropLast()) : path
+        let parts = body.split(separator: "/", omittingEmptySubsequences: false)
+        return !body.isEmpty && !body.contains("\0")
+            && parts.allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+            && !folder.layout.reservedNames.contains(String(parts[0]))
+    }
+
     /// Puts the app folder back as the journal says it was.
     private func rollBack(_ journal: Journal) throws {
         let app = try Folder(path: folder.path)
         let old = Set(journal.oldEntries)
-        // 1. New entries that did not replace an old one go.
+        // 1. New files and symlinks that did not replace an old one go.
         for entry in journal.newEntries.reversed() where !old.contains(entry) && !entry.hasSuffix("/") {
             let parts = components(of: entry)
-            if app.exists(parts) {
+            if app.kind(of: parts) == .other {
                 try app.remove(parts)
             }
         }
@@ -249,7 +447,11 @@ struct Installer {
         for path in journal.createdFolders.reversed() {
             app.removeFolderIfEmpty(components(of: path))
         }
-        // 3. The old entries come back from the backup, over any new file of the same name.
+        // 3. Folders a new file had replaced come back (their modes follow in step 5).
+        for path in journal.replacedFolders ?? [] {
+            try app.createFolder(components(of: path), mode: 0o700)
+        }
+        // 4. The old entries come back from the backup, over any new file of the same name.
         let backupPath = folder.updateDirectory + "/" + journal.backup
         if FileManager.default.fileExists(atPath: backupPath) {
             let backup = try Folder(path: backupPath)
@@ -260,16 +462,24 @@ struct Installer {
                 }
             }
         }
-        // 4. The old file list, exactly.
+        // 5. Folder modes as they were, deepest first.
+        for (path, mode) in (journal.oldFolderModes ?? [:]).sorted(by: { depth($0.key) > depth($1.key) }) {
+            let parts = components(of: path)
+            if let current = app.folderMode(parts), current != mode {
+                try app.setFolderMode(parts, mode)
+            }
+        }
+        // 6. The old file list, exactly.
         if let previous = journal.previousFileList {
             try folder.writeFileList(previous)
         } else {
             try folder.removeIfPresent(folder.path(of: folder.layout.fileList))
         }
         app.syncFileSystem()
-        try removeTree(backupPath)
-        try removeTree(folder.updateDirectory + "/" + journal.staging)
         try folder.removeIfPresent(journalPath)
+        // The app folder is whole again: what follows is clean-up that may fail without harm.
+        removeLeftover(backupPath)
+        removeLeftover(folder.updateDirectory + "/" + journal.staging)
     }
 
     // MARK: Helpers
@@ -284,12 +494,12 @@ struct Installer {
         try source.move(parts, to: destination, creatingParents: creatingParents)
     }
 
-    private func removeTree(_ path: String) throws {
-        try folder.removeIfPresent(path)
-    }
-
     private func components(of entry: String) -> [String] {
         entry.split(separator: "/").map(String.init)
+    }
+
+    private func depth(_ path: String) -> Int {
+        path.split(separator: "/").count
     }
 
     /// The folder holding an entry ("" at the top).

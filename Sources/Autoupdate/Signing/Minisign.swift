@@ -44,9 +44,10 @@ public enum Minisign {
             self.key = key
         }
 
-        /// Reads a public key file, or takes `argument` itself when it is a key (`RWQ…`).
+        /// Takes `argument` itself when it is a one-line key (`RWQ…`, whose base64 may hold `/`),
+        /// else reads it as a public key file.
         public init(fileOrKey argument: String) throws {
-            if !argument.contains("/"), let key = try? PublicKey(text: argument) {
+            if !argument.contains(where: \.isNewline), let key = try? PublicKey(text: argument) {
                 self = key
                 return
             }
@@ -155,9 +156,12 @@ public enum Minisign {
         public let trustedComment: String
         let globalSignature: [UInt8]
 
-        /// Parses a `.minisig` file's four lines.
+        /// Parses a `.minisig` file's four lines (ending in LF or CRLF, as `minisign -V` accepts).
         public init(text: String) throws {
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+            // Split by scalars: in a Swift string "\r\n" is one Character, which a split at "\n" misses.
+            let lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+                String(String.UnicodeScalarView(line.last == "\r" ? line.dropLast() : line[...]))
+            }
             guard lines.count >= 4, lines[0].hasPrefix("untrusted comment: "), lines[2].hasPrefix("trusted comment: ") else {
                 throw AutoupdateError(.signature, "not a minisign signature (expected 'untrusted comment:', a signature, 'trusted comment:', a global signature)")
             }

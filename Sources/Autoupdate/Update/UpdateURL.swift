@@ -49,6 +49,13 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
         guard let host = components.host, !host.isEmpty else {
             throw AutoupdateError(.invalidURL, "the update URL \(shown) has no host name")
         }
+        // URLComponents takes any number as a port; curl would fail later, with a less clear word.
+        if let port = components.port, !(1...65535).contains(port) {
+            throw AutoupdateError(.invalidURL, "the update URL \(shown) has the port \(port); a port is a number from 1 to 65535")
+        }
+        if components.port == nil, let portText = Self.portText(of: withScheme), !portText.isEmpty {
+            throw AutoupdateError(.invalidURL, "the update URL \(shown) has the port \(quoted(portText)); a port is a number from 1 to 65535")
+        }
         guard components.user == nil, components.password == nil else {
             throw AutoupdateError(
                 .invalidURL, "the update URL for host '\(host)' holds credentials (user@host); they are refused because they would be logged")
@@ -96,6 +103,19 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
             }
         }
         return candidate.lowercased()
+    }
+
+    /// The text after the host's `:` in `https://host:port/…`, if there is a colon (IPv6
+    /// literals in brackets skipped).
+    private static func portText(of url: String) -> String? {
+        guard let start = url.range(of: "://")?.upperBound else { return nil }
+        var authority = url[start...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") {
+            authority = authority[authority.index(after: at)...]
+        }
+        let hostEnd = authority.lastIndex(of: "]") ?? authority.startIndex
+        guard let colon = authority[hostEnd...].lastIndex(of: ":") else { return nil }
+        return String(authority[authority.index(after: colon)...])
     }
 
     /// Drops the parameters of the last path segment (`/a/b;p` → `/a/b`, as Python's `urlparse`)

@@ -91,7 +91,7 @@ public final class PreparedUpdate: Sendable {
 
     /// Removes the staged tree without installing it.
     public func discard() {
-        try? FileManager.default.removeItem(atPath: staging)
+        try? TreeRemoval.remove(path: staging)
     }
 }
 
@@ -262,12 +262,12 @@ public actor Updater {
             }
             report = try await sink.finish()
         } catch let error as AutoupdateError {
-            try? FileManager.default.removeItem(atPath: staging)
+            try? TreeRemoval.remove(path: staging)
             let failure = error.adding(context: "updating to \(version) from \(archiveURL.displayString)")
             audit.record(event: "update", url: archiveURL, status: error.httpStatus, bytes: bytes, version: version.description, decision: "refused", reason: failure.message)
             throw failure
         } catch {
-            try? FileManager.default.removeItem(atPath: staging)
+            try? TreeRemoval.remove(path: staging)
             throw error
         }
         onEvent(.extracted(report))
@@ -278,7 +278,7 @@ public actor Updater {
             do {
                 signedBy = try Minisign.verify(signature.signature, prehash: prehash.finalize(), trusting: configuration.trust.publicKeys).key.keyIDHex
             } catch let error as AutoupdateError {
-                try? FileManager.default.removeItem(atPath: staging)
+                try? TreeRemoval.remove(path: staging)
                 let failure = error.adding(context: "refusing \(version) from \(archiveURL.displayString)")
                 audit.record(
                     event: "update", url: archiveURL, bytes: bytes, hash: hash, keyID: signature.signature.keyIDHex,
@@ -383,14 +383,14 @@ public actor Updater {
 
     /// Removes a kept version that is no longer needed.
     public nonisolated func discard(_ previous: PreviousVersion) {
-        try? FileManager.default.removeItem(atPath: previous.tree)
+        try? TreeRemoval.remove(path: previous.tree)
     }
 
     /// Staging folders of updates that never installed (a crash, a kill): they can go.
     private func removeLeftovers() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
         for name in names where name.hasPrefix("staging-") || name.hasPrefix("backup-") || name.hasPrefix("previous-") {
-            try? FileManager.default.removeItem(atPath: folder.updateDirectory + "/" + name)
+            try? TreeRemoval.remove(path: folder.updateDirectory + "/" + name)
         }
     }
 }

@@ -120,7 +120,8 @@ public actor VersionChecker {
             logger.warning("the server's version.txt is not a valid version", metadata: [
                 "update.url": "\(versionURL.displayString)", "update.server.text": "\(quoted(text))",
             ])
-            try? AtomicFile.write(Array(text.utf8), to: folder.path(of: folder.layout.serverInvalidDump))
+            try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
+            try? AtomicFile.write(Array(text.utf8), to: folder.serverInvalidDumpPath)
             try folder.appendCheckLog(old: installed, outcome: .serverInvalid)
             audit.record(event: "check", url: versionURL, status: status, decision: "server-invalid", reason: "version.txt holds \(quoted(text))")
             return Result(installed: installed, available: nil, outcome: .serverInvalid, fromQueue: false, notModified: notModified)

@@ -2,18 +2,34 @@ extension Version {
     /// Parses and normalizes a PEP 440 version.
     ///
     /// Accepts exactly what `packaging.version.Version` accepts (its regular expression, matched
-    /// in full, case-insensitively, after stripping Unicode whitespace from both ends).
+    /// in full, case-insensitively, after stripping Unicode whitespace from both ends), up to
+    /// ``maximumTextLength``: a longer text, or one whose normalized form (with its newline) would
+    /// not fit in that many bytes, is refused.
     ///
     /// - Parameter text: The version as written, such as `"v1.0-RC1"` or `" 2!1.0.post3+local.7 "`.
     /// - Throws: ``AutoupdateError`` with code ``AutoupdateError/Code/invalidVersion`` and a message
     ///   naming the text and where it stops being a version.
     public init(_ text: String) throws {
+        guard text.utf8.count <= Self.maximumTextLength else {
+            throw AutoupdateError(
+                .invalidVersion, "\(quoted(text, limit: 40)) is not a valid version here: it is longer than \(Self.maximumTextLength) bytes")
+        }
         var parser = VersionParser(text)
         guard let version = parser.parse() else {
             throw AutoupdateError(.invalidVersion, Self.invalidMessage(text, parser: parser))
         }
+        guard version.description.utf8.count < Self.maximumTextLength else {
+            throw AutoupdateError(
+                .invalidVersion,
+                "\(quoted(text, limit: 40)) is not a valid version here: normalized, it is longer than \(Self.maximumTextLength - 1) bytes")
+        }
         self = version
     }
+
+    /// The longest version text autoupdate reads or writes anywhere (the server's and the
+    /// installed `version.txt`, `.queue`, the records in the update folder), in bytes: 4096.
+    /// One limit for reading and writing, so that whatever is installed can be read back.
+    public static let maximumTextLength = 4096
 
     private static func invalidMessage(_ text: String, parser: VersionParser) -> String {
         let shown = quoted(text)

@@ -291,10 +291,10 @@ public actor Watcher {
         } catch {
             guard !Task.isCancelled else { return }
             failedChecks += 1
-            var delay = exponentialBackoff(failure: failedChecks, base: configuration.retryBase, cap: configuration.interval)
-            if let retryAfter = (error as? AutoupdateError)?.retryAfter, retryAfter > delay {
-                delay = retryAfter
-            }
+            let delay = delayHonouringRetryAfter(
+                (error as? AutoupdateError)?.retryAfter,
+                backoff: exponentialBackoff(failure: failedChecks, base: configuration.retryBase, cap: configuration.interval),
+                interval: configuration.interval)
             let message = (error as? AutoupdateError)?.message ?? "\(error)"
             logger.warning("check failed; the app keeps running", metadata: ["error": "\(message)", "watch.retry": "\(delay)"])
             eventSink.yield(.checkFailed(message: message, retryIn: delay))

@@ -133,6 +133,25 @@ struct ResponseHeadersTests {
         #expect(headers.retryAfter(now: now) == nil)
     }
 
+    @Test("Retry-After is capped at a day, whatever the server says", arguments: [
+        ("9223372036854775807", 86_400), ("99999999999999999999999", 86_400), ("31536000", 86_400), ("86401", 86_400),
+        ("Fri, 01 Jan 2099 00:00:00 GMT", 86_400), ("Thu, 01 Jan 1970 00:00:00 GMT", 0), ("0", 0), ("3600", 3600),
+    ] as [(String, Int64)])
+    func retryAfterCap(header: String, seconds: Int64) {
+        var headers = ResponseHeaders()
+        headers.take(line: "Retry-After: \(header)\r\n")
+        #expect(headers.retryAfter() == .seconds(seconds))
+    }
+
+    @Test("the next check honours Retry-After within bounds", arguments: [
+        // (Retry-After, backoff, interval, expected)
+        (nil, 2, 300, 2), (1, 2, 300, 2), (60, 2, 300, 60), (86_400, 2, 300, 1200), (86_400, 2, 60_000, 86_400),
+    ] as [(Int64?, Int64, Int64, Int64)])
+    func retryPolicy(retryAfter: Int64?, backoff: Int64, interval: Int64, expected: Int64) {
+        let delay = delayHonouringRetryAfter(retryAfter.map { .seconds($0) }, backoff: .seconds(backoff), interval: .seconds(interval))
+        #expect(delay == .seconds(expected))
+    }
+
     @Test("a status line starts a new response (redirects)")
     func statusLineResets() {
         var headers = ResponseHeaders()

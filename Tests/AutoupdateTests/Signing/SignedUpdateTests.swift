@@ -41,7 +41,7 @@ struct SignedUpdateTests {
         try scenario.publish(tree("1.0"), version: "1.0", signedWith: key)
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             #expect(try await signedUpdater(scenario, server, trusting: [key]).update() == .updated(from: .zero, to: try Version("1.0")))
-            let audit = try String(contentsOf: scenario.appFolder.appending(path: "autoupdate-audit.jsonl"), encoding: .utf8)
+            let audit = try String(contentsOf: URL(fileURLWithPath: scenario.folder.auditLogPath), encoding: .utf8)
             let installed = try #require(audit.split(separator: "\n").last)
             #expect(installed.contains(#""decision":"installed""#) && installed.contains(#""keyID":"\#(key.publicKey.keyIDHex)""#), "\(installed)")
         }

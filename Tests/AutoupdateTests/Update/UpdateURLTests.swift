@@ -15,6 +15,7 @@ struct UpdateURLTests {
         ("localhost:8443/app", "https://localhost:8443/app/"),
         ("127.0.0.1:8443", "https://127.0.0.1:8443/"),
         ("https://[::1]:8443/x", "https://[::1]:8443/x/"),
+        ("https://host:65535/", "https://host:65535/"), ("https://host:1/a", "https://host:1/a/"),
         ("//cdn.example.com/app", "https://cdn.example.com/app/"),
         ("  https://example.com/app  ", "https://example.com/app/"),
         ("https://example.com/my%20app", "https://example.com/my%20app/"),
@@ -30,6 +31,8 @@ struct UpdateURLTests {
         ("https://", "no host"), ("https:///path", "no host"),
         ("https://user:secret@example.com/", "credentials"), ("https://user@example.com/", "credentials"),
         ("https://exa mple.com/", "not a valid URL"),
+        ("https://host:99999/", "port 99999"), ("https://host:0/", "port 0"), ("host:65536/app", "port 65536"),
+        ("https://host:12ab/", "not a valid URL"), ("https://[::1]:70000/", "port 70000"),
     ])
     func refuses(input: String, reason: String) {
         #expect {

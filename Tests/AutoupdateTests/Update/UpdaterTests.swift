@@ -174,7 +174,7 @@ struct UpdaterTests {
             #expect(try await updater.checkNew() == false)
             #expect(try await updater.update() == .serverInvalid(installed: Version("1.0")))
             #expect(try scenario.appSnapshot() == before)
-            let dump = scenario.folder.path(of: scenario.folder.layout.serverInvalidDump)
+            let dump = scenario.folder.serverInvalidDumpPath
             #expect(try String(contentsOfFile: dump, encoding: .utf8) == "banana\n")
             #expect(scenario.folder.readCheckLog().value?.last?.outcome == .serverInvalid)
             #expect(logs.entries.contains { $0.level == .warning && $0.message.description.contains("not a valid version") })

@@ -25,6 +25,25 @@ struct VersionParsingTests {
         #expect(try Version(version.description).description == normalized, "normalizing is idempotent")
     }
 
+    @Test("one length limit: longer texts, or texts whose normal form would not fit, are refused")
+    func lengthLimit() throws {
+        let limit = Version.maximumTextLength
+        let fits = "1" + String(repeating: ".0", count: (limit - 2) / 2)  // normalized: itself
+        #expect(fits.utf8.count == limit - 1)
+        #expect(try Version(fits).description == fits)
+        for (text, reason) in [
+            (fits + ".0", "longer than \(limit) bytes"),                            // limit + 1
+            (String(fits.dropLast(4)) + "-1", "normalized, it is longer than \(limit - 1) bytes"),  // grows to ".post1"
+        ] {
+            #expect {
+                try Version(text)
+            } throws: { error in
+                guard let error = error as? AutoupdateError else { return false }
+                return error.code == .invalidVersion && error.message.contains(reason) && error.message.count < 200
+            }
+        }
+    }
+
     @Test("exposes the parsed parts")
     func parts() throws {
         let version = try Version("2!1.2.3rc4.post5.dev6+Ubuntu.7")

@@ -97,7 +97,7 @@ struct WatcherTests {
             #expect(try String(contentsOf: scenario.appFolder.appending(path: "VERSION"), encoding: .utf8) == "1.0")
             _ = try await events.next("2.0 skipped") { $0 == .skippedBad(try! Version("2.0")) }
             #expect(server.requests(for: "/project.zip").count == 2, "the bad version is not downloaded again")
-            let audit = try String(contentsOf: scenario.appFolder.appending(path: "autoupdate-audit.jsonl"), encoding: .utf8)
+            let audit = try String(contentsOf: URL(fileURLWithPath: scenario.folder.auditLogPath), encoding: .utf8)
             #expect(audit.contains(#""decision":"rolled-back""#))
 
             try scenario.publish(app("3.0"), version: "3.0")
@@ -148,6 +148,32 @@ struct WatcherTests {
         watch.cancel()
         #expect(try await watch.value == 0)
         await second.stop()
+    }
+
+    @Test("a hostile Retry-After (Int64.max seconds, a date in 2099) neither crashes the watch nor stops its checks", arguments: [
+        "9223372036854775807", "Fri, 01 Jan 2099 00:00:00 GMT",
+    ])
+    func hostileRetryAfter(header: String) async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(app("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await makeUpdater(scenario, server).update()
+            let watcher = try makeWatcher(scenario, server, interval: .milliseconds(300))
+            let events = EventRecorder(watcher.events)
+            let watch = Task { try await watcher.run() }
+            defer { watch.cancel() }
+            _ = try await events.next("v1 start") { if case .started = $0 { true } else { false } }
+            try scenario.publish(app("2.0"), version: "2.0")
+            server.inject([.status(503, retryAfter: header)], at: "/version.txt", times: 1)
+            watcher.checkNow()
+            let busy = try await events.next("the 503") { if case .checkFailed(let message, _) = $0 { message.contains("503") } else { false } }
+            if case .checkFailed(_, let retryIn) = busy {
+                #expect(retryIn <= .milliseconds(1200), "capped at 4 intervals: \(retryIn)")
+            }
+            _ = try await events.next("the update, at the next check") { if case .swapped(_, let to, _) = $0 { to.description == "2.0" } else { false } }
+            watch.cancel()
+            #expect(try await watch.value == 0)
+        }
     }
 
     @Test("an app that exits on its own: restarted with backoff (always), or its exit ends the watch (never; on-failure after exit 0)")

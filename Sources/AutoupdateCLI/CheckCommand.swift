@@ -23,7 +23,7 @@ struct CheckCommand: AsyncParsableCommand {
         try await Failure.reporting {
             let updater = Updater(
                 folder: options.folder(), url: try options.updateURL(),
-                configuration: UpdaterConfiguration(download: options.downloadConfiguration(), trust: try trust.trustPolicy()),
+                configuration: try options.updaterConfiguration(archive: nil, trust: trust),
                 logger: Logger(label: "autoupdate"))
             let result = try await updater.check()
             switch result.outcome {

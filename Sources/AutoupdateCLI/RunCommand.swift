@@ -59,7 +59,8 @@ struct RunCommand: AsyncParsableCommand {
             let launcher = try Launcher(
                 filepath: resolvedFile(in: folder), url: try options.updateURL().description,
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
-                folder: folder, download: options.downloadConfiguration(), trust: try trust.trustPolicy(), grace: .milliseconds(Int64(grace * 1000)),
+                folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
+                trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)), grace: .milliseconds(Int64(grace * 1000)),
                 foregroundTerminal: ownsTerminal ? 0 : nil, logger: Logger(label: "autoupdate"))
             if update != .never {
                 await updateIfWanted(launcher)
@@ -106,7 +107,8 @@ struct RunCommand: AsyncParsableCommand {
             defer { consumer.cancel() }
             if try await launcher.updateCode() {
                 progress.end()
-                note("updated \(installed) → \(queued)")
+                // The server's word at the update, which may differ from what the check queued.
+                note("updated \(installed) → \(launcher.folder.readVersionDoc().value.map(\.description) ?? "?")")
             }
         } catch let error as AutoupdateError {
             note("warning: no update: \(error.message); running the installed version")

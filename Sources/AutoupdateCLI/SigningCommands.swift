@@ -52,9 +52,10 @@ struct SignCommand: AsyncParsableCommand {
         abstract: "Sign a file with a minisign secret key: FILE.minisig.",
         discussion: """
             The signature is minisign's (prehashed, 'ED'); 'minisign -V' checks it. The trusted \
-            comment defaults to 'timestamp:T<tab>file:NAME', plus 'version:V' with --version and \
-            'expires:E' with --expires-in. Re-signing version.txt on a schedule for clients that \
-            require freshness: autoupdate sign SERVER_DIR/version.txt --secret-key SK --expires-in 604800
+            comment defaults to 'timestamp:T<tab>file:NAME', plus 'version:V' and the file's \
+            'size:N' with --version, 'expires:E' with --expires-in and 'app:NAME' with --app (as \
+            given to publish). Re-signing version.txt on a schedule for clients that require \
+            freshness: autoupdate sign SERVER_DIR/version.txt --secret-key SK --expires-in 604800 [--app NAME]
             """
     )
 
@@ -75,9 +76,12 @@ struct SignCommand: AsyncParsableCommand {
     @Option(help: "Seconds from now until which the signature may be trusted (named in the trusted comment).")
     var expiresIn: Double?
 
+    @Option(help: "The app this file is for, named in the trusted comment (clients refuse another app's); as given to publish.")
+    var app: String?
+
     func validate() throws {
-        if trustedComment != nil, version != nil || expiresIn != nil {
-            throw ValidationError("--trusted-comment replaces the default comment; do not combine it with --version or --expires-in.")
+        if trustedComment != nil, version != nil || expiresIn != nil || app != nil {
+            throw ValidationError("--trusted-comment replaces the default comment; do not combine it with --version, --expires-in or --app.")
         }
         if let expiresIn, !(expiresIn > 0 && expiresIn.isFinite) {
             throw ValidationError("--expires-in must be a positive number of seconds.")
@@ -90,9 +94,11 @@ struct SignCommand: AsyncParsableCommand {
             let key = try Minisign.SecretKey(file: secretKey)
             let name = URL(fileURLWithPath: file).lastPathComponent
             let now = Date()
+            if let app { try ReleaseComment.validate(app: app) }
+            let size = version == nil ? nil : (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value
             let comment = try trustedComment ?? ReleaseComment.make(
                 file: name, version: version.map { try Version($0) }, timestamp: now,
-                expires: expiresIn.map { now.addingTimeInterval($0) })
+                expires: expiresIn.map { now.addingTimeInterval($0) }, app: app, size: size)
             let signature = try Minisign.sign(prehash: try Minisign.prehash(ofFile: file), with: key, trustedComment: comment)
             let output = file + ".minisig"
             do {

@@ -26,14 +26,14 @@ struct UpdateCommand: AsyncParsableCommand {
     func run() async throws {
         global.bootstrapLogging()
         try await Failure.reporting {
-            let configuration = UpdaterConfiguration(archive: try options.archiveName(archive), download: options.downloadConfiguration(), trust: try trust.trustPolicy())
+            let configuration = try options.updaterConfiguration(archive: archive, trust: trust)
             let updater = Updater(folder: options.folder(), url: try options.updateURL(), configuration: configuration, logger: Logger(label: "autoupdate"))
             let progress = ProgressDisplay()
             let outcome = try await updater.update { progress.show($0) }
             progress.end()
             switch outcome {
             case .updated(let from, let to):
-                print("updated \(from) → \(to)\(trust.publicKeys.isEmpty ? "" : " (signature verified)")")
+                print("updated \(from) → \(to)\(configuration.trust.requiresSignatures ? " (signature verified)" : "")")
             case .upToDate(let version):
                 print("up to date: \(version)")
             case .serverInvalid:

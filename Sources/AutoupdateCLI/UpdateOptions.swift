@@ -16,11 +16,23 @@ struct UpdateOptions: ParsableArguments {
     @Option(help: "A PEM file of CA certificates to trust besides the system's (a private CA, a test server). Default: $AUTOUPDATE_CA_FILE.")
     var caFile: String?
 
+    @Option(help: "The most bytes an update may download, and the most its files may hold once extracted. Default: 4 GiB downloaded, 8 GiB extracted (a signed release's own sizes cap both exactly).")
+    var maxBytes: Int64?
+
+    @Option(help: "Seconds one check of the server may take in all, however the server behaves (default: 5 for run, 30 otherwise).")
+    var checkTimeout: Double?
+
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func validate() throws {
         if url == nil, environment[UpdateContext.Variable.url] == nil {
             throw ValidationError("Missing --url (inside an app started by 'autoupdate run', $AUTOUPDATE_URL stands in for it).")
+        }
+        if let maxBytes, maxBytes <= 0 {
+            throw ValidationError("--max-bytes must be a positive number of bytes.")
+        }
+        if let checkTimeout, !(checkTimeout > 0 && checkTimeout.isFinite) {
+            throw ValidationError("--check-timeout must be a positive number of seconds.")
         }
     }
 
@@ -33,7 +45,31 @@ struct UpdateOptions: ParsableArguments {
     }
 
     func downloadConfiguration() -> DownloadConfiguration {
-        DownloadConfiguration(caFile: caFile ?? environment[UpdateContext.Variable.caFile])
+        var configuration = DownloadConfiguration(caFile: caFile ?? environment[UpdateContext.Variable.caFile])
+        if let maxBytes {
+            configuration.maxBytes = maxBytes
+        }
+        return configuration
+    }
+
+    func extractionConfiguration() -> ExtractionConfiguration {
+        var configuration = ExtractionConfiguration()
+        if let maxBytes {
+            configuration.maxBytes = maxBytes
+        }
+        return configuration
+    }
+
+    /// `--check-timeout`, else `fallback`.
+    func checkTimeout(default fallback: Duration = UpdaterConfiguration.defaultCheckTimeout) -> Duration {
+        checkTimeout.map { .milliseconds(Int64($0 * 1000)) } ?? fallback
+    }
+
+    /// Everything an updater needs from these options and the trust flags.
+    func updaterConfiguration(archive: String?, trust: TrustOptions) throws -> UpdaterConfiguration {
+        UpdaterConfiguration(
+            archive: try archiveName(archive), download: downloadConfiguration(), extraction: extractionConfiguration(),
+            trust: try trust.trustPolicy(), checkTimeout: checkTimeout())
     }
 
     /// `--archive`, else the launcher's `$AUTOUPDATE_NEWFILES`, else `project.zip`.
@@ -43,10 +79,14 @@ struct UpdateOptions: ParsableArguments {
 }
 
 /// Whom updates must come from (`--public-key`) and how fresh the server's word must be.
+///
+/// Inside an app started by `autoupdate run` or `watch`, the launcher's policy (its
+/// `AUTOUPDATE_PUBLIC_KEYS`, `AUTOUPDATE_REQUIRE_FRESH`, `AUTOUPDATE_MAX_AGE`, `AUTOUPDATE_APP`)
+/// applies on top of these flags, so that the app's own checks are held to the same rules.
 struct TrustOptions: ParsableArguments {
     @Option(
         name: .customLong("public-key"),
-        help: "A minisign public key (a file, or the one-line RWQ… key) whose signature every archive must carry. Repeat it during a key rotation.")
+        help: "A minisign public key (a file, or the one-line RWQ… key) whose signature every archive must carry. Repeat it during a key rotation. Default: $AUTOUPDATE_PUBLIC_KEYS.")
     var publicKeys: [String] = []
 
     @Flag(help: "Require version.txt.minisig, signed by a --public-key, not yet expired (freeze protection).")
@@ -55,8 +95,15 @@ struct TrustOptions: ParsableArguments {
     @Option(help: "With --public-key: also require version.txt.minisig to be at most this many seconds old.")
     var maxAge: Double?
 
+    @Option(help: "The app's name, which signatures must give (publish --app): another app's release is refused. Default: the URL's last path component, for signatures that name an app.")
+    var app: String?
+
+    private var inherited: TrustPolicy? {
+        try? UpdateContext.trustPolicy()
+    }
+
     func validate() throws {
-        if (requireFresh || maxAge != nil), publicKeys.isEmpty {
+        if (requireFresh || maxAge != nil), publicKeys.isEmpty, inherited?.requiresSignatures != true {
             throw ValidationError("--require-fresh and --max-age need --public-key to check the signature with.")
         }
         if let maxAge, !(maxAge > 0 && maxAge.isFinite) {
@@ -64,9 +111,18 @@ struct TrustOptions: ParsableArguments {
         }
     }
 
+    /// The flags' policy, joined with the launcher's when there is one: keys from both, the
+    /// stricter freshness, the flag's app name over the launcher's.
     func trustPolicy() throws -> TrustPolicy {
-        TrustPolicy(
-            publicKeys: try publicKeys.map(Minisign.PublicKey.init(fileOrKey:)), requireFreshVersion: requireFresh,
-            maxVersionAge: maxAge.map { .milliseconds(Int64($0 * 1000)) })
+        let launcher = try UpdateContext.trustPolicy()
+        let keys = try publicKeys.map(Minisign.PublicKey.init(fileOrKey:))
+        if let app {
+            try ReleaseComment.validate(app: app)
+        }
+        let ages = [maxAge.map { Duration.milliseconds(Int64($0 * 1000)) }, launcher.maxVersionAge].compactMap { $0 }
+        return TrustPolicy(
+            publicKeys: keys + launcher.publicKeys.filter { !keys.contains($0) },
+            requireFreshVersion: requireFresh || launcher.requireFreshVersion,
+            maxVersionAge: ages.min(), app: app ?? launcher.app)
     }
 }

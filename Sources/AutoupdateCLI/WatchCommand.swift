@@ -77,7 +77,8 @@ struct WatchCommand: AsyncParsableCommand {
             let folder = options.folder()
             let watcher = try Watcher(
                 filepath: file, url: try options.updateURL().description, newfiles: try options.archiveName(archive).name,
-                args: arguments, folder: folder, download: options.downloadConfiguration(), trust: try trust.trustPolicy(),
+                args: arguments, folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
+                trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(),
                 configuration: WatchConfiguration(
                     interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
                     healthWindow: Self.duration(healthWindow)),

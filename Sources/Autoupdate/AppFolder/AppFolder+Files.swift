@@ -262,6 +262,34 @@ extension AppFolder {
         }
     }
 
+    // MARK: Leftovers
+
+    /// Removes the temporary files (`.version.txt.tmp-N`, …) that an atomic write killed between
+    /// its write and its rename leaves, in the app folder (for the layout's files only) and in
+    /// the update folder. Those written under the update lock go at once; the others (a check
+    /// writes `.queue` without it) only when older than a minute, so that a concurrent writer
+    /// never loses its own.
+    ///
+    /// - Important: The caller holds the update lock.
+    func removeStaleTemporaries(now: Date = Date()) {
+        let lockedNames: Set<String> = [layout.versionDoc, layout.fileList, "journal.json", "highest-version.txt", "bad-versions.txt"]
+        for (folder, names) in [(path, [layout.versionDoc, layout.fileList, layout.queueUpdate]), (updateDirectory, nil)] {
+            guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { continue }
+            for entry in entries where entry.hasPrefix(".") && entry.contains(".tmp-") {
+                // `.NAME.tmp-N`, as AtomicFile names them.
+                let target = entry.dropFirst().components(separatedBy: ".tmp-")[0]
+                guard names.map({ $0.contains(target) }) ?? true else { continue }
+                let file = folder + "/" + entry
+                var info = stat()
+                guard lstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
+                let age = now.timeIntervalSince1970 - TimeInterval(info.st_mtim.tv_sec)
+                if lockedNames.contains(target) || age > 60 {
+                    _ = unlink(file)
+                }
+            }
+        }
+    }
+
     // MARK: Bookkeeping
 
     /// Where autoupdate keeps a file of its own (the audit trail, a rejected `version.txt`):

@@ -111,10 +111,15 @@ public actor Extractor {
     }
 
     /// Starts an extraction fed chunk by chunk (the update pipeline feeds it from the download).
-    func start(format: ArchiveFormat, to destination: String) -> ExtractionSink {
+    ///
+    /// - Parameter maxBytes: A tighter cap on the extracted bytes than the configuration's, for
+    ///   this extraction (a signed release says what it unpacks to).
+    func start(format: ArchiveFormat, to destination: String, maxBytes: Int64? = nil) -> ExtractionSink {
         let feed = ExtractionFeed(limit: Self.feedLimit)
         let result = OneShot<Result<ExtractionReport, any Error>>()
-        startWorker(format: format, destination: destination, feed: feed, result: result) { session in
+        var configuration = configuration
+        configuration.maxBytes = min(configuration.maxBytes, maxBytes ?? .max)
+        startWorker(format: format, destination: destination, configuration: configuration, feed: feed, result: result) { session in
             while let chunk = try feed.next() {
                 try chunk.withUnsafeBytes { try session.consume($0) }
             }
@@ -123,11 +128,11 @@ public actor Extractor {
     }
 
     private func startWorker(
-        format: ArchiveFormat, destination: String, feed: ExtractionFeed,
+        format: ArchiveFormat, destination: String, configuration: ExtractionConfiguration? = nil, feed: ExtractionFeed,
         result: OneShot<Result<ExtractionReport, any Error>>,
         input: @escaping @Sendable (ExtractionSession) throws -> Void
     ) {
-        let configuration = configuration
+        let configuration = configuration ?? self.configuration
         let logger = logger
         logger.debug("extraction starting", metadata: ["archive.format": "\(format)", "archive.destination": "\(destination)"])
         let thread = Thread {

@@ -62,7 +62,10 @@ public actor Launcher {
     ///   - kwargs: Given to the app as a JSON object in `AUTOUPDATE_KWARGS`.
     ///   - folder: The app folder (default: the current directory, as in the seed).
     ///   - download: Trust anchors, timeouts and caps for every request.
+    ///   - extraction: Caps on an update's extracted tree.
     ///   - trust: The publisher's keys every archive must be signed by, and freshness.
+    ///   - checkTimeout: The bound on one check of the server, however it behaves (a silent
+    ///     server must not hold back the app's start for long).
     ///   - grace: How long the app gets between SIGTERM and SIGKILL when it is terminated.
     ///   - foregroundTerminal: A terminal descriptor (0) to hand to the app while it runs, for an
     ///     interactive app (see ``ProcessConfiguration/foregroundTerminal``).
@@ -72,7 +75,8 @@ public actor Launcher {
     public init(
         filepath: String, url: String, newfiles: String = "project.zip", logLevel: Logger.Level = .warning,
         args: [String] = [], kwargs: [String: String] = [:], folder: AppFolder = AppFolder(),
-        download: DownloadConfiguration = DownloadConfiguration(), trust: TrustPolicy = TrustPolicy(), grace: Duration = .seconds(5),
+        download: DownloadConfiguration = DownloadConfiguration(), extraction: ExtractionConfiguration = ExtractionConfiguration(),
+        trust: TrustPolicy = TrustPolicy(), checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, grace: Duration = .seconds(5),
         foregroundTerminal: Int32? = nil, logger: Logger = Logger(label: "autoupdate")
     ) throws {
         self.folder = folder
@@ -87,10 +91,13 @@ public actor Launcher {
         self.logger = logger
         (events, eventSink) = AsyncStream.makeStream(of: LauncherEvent.self, bufferingPolicy: .bufferingNewest(256))
         updater = Updater(
-            folder: folder, url: self.url, configuration: UpdaterConfiguration(archive: self.newfiles, download: download, trust: trust), logger: logger)
+            folder: folder, url: self.url,
+            configuration: UpdaterConfiguration(
+                archive: self.newfiles, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout),
+            logger: logger)
         let context = UpdateContext(
             filepath: self.filepath, url: self.url, newfiles: self.newfiles, parentPID: getpid(), folder: folder,
-            logLevel: logLevel, kwargs: kwargs, caFile: download.caFile)
+            logLevel: logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust)
         supervisor = ProcessSupervisor(
             context.appConfiguration(arguments: args, grace: grace, foregroundTerminal: foregroundTerminal), logger: logger)
     }

@@ -29,6 +29,10 @@ public struct UpdateContext: Sendable, Equatable {
     public var kwargs: [String: String]
     /// `AUTOUPDATE_CA_FILE`: an extra trust anchor the launcher was given (tests, private CAs).
     public var caFile: String?
+    /// The launcher's trust policy, so that the app's own checks hold the server to the same
+    /// rules: `AUTOUPDATE_PUBLIC_KEYS` (one-line keys, comma-separated), `AUTOUPDATE_REQUIRE_FRESH`
+    /// (`1`), `AUTOUPDATE_MAX_AGE` (seconds) and `AUTOUPDATE_APP`.
+    public var trust: TrustPolicy
 
     /// The variables' names.
     public enum Variable {
@@ -40,11 +44,15 @@ public struct UpdateContext: Sendable, Equatable {
         public static let logLevel = "AUTOUPDATE_LOG_LEVEL"
         public static let kwargs = "AUTOUPDATE_KWARGS"
         public static let caFile = "AUTOUPDATE_CA_FILE"
+        public static let publicKeys = "AUTOUPDATE_PUBLIC_KEYS"
+        public static let requireFresh = "AUTOUPDATE_REQUIRE_FRESH"
+        public static let maxAge = "AUTOUPDATE_MAX_AGE"
+        public static let app = "AUTOUPDATE_APP"
     }
 
     public init(
         filepath: String, url: UpdateURL, newfiles: ArchiveName = .default, parentPID: Int32, folder: AppFolder,
-        logLevel: Logger.Level = .warning, kwargs: [String: String] = [:], caFile: String? = nil
+        logLevel: Logger.Level = .warning, kwargs: [String: String] = [:], caFile: String? = nil, trust: TrustPolicy = TrustPolicy()
     ) {
         self.filepath = filepath
         self.url = url
@@ -54,6 +62,7 @@ public struct UpdateContext: Sendable, Equatable {
         self.logLevel = logLevel
         self.kwargs = kwargs
         self.caFile = caFile
+        self.trust = trust
     }
 
     /// The context this process was launched with.
@@ -102,7 +111,45 @@ public struct UpdateContext: Sendable, Equatable {
         return UpdateContext(
             filepath: try required(Variable.filepath), url: url, newfiles: newfiles, parentPID: parentPID,
             folder: AppFolder(path: try required(Variable.folder)), logLevel: logLevel, kwargs: kwargs,
-            caFile: environment[Variable.caFile].flatMap { $0.isEmpty ? nil : $0 })
+            caFile: environment[Variable.caFile].flatMap { $0.isEmpty ? nil : $0 },
+            trust: try trustPolicy(from: environment))
+    }
+
+    /// The trust policy the variables describe (none set: HTTPS alone).
+    ///
+    /// - Throws: ``AutoupdateError`` `.invalidArgument` naming the malformed variable.
+    public static func trustPolicy(from environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TrustPolicy {
+        func invalid(_ name: String, _ why: String) -> AutoupdateError {
+            AutoupdateError(.invalidArgument, "the environment variable \(name) is invalid: \(why)")
+        }
+        var keys: [Minisign.PublicKey] = []
+        for text in (environment[Variable.publicKeys] ?? "").split(separator: ",") {
+            do {
+                keys.append(try Minisign.PublicKey(text: String(text)))
+            } catch let error as AutoupdateError {
+                throw invalid(Variable.publicKeys, error.message)
+            }
+        }
+        let requireFresh = environment[Variable.requireFresh].map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+        var maxAge: Duration?
+        if let text = environment[Variable.maxAge], !text.isEmpty {
+            guard let seconds = Double(text), seconds > 0, seconds.isFinite else {
+                throw invalid(Variable.maxAge, "\(quoted(text)) is not a positive number of seconds")
+            }
+            maxAge = .milliseconds(Int64(seconds * 1000))
+        }
+        if (requireFresh || maxAge != nil), keys.isEmpty {
+            throw invalid(Variable.requireFresh, "freshness needs \(Variable.publicKeys) to check the signature with")
+        }
+        let app = environment[Variable.app].flatMap { $0.isEmpty ? nil : $0 }
+        if let app {
+            do {
+                try ReleaseComment.validate(app: app)
+            } catch let error as AutoupdateError {
+                throw invalid(Variable.app, error.message)
+            }
+        }
+        return TrustPolicy(publicKeys: keys, requireFreshVersion: requireFresh, maxVersionAge: maxAge, app: app)
     }
 
     /// The variables, as a launcher sets them for its child.
@@ -117,6 +164,14 @@ public struct UpdateContext: Sendable, Equatable {
             Variable.kwargs: Self.json(kwargs),
         ]
         variables[Variable.caFile] = caFile
+        if trust.requiresSignatures {
+            variables[Variable.publicKeys] = trust.publicKeys.map(\.base64).joined(separator: ",")
+        }
+        if trust.requireFreshVersion {
+            variables[Variable.requireFresh] = "1"
+        }
+        variables[Variable.maxAge] = trust.maxVersionAge.map { String($0.timeInterval) }
+        variables[Variable.app] = trust.app
         return variables
     }
 
@@ -130,10 +185,11 @@ public struct UpdateContext: Sendable, Equatable {
     }
 
     /// The seed's `check_new`, from inside the app: whether a newer version is available (it is
-    /// queued in `.queue` for the launcher to install).
+    /// queued in `.queue` for the launcher to install), held to the launcher's trust policy.
     public func checkNew() async throws -> Bool {
         try await Updater(
-            folder: folder, url: url, configuration: UpdaterConfiguration(archive: newfiles, download: DownloadConfiguration(caFile: caFile)),
+            folder: folder, url: url,
+            configuration: UpdaterConfiguration(archive: newfiles, download: DownloadConfiguration(caFile: caFile), trust: trust),
             logger: logger
         ).checkNew()
     }

@@ -30,6 +30,8 @@ public enum Publisher {
         public let signature: String?
         /// `version.txt.minisig`, when an expiry was given.
         public let versionSignature: String?
+        /// The app identity the signatures name (`nil` without a secret key or an app).
+        public let app: String?
     }
 
     /// Publishes `source` as `version` into `output`.
@@ -45,15 +47,20 @@ public enum Publisher {
     ///     `ARCHIVE.minisig` is removed.
     ///   - versionExpiresIn: With `secretKey`, also signs `version.txt` (`version.txt.minisig`),
     ///     trusted until this long from now: for clients that require freshness.
+    ///   - app: The app identity the signatures bind (see ``TrustPolicy/app``): with one key for
+    ///     several apps, a client then refuses another app's release. `nil` binds none.
     /// - Throws: ``AutoupdateError`` (`.invalidArgument` for what clients would refuse,
     ///   `.fileSystem` naming the file that could not be read or written); the server folder is
     ///   then as it was.
     public static func publish(
         source: String, version: Version, to output: String, archive: ArchiveName = .default, layout: AppLayout = AppLayout(),
-        secretKey: Minisign.SecretKey? = nil, versionExpiresIn: Duration? = nil
+        secretKey: Minisign.SecretKey? = nil, versionExpiresIn: Duration? = nil, app: String? = nil
     ) throws -> Result {
         if versionExpiresIn != nil, secretKey == nil {
             throw AutoupdateError(.invalidArgument, "signing version.txt with an expiry needs a secret key")
+        }
+        if let app {
+            try ReleaseComment.validate(app: app)
         }
         let tree = try SourceTree(root: source, skipping: layout.reservedNames)
         // Everything is written and flushed under temporary names first; only then does the
@@ -67,7 +74,7 @@ public enum Publisher {
         if let secretKey {
             let signature = try Minisign.sign(
                 prehash: try Minisign.prehash(ofFile: staged), with: secretKey,
-                trustedComment: ReleaseComment.make(file: archive.name, version: version))
+                trustedComment: ReleaseComment.make(file: archive.name, version: version, app: app, size: bytes, unpacked: tree.unpackedBytes))
             try update.stage(archive.name + ".minisig", bytes: Array(signature.fileText.utf8))
         } else {
             update.remove(archive.name + ".minisig")
@@ -76,35 +83,39 @@ public enum Publisher {
         try update.stage("version.txt", bytes: versionText)
         var versionSignature: String?
         if let secretKey, let versionExpiresIn {
-            try update.stage("version.txt.minisig", bytes: versionSignatureText(versionText, with: secretKey, expiresIn: versionExpiresIn))
+            try update.stage("version.txt.minisig", bytes: versionSignatureText(versionText, with: secretKey, expiresIn: versionExpiresIn, app: app))
             versionSignature = output + "/version.txt.minisig"
         }
         try update.commit()
         return Result(
             archive: output + "/" + archive.name, version: version, entries: tree.entries.count, bytes: bytes, sha256: sha256,
-            signature: secretKey == nil ? nil : signaturePath, versionSignature: versionSignature)
+            signature: secretKey == nil ? nil : signaturePath, versionSignature: versionSignature, app: secretKey == nil ? nil : app)
     }
 
     /// Signs the server folder's `version.txt` again, trusted until `expiresIn` from now: what a
     /// publisher's CI runs on a schedule for clients that require freshness.
     ///
+    /// - Parameter app: The app identity to bind, as at publish.
     /// - Returns: The path of `version.txt.minisig`.
     @discardableResult
-    public static func signVersion(in output: String, with secretKey: Minisign.SecretKey, expiresIn: Duration) throws -> String {
+    public static func signVersion(in output: String, with secretKey: Minisign.SecretKey, expiresIn: Duration, app: String? = nil) throws -> String {
+        if let app {
+            try ReleaseComment.validate(app: app)
+        }
         let path = output + "/version.txt"
         guard let text = FileManager.default.contents(atPath: path) else {
             throw AutoupdateError(.fileSystem, "cannot read \(quoted(path)): publish a version first")
         }
-        try AtomicFile.write(try versionSignatureText([UInt8](text), with: secretKey, expiresIn: expiresIn), to: path + ".minisig")
+        try AtomicFile.write(try versionSignatureText([UInt8](text), with: secretKey, expiresIn: expiresIn, app: app), to: path + ".minisig")
         return path + ".minisig"
     }
 
     /// `version.txt.minisig` for `text`: signed now, trusted until `expiresIn` from now.
-    private static func versionSignatureText(_ text: [UInt8], with secretKey: Minisign.SecretKey, expiresIn: Duration) throws -> [UInt8] {
+    static func versionSignatureText(_ text: [UInt8], with secretKey: Minisign.SecretKey, expiresIn: Duration, app: String?) throws -> [UInt8] {
         let now = Date()
         let signature = try Minisign.sign(
             prehash: Minisign.blake2b(text, length: 64), with: secretKey,
-            trustedComment: ReleaseComment.make(file: "version.txt", timestamp: now, expires: now.addingTimeInterval(expiresIn.timeInterval)))
+            trustedComment: ReleaseComment.make(file: "version.txt", timestamp: now, expires: now.addingTimeInterval(expiresIn.timeInterval), app: app))
         return Array(signature.fileText.utf8)
     }
 

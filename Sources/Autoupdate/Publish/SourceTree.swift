@@ -21,6 +21,17 @@ struct SourceTree {
     let root: String
     let entries: [Entry]
 
+    /// What the files hold once extracted, symlink targets included (a zip stores those as data).
+    var unpackedBytes: Int64 {
+        entries.reduce(0) { total, entry in
+            switch entry.kind {
+            case .file(let size): total + size
+            case .symlink(let target): total + Int64(target.utf8.count)
+            case .directory: total
+            }
+        }
+    }
+
     /// Lists `root`, refusing what clients would refuse: symlinks that leave the tree, devices,
     /// FIFOs, sockets. Top-level names in `skipping` (the layout's own files) are left out.
     init(root: String, skipping reserved: Set<String>) throws {

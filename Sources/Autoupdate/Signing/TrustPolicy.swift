@@ -19,15 +19,28 @@ public struct TrustPolicy: Sendable, Hashable {
     /// Also require that signature to be at most this old (its `timestamp:`). Implies
     /// `requireFreshVersion`.
     public var maxVersionAge: Duration?
+    /// The app's identity (`app:` in a signature's trusted comment, set by `publish --app`): with
+    /// one publisher key for several apps, app A's signed release is then refused by app B.
+    /// `nil` (the default) expects the update URL's last path component
+    /// (``UpdateURL/defaultAppIdentity``) of signatures that name an app, and accepts those that
+    /// name none (from autoupdate 0.1, `minisign -S`, or a publish without `--app`); set, it
+    /// requires signatures to name exactly it.
+    public var app: String?
 
-    public init(publicKeys: [Minisign.PublicKey] = [], requireFreshVersion: Bool = false, maxVersionAge: Duration? = nil) {
+    public init(publicKeys: [Minisign.PublicKey] = [], requireFreshVersion: Bool = false, maxVersionAge: Duration? = nil, app: String? = nil) {
         self.publicKeys = publicKeys
         self.requireFreshVersion = requireFreshVersion || maxVersionAge != nil
         self.maxVersionAge = maxVersionAge
+        self.app = app
     }
 
     /// Whether archives must be signed.
     public var requiresSignatures: Bool { !publicKeys.isEmpty }
+
+    /// The identity signatures from `url` must name, when they name one.
+    public func appIdentity(for url: UpdateURL) -> String {
+        app ?? url.defaultAppIdentity
+    }
 }
 
 /// The trusted comment of a signature made by `autoupdate publish` or `autoupdate sign`: minisign's
@@ -38,7 +51,10 @@ public struct TrustPolicy: Sendable, Hashable {
 /// timestamp:1764000000	file:version.txt	expires:1764604800	hashed
 /// ```
 /// `timestamp` is when it was signed (Unix time), `file` the signed file's name, `version` the
-/// release it belongs to (archives), `expires` until when it may be trusted (`version.txt`).
+/// release it belongs to (archives), `expires` until when it may be trusted (`version.txt`),
+/// `app` the app it is for (see ``TrustPolicy/app``), `size` the archive's exact length and
+/// `unpacked` the bytes its files hold once extracted (caps on a download and its extraction
+/// before the signature over the bytes can be checked).
 public struct ReleaseComment: Sendable, Hashable {
     public var fields: [String: String]
 
@@ -56,18 +72,52 @@ public struct ReleaseComment: Sendable, Hashable {
     }
 
     /// The comment for an archive or a file.
-    public static func make(file: String, version: Version? = nil, timestamp: Date = Date(), expires: Date? = nil) -> String {
+    public static func make(
+        file: String, version: Version? = nil, timestamp: Date = Date(), expires: Date? = nil, app: String? = nil,
+        size: Int64? = nil, unpacked: Int64? = nil
+    ) -> String {
         var parts = ["timestamp:\(Int64(timestamp.timeIntervalSince1970))", "file:\(file)"]
         if let version { parts.append("version:\(version)") }
         if let expires { parts.append("expires:\(Int64(expires.timeIntervalSince1970))") }
+        if let app { parts.append("app:\(app)") }
+        if let size { parts.append("size:\(size)") }
+        if let unpacked { parts.append("unpacked:\(unpacked)") }
         parts.append("hashed")
         return parts.joined(separator: "\t")
     }
 
+    /// Checks that `name` can be an app identity in a trusted comment: 1–128 printable
+    /// characters, none of them a tab or a newline.
+    public static func validate(app name: String) throws {
+        guard !name.isEmpty, name.count <= 128, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw AutoupdateError(.invalidArgument, "the app name \(quoted(name)) must be 1 to 128 printable characters, without tabs or newlines")
+        }
+    }
+
     public var file: String? { fields["file"] }
     public var version: String? { fields["version"] }
+    public var app: String? { fields["app"] }
+    /// The archive's exact length in bytes.
+    public var size: Int64? { fields["size"].flatMap(Int64.init).flatMap { $0 >= 0 ? $0 : nil } }
+    /// The bytes the archive's files hold once extracted.
+    public var unpacked: Int64? { fields["unpacked"].flatMap(Int64.init).flatMap { $0 >= 0 ? $0 : nil } }
     public var timestamp: Date? { fields["timestamp"].flatMap(Int64.init).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
     public var expires: Date? { fields["expires"].flatMap(Int64.init).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
+
+    /// Checks that a signature speaks of this app: a named app must be `identity`; a signature
+    /// naming none is accepted unless the identity was pinned (see ``TrustPolicy/app``).
+    func check(app identity: String, pinned: Bool, signature: String) throws {
+        if let app {
+            guard app == identity else {
+                throw AutoupdateError(
+                    .signature,
+                    "\(signature) is for the app \(quoted(app)), not for \(quoted(identity)) (a release of another app signed with the same key); if this is that app, pass --app \(app)")
+            }
+        } else if pinned {
+            throw AutoupdateError(
+                .signature, "\(signature) names no app, and this client requires app \(quoted(identity)) (publish with --app \(identity))")
+        }
+    }
 
     /// Checks that an archive's signature speaks of this archive and this version.
     func check(archive: String, version: Version) throws {

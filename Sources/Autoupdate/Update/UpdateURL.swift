@@ -78,6 +78,14 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
         url.appending(path: fileName, directoryHint: .notDirectory)
     }
 
+    /// The name an app updating from here has unless it is given one (``TrustPolicy/app``):
+    /// the URL's last path component (`https://example.com/apps/myapp/` → `myapp`), or its host
+    /// when the path is `/`.
+    public var defaultAppIdentity: String {
+        let last = url.lastPathComponent
+        return last.isEmpty || last == "/" ? (url.host ?? "") : last
+    }
+
     /// The normalized URL as text.
     public var description: String { url.absoluteString }
 

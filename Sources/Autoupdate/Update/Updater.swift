@@ -11,17 +11,25 @@ public struct UpdaterConfiguration: Sendable {
     public var extraction: ExtractionConfiguration
     /// Signatures and freshness required of the server (none by default: HTTPS alone).
     public var trust: TrustPolicy
+    /// The bound on one check of the server (`version.txt` and, when freshness is required, its
+    /// signature), however the server behaves. Default ``defaultCheckTimeout``.
+    public var checkTimeout: Duration
+
+    /// 30 seconds.
+    public static let defaultCheckTimeout = Duration.seconds(30)
 
     public init(
         archive: ArchiveName = .default,
         download: DownloadConfiguration = DownloadConfiguration(),
         extraction: ExtractionConfiguration = ExtractionConfiguration(),
-        trust: TrustPolicy = TrustPolicy()
+        trust: TrustPolicy = TrustPolicy(),
+        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout
     ) {
         self.archive = archive
         self.download = download
         self.extraction = extraction
         self.trust = trust
+        self.checkTimeout = checkTimeout
     }
 }
 
@@ -77,15 +85,22 @@ public final class PreparedUpdate: Sendable {
     public let archiveBytes: Int64
     /// The key that signed the archive (minisign key id), when signatures are required.
     public let signedBy: String?
+    /// Until when the server's signed `version.txt` holds, when freshness is required: an
+    /// install after it is refused.
+    public let freshUntil: Date?
     fileprivate let lock: FileLock
 
-    fileprivate init(version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, signedBy: String?, lock: FileLock) {
+    fileprivate init(
+        version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, signedBy: String?,
+        freshUntil: Date?, lock: FileLock
+    ) {
         self.version = version
         self.installed = installed
         self.staging = staging
         self.archiveHash = archiveHash
         self.archiveBytes = archiveBytes
         self.signedBy = signedBy
+        self.freshUntil = freshUntil
         self.lock = lock
     }
 
@@ -148,7 +163,8 @@ public actor Updater {
         // The install syncs the staged tree before its commit.
         extraction.startsWriteBack = true
         extractor = Extractor(configuration: extraction, logger: logger)
-        checker = VersionChecker(folder: folder, url: url, downloader: downloader, trust: configuration.trust, logger: logger)
+        checker = VersionChecker(
+            folder: folder, url: url, downloader: downloader, trust: configuration.trust, timeout: configuration.checkTimeout, logger: logger)
         audit = AuditLog(folder: folder)
     }
 
@@ -157,9 +173,15 @@ public actor Updater {
         try await checker.checkNew()
     }
 
-    /// Checks for a newer version, in detail.
+    /// Checks for a newer version, in detail (a queued version answers without a request, as in
+    /// the seed, unless freshness is required).
     public func check() async throws -> VersionChecker.Result {
         try await checker.check()
+    }
+
+    /// Checks with the server, whatever `.queue` says (see ``VersionChecker/checkServer()``).
+    public func checkServer() async throws -> VersionChecker.Result {
+        try await checker.checkServer()
     }
 
     /// Checks, downloads, extracts and installs, as one step.
@@ -188,6 +210,7 @@ public actor Updater {
     }
 
     private func recoverLocked() throws -> RecoveryOutcome {
+        folder.removeStaleTemporaries()
         guard hasInterruptedInstall else {
             return .nothingToDo
         }
@@ -221,7 +244,8 @@ public actor Updater {
             onEvent(.recovered(recovery))
         }
         onEvent(.checking(url.appending("version.txt")))
-        let result = try await checker.check()
+        // Always the server's word: a queued version is a hint that may be stale or withdrawn.
+        let result = try await checker.checkServer()
         onEvent(.checked(result))
         guard let version = result.available else {
             return (nil, result)
@@ -235,19 +259,36 @@ public actor Updater {
             audit.record(event: "update", url: archiveURL, version: version.description, decision: "refused", reason: error.message)
             throw error
         }
+        do {
+            let prepared = try await download(version, from: archiveURL, checked: result, lock: lock, onEvent: onEvent)
+            return (prepared, result)
+        } catch let error as AutoupdateError {
+            // The announced version's archive failed: `.queue` must not keep answering for it.
+            try? folder.removeQueue()
+            throw error
+        }
+    }
+
+    /// Downloads, extracts and verifies `version` into a staging folder.
+    private func download(
+        _ version: Version, from archiveURL: URL, checked result: VersionChecker.Result, lock: FileLock,
+        onEvent: @escaping @Sendable (UpdateEvent) -> Void
+    ) async throws -> PreparedUpdate {
         let signature = try await releaseSignature(for: version, archiveURL: archiveURL)
         let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         logger.info("downloading", metadata: ["update.url": "\(archiveURL.displayString)", "update.version.new": "\(version)"])
 
         // Before the extraction starts: nothing to stop if it fails.
         let digest = try SHA256Digest()
-        let sink = await extractor.start(format: configuration.archive.format, to: staging)
+        // A signed release says how long its archive is and what it unpacks to: both exact caps,
+        // so a server cannot fill the disk before the signature over the bytes is checked.
+        let sink = await extractor.start(format: configuration.archive.format, to: staging, maxBytes: signature?.unpacked)
         var prehash = Minisign.Prehash()
         var bytes: Int64 = 0
         let report: ExtractionReport
         do {
             do {
-                for try await chunk in downloader.bytes(from: archiveURL) {
+                for try await chunk in downloader.bytes(from: archiveURL, expectedLength: signature?.size) {
                     chunk.bytes.withUnsafeBytes { digest.update($0) }
                     if signature != nil {
                         chunk.bytes.withUnsafeBytes { prehash.update($0) }
@@ -288,16 +329,17 @@ public actor Updater {
             logger.info("signature verified", metadata: ["update.version.new": "\(version)", "signature.key": "\(signedBy ?? "")"])
         }
         logger.info("staged", metadata: ["update.version.new": "\(version)", "download.bytes": "\(bytes)", "archive.sha256": "\(hash)"])
-        let prepared = PreparedUpdate(
+        return PreparedUpdate(
             version: version, installed: result.installed, staging: staging, archiveHash: hash, archiveBytes: bytes,
-            signedBy: signedBy, lock: lock)
-        return (prepared, result)
+            signedBy: signedBy, freshUntil: result.freshUntil, lock: lock)
     }
 
     /// With keys to trust: the archive's `.minisig`, checked before the download as far as it
     /// can be without the archive (a trusted key, an unaltered trusted comment naming this
-    /// version and archive). `nil` when signatures are not required.
-    private func releaseSignature(for version: Version, archiveURL: URL) async throws -> (signature: Minisign.Signature, key: Minisign.PublicKey)? {
+    /// version, archive and app), with the sizes it signs. `nil` when signatures are not required.
+    private func releaseSignature(
+        for version: Version, archiveURL: URL
+    ) async throws -> (signature: Minisign.Signature, key: Minisign.PublicKey, size: Int64?, unpacked: Int64?)? {
         guard configuration.trust.requiresSignatures else { return nil }
         let signatureURL = url.appending(configuration.archive.name + ".minisig")
         var keyID: String?
@@ -306,8 +348,11 @@ public actor Updater {
             keyID = signature.keyIDHex
             guard signature.algorithm == .prehashed else { throw Minisign.legacyOnStream }
             let key = try Minisign.verifyTrustedComment(signature, trusting: configuration.trust.publicKeys)
-            try ReleaseComment(signature.trustedComment).check(archive: configuration.archive.name, version: version)
-            return (signature, key)
+            let comment = ReleaseComment(signature.trustedComment)
+            try comment.check(archive: configuration.archive.name, version: version)
+            try comment.check(
+                app: configuration.trust.appIdentity(for: url), pinned: configuration.trust.app != nil, signature: signatureURL.displayString)
+            return (signature, key, comment.size, comment.unpacked)
         } catch let error as AutoupdateError {
             let failure = error.adding(context: "refusing \(version) from \(archiveURL.displayString)")
             audit.record(
@@ -339,8 +384,18 @@ public actor Updater {
     private func install(_ prepared: PreparedUpdate, keepingPrevious: Bool, onEvent: @escaping @Sendable (UpdateEvent) -> Void) async throws -> PreviousVersion? {
         let installLock = try await folder.waitingBriefly(for: folder.lockForInstall)
         defer { withExtendedLifetime(installLock) {} }
-        onEvent(.installing(prepared.version))
         let archiveURL = url.appending(configuration.archive.name)
+        // Freshness again, at the moment it matters: a staged update may have waited (for the app
+        // to stop, for a watch's swap) past the expiry of the version.txt that announced it.
+        if configuration.trust.requireFreshVersion, (prepared.freshUntil ?? .distantPast) <= Date() {
+            prepared.discard()
+            let until = prepared.freshUntil.map { "was fresh until \(ISO8601DateFormatter().string(from: $0)) and has expired since" } ?? "was not checked for freshness"
+            let error = AutoupdateError(
+                .signature, "refusing to install \(prepared.version): the server's signed version.txt \(until); the next check asks again")
+            audit.record(event: "update", url: archiveURL, version: prepared.version.description, decision: "refused", reason: error.message)
+            throw error
+        }
+        onEvent(.installing(prepared.version))
         let hadVersion = folder.readVersionDoc().value != nil
         let kept = folder.updateDirectory + "/previous-\(prepared.installed)"
         var installer = Installer(folder: folder, logger: logger)

@@ -4,12 +4,16 @@ public import Logging
 /// Checks the server's `version.txt` against the installed version, with the seed's semantics.
 ///
 /// - A valid `.queue` newer than the installed version means an update is already known: the
-///   check reports it without a request (pyautoupdate's rule).
+///   check reports it without a request (pyautoupdate's rule), unless freshness is required.
+///   It is only a hint: ``checkServer()`` (what every update runs) always asks the server.
 /// - Otherwise `BASE/version.txt` is fetched, conditionally: the validator of the last answer
 ///   is remembered (in the update folder), so a repeat check costs the server a `304`.
 /// - Newer: `.queue` gets the version and the log `Old X|New Y|Time T`. Same or older:
-///   `Old X|Up to date|Time T`. Not a version: `Old X|Server invalid|Time T`, the text is kept
-///   beside the log for inspection, a warning is logged, and the check reports no update.
+///   `Old X|Up to date|Time T`, and a `.queue` the server no longer announces is dropped. Not a
+///   version: `Old X|Server invalid|Time T`, the text is kept in the update folder for
+///   inspection, a warning is logged, and the check reports no update.
+/// - The whole check (`version.txt` and, when freshness is required, its signature) is bounded
+///   by ``UpdaterConfiguration/checkTimeout``.
 ///
 /// A missing `version.txt` counts as `0.0.0` (nothing installed yet); a corrupted one is a
 /// logged warning and counts as `0.0.0` too, so that the next update repairs it.
@@ -26,6 +30,18 @@ public actor VersionChecker {
         public let fromQueue: Bool
         /// Whether the server answered `304 Not Modified`.
         public let notModified: Bool
+        /// Until when the server's word holds, when freshness is required: its signature's
+        /// expiry and the latest time its age allows. An install re-checks it.
+        let freshUntil: Date?
+
+        init(installed: Version, available: Version?, outcome: AppFolder.CheckOutcome, fromQueue: Bool, notModified: Bool, freshUntil: Date? = nil) {
+            self.installed = installed
+            self.available = available
+            self.outcome = outcome
+            self.fromQueue = fromQueue
+            self.notModified = notModified
+            self.freshUntil = freshUntil
+        }
     }
 
     private struct Cache: Codable {
@@ -38,6 +54,7 @@ public actor VersionChecker {
     public nonisolated let url: UpdateURL
     private let downloader: Downloader
     private let trust: TrustPolicy
+    private let timeout: Duration
     private let logger: Logger
     private let audit: AuditLog
 
@@ -45,12 +62,15 @@ public actor VersionChecker {
     ///   - folder: The app folder.
     ///   - url: The update folder on the server.
     ///   - downloader: The downloader to ask with (its trust settings apply).
+    ///   - trust: Keys, freshness and the app identity the server's word must have.
+    ///   - timeout: The bound on one whole check.
     ///   - logger: Where warnings about corrupted files go.
     public init(
         folder: AppFolder, url: UpdateURL, downloader: Downloader, trust: TrustPolicy = TrustPolicy(),
-        logger: Logger = Logger(label: "autoupdate.check")
+        timeout: Duration = UpdaterConfiguration.defaultCheckTimeout, logger: Logger = Logger(label: "autoupdate.check")
     ) {
         self.trust = trust
+        self.timeout = timeout
         self.folder = folder
         self.url = url
         self.downloader = downloader
@@ -66,31 +86,77 @@ public actor VersionChecker {
         try await check().available != nil
     }
 
-    /// Checks and reports in detail.
+    /// Checks and reports in detail: the seed's `check_new` (a queued version answers without
+    /// a request, unless freshness is required).
     public func check() async throws -> Result {
+        try await check(askingServer: trust.requireFreshVersion)
+    }
+
+    /// Checks with the server, whatever `.queue` says: what an update runs, so that only the
+    /// version the server announces now (and its signature names) is ever installed.
+    public func checkServer() async throws -> Result {
+        try await check(askingServer: true)
+    }
+
+    private func check(askingServer: Bool) async throws -> Result {
         let installed = installedVersion()
         switch folder.readQueue() {
-        case .valid(let queued) where queued > installed:
+        case .valid(let queued) where queued > installed && !askingServer:
             logger.debug("update already queued", metadata: ["update.version.new": "\(queued)"])
             return Result(installed: installed, available: queued, outcome: .newVersion(queued), fromQueue: true, notModified: false)
-        case .valid:
+        case .valid(let queued) where queued <= installed:
             try folder.removeQueue()  // stale: not newer than what is installed
         case .corrupted(let reason):
             logger.warning("corrupted queue file ignored", metadata: ["file.reason": "\(reason)"])
             try folder.removeQueue()
-        case .missing:
+        case .valid, .missing:
             break
         }
 
         let versionURL = url.appending("version.txt")
+        let (text, status, freshUntil) = try await withTimeout(timeout, "checking \(versionURL.displayString)") {
+            try await self.ask(versionURL)
+        }
+        let notModified = status == 304
+
+        let server: Version
+        do {
+            server = try Version(text)
+        } catch {
+            try folder.removeQueue()  // the server no longer announces what it may hold
+            logger.warning("the server's version.txt is not a valid version", metadata: [
+                "update.url": "\(versionURL.displayString)", "update.server.text": "\(quoted(text))",
+            ])
+            try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
+            try? AtomicFile.write(Array(text.utf8), to: folder.serverInvalidDumpPath)
+            try folder.appendCheckLog(old: installed, outcome: .serverInvalid)
+            audit.record(event: "check", url: versionURL, status: status, decision: "server-invalid", reason: "version.txt holds \(quoted(text))")
+            return Result(installed: installed, available: nil, outcome: .serverInvalid, fromQueue: false, notModified: notModified)
+        }
+        guard server > installed else {
+            try folder.removeQueue()
+            try folder.appendCheckLog(old: installed, outcome: .upToDate)
+            audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "up-to-date")
+            return Result(installed: installed, available: nil, outcome: .upToDate, fromQueue: false, notModified: notModified)
+        }
+        try folder.writeQueue(server)
+        try folder.appendCheckLog(old: installed, outcome: .newVersion(server))
+        audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "update-available")
+        logger.info("update available", metadata: ["update.version.old": "\(installed)", "update.version.new": "\(server)"])
+        return Result(
+            installed: installed, available: server, outcome: .newVersion(server), fromQueue: false, notModified: notModified,
+            freshUntil: freshUntil)
+    }
+
+    /// Fetches `version.txt` (conditionally) and, when freshness is required, checks its
+    /// signature. Returns the text, the HTTP status, and until when it is fresh.
+    private func ask(_ versionURL: URL) async throws -> (String, Int, Date?) {
         var cache = readCache()
         let text: String
-        var notModified = false
         var status = 200
         do {
             switch try await downloader.fetch(versionURL, validator: cache?.validator, maxBytes: 64 << 10) {
             case .notModified:
-                notModified = true
                 status = 304
                 text = cache?.body ?? ""
             case .modified(let body, let validator):
@@ -102,45 +168,23 @@ public actor VersionChecker {
             audit.record(event: "check", url: versionURL, status: error.httpStatus, decision: "failed", reason: error.message)
             throw error
         }
-
-        if trust.requireFreshVersion {
-            let signatureURL = url.appending("version.txt.minisig")
-            do {
-                try await checkFreshness(of: text, signatureURL: signatureURL)
-            } catch let error as AutoupdateError {
-                audit.record(event: "check", url: signatureURL, status: error.httpStatus, decision: "refused", reason: error.message)
-                throw error
-            }
+        guard trust.requireFreshVersion else {
+            return (text, status, nil)
         }
-
-        let server: Version
+        let signatureURL = url.appending("version.txt.minisig")
         do {
-            server = try Version(text)
-        } catch {
-            logger.warning("the server's version.txt is not a valid version", metadata: [
-                "update.url": "\(versionURL.displayString)", "update.server.text": "\(quoted(text))",
-            ])
-            try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
-            try? AtomicFile.write(Array(text.utf8), to: folder.serverInvalidDumpPath)
-            try folder.appendCheckLog(old: installed, outcome: .serverInvalid)
-            audit.record(event: "check", url: versionURL, status: status, decision: "server-invalid", reason: "version.txt holds \(quoted(text))")
-            return Result(installed: installed, available: nil, outcome: .serverInvalid, fromQueue: false, notModified: notModified)
+            return (text, status, try await checkFreshness(of: text, signatureURL: signatureURL))
+        } catch let error as AutoupdateError {
+            audit.record(event: "check", url: signatureURL, status: error.httpStatus, decision: "refused", reason: error.message)
+            throw error
         }
-        guard server > installed else {
-            try folder.appendCheckLog(old: installed, outcome: .upToDate)
-            audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "up-to-date")
-            return Result(installed: installed, available: nil, outcome: .upToDate, fromQueue: false, notModified: notModified)
-        }
-        try folder.writeQueue(server)
-        try folder.appendCheckLog(old: installed, outcome: .newVersion(server))
-        audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "update-available")
-        logger.info("update available", metadata: ["update.version.old": "\(installed)", "update.version.new": "\(server)"])
-        return Result(installed: installed, available: server, outcome: .newVersion(server), fromQueue: false, notModified: notModified)
     }
 
-    /// Freeze protection: `version.txt.minisig` is by a trusted key, covers `text`, and has not
-    /// expired (nor is older than the maximum age).
-    private func checkFreshness(of text: String, signatureURL: URL) async throws {
+    /// Freeze protection: `version.txt.minisig` is by a trusted key, covers `text`, names this
+    /// app (if it names one), and has not expired (nor is older than the maximum age).
+    ///
+    /// - Returns: Until when it holds: its expiry, or sooner when the maximum age says so.
+    private func checkFreshness(of text: String, signatureURL: URL) async throws -> Date {
         guard trust.requiresSignatures else {
             throw AutoupdateError(.invalidArgument, "a fresh version.txt is required, but no public key was given to check its signature with")
         }
@@ -155,6 +199,7 @@ public actor VersionChecker {
         if let file = comment.file, file != "version.txt" {
             throw AutoupdateError(.signature, "\(signatureURL.displayString) is a signature for \(quoted(file)), not for version.txt")
         }
+        try comment.check(app: trust.appIdentity(for: url), pinned: trust.app != nil, signature: signatureURL.displayString)
         let now = Date()
         guard let expires = comment.expires else {
             throw AutoupdateError(
@@ -166,6 +211,7 @@ public actor VersionChecker {
                 .signature,
                 "\(signatureURL.displayString) expired at \(ISO8601DateFormatter().string(from: expires)): the publisher stopped re-signing version.txt, or the server replays an old one")
         }
+        var freshUntil = expires
         if let maxAge = trust.maxVersionAge {
             guard let signed = comment.timestamp else {
                 throw AutoupdateError(.signature, "\(signatureURL.displayString) names no signing time ('timestamp:'), and a maximum age is required")
@@ -175,8 +221,10 @@ public actor VersionChecker {
                     .signature,
                     "\(signatureURL.displayString) was signed at \(ISO8601DateFormatter().string(from: signed)), longer ago than the maximum age of \(maxAge.seconds) s")
             }
+            freshUntil = min(expires, signed.addingTimeInterval(maxAge.timeInterval))
         }
         logger.debug("version.txt is fresh", metadata: ["signature.key": "\(verified.key.keyIDHex)", "signature.expires": "\(expires)"])
+        return freshUntil
     }
 
     /// The installed version; `0.0.0` when missing or corrupted (a warning for the latter).

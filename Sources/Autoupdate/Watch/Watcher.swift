@@ -116,7 +116,9 @@ public actor Watcher {
     /// - Parameters: as ``Launcher``'s, plus the watch's ``WatchConfiguration``.
     public init(
         filepath: String, url: String, newfiles: String = "project.zip", args: [String] = [], kwargs: [String: String] = [:],
-        folder: AppFolder = AppFolder(), download: DownloadConfiguration = DownloadConfiguration(), trust: TrustPolicy = TrustPolicy(),
+        folder: AppFolder = AppFolder(), download: DownloadConfiguration = DownloadConfiguration(),
+        extraction: ExtractionConfiguration = ExtractionConfiguration(), trust: TrustPolicy = TrustPolicy(),
+        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
         configuration: WatchConfiguration = WatchConfiguration(), logger: Logger = Logger(label: "autoupdate.watch")
     ) throws {
         self.folder = folder
@@ -126,10 +128,12 @@ public actor Watcher {
         let updateURL = try UpdateURL(url)
         let archive = try ArchiveName(newfiles)
         updater = Updater(
-            folder: folder, url: updateURL, configuration: UpdaterConfiguration(archive: archive, download: download, trust: trust), logger: logger)
+            folder: folder, url: updateURL,
+            configuration: UpdaterConfiguration(archive: archive, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout),
+            logger: logger)
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,
-            logLevel: logger.logLevel, kwargs: kwargs, caFile: download.caFile)
+            logLevel: logger.logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust)
         supervisor = ProcessSupervisor(context.appConfiguration(arguments: args, grace: configuration.grace), logger: logger)
         (events, eventSink) = AsyncStream.makeStream(of: WatchEvent.self, bufferingPolicy: .bufferingNewest(512))
         (wakeups, wakeupSink) = AsyncStream.makeStream(of: Wakeup.self)
@@ -269,7 +273,7 @@ public actor Watcher {
             return
         }
         do {
-            let result = try await updater.check()
+            let result = try await updater.checkServer()
             failedChecks = 0
             guard let available = result.available else {
                 eventSink.yield(.upToDate(result.installed, notModified: result.notModified))

@@ -61,7 +61,7 @@ struct RunCommand: AsyncParsableCommand {
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
                 folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)), grace: .milliseconds(Int64(grace * 1000)),
-                foregroundTerminal: ownsTerminal ? 0 : nil, logger: Logger(label: "autoupdate"))
+                foregroundTerminal: ownsTerminal ? 0 : nil, adoptsOrphans: true, logger: Logger(label: "autoupdate"))
             if update != .never {
                 await updateIfWanted(launcher)
             }

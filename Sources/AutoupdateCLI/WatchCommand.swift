@@ -78,7 +78,7 @@ struct WatchCommand: AsyncParsableCommand {
             let watcher = try Watcher(
                 filepath: file, url: try options.updateURL().description, newfiles: try options.archiveName(archive).name,
                 args: arguments, folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
-                trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(),
+                trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(), adoptsOrphans: true,
                 configuration: WatchConfiguration(
                     interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
                     healthWindow: Self.duration(healthWindow)),

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,13 +42,14 @@ static inline int autoupdate_start_writeback(int descriptor) {
 
 /// Starts `path` as a child in a process group of its own, with every signal at its default
 /// disposition and unblocked (whatever the parent ignores or blocks), no descriptor but 0, 1 and 2
-/// inherited, in `directory` when it is not NULL, and, when `terminal` is a descriptor, as the
-/// terminal's foreground process group (so that an interactive child can read it).
+/// inherited (and `inherit`, when it is a descriptor, as descriptor 3), in `directory` when it is
+/// not NULL, and, when `terminal` is a descriptor, as the terminal's foreground process group (so
+/// that an interactive child can read it).
 ///
 /// glibc's posix_spawn reports a failed exec (ENOENT, EACCES, ENOEXEC) as its return value.
 /// Returns 0 and sets `*pid`, or an errno value.
 static inline int autoupdate_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
-                                   const char *directory, int terminal) {
+                                   const char *directory, int terminal, int inherit) {
     posix_spawnattr_t attributes;
     posix_spawn_file_actions_t actions;
     int result = posix_spawnattr_init(&attributes);
@@ -67,7 +69,10 @@ static inline int autoupdate_spawn(pid_t *pid, const char *path, char *const arg
     if (result == 0) result = posix_spawnattr_setsigmask(&attributes, &none);
     if (result == 0) result = posix_spawnattr_setsigdefault(&attributes, &defaults);
     if (result == 0 && directory != NULL) result = posix_spawn_file_actions_addchdir_np(&actions, directory);
-    if (result == 0) result = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+    // `inherit` is above 3 (the caller duplicates it there), so that the dup2 never names one
+    // descriptor twice, and closefrom(4) closes the original.
+    if (result == 0 && inherit > 3) result = posix_spawn_file_actions_adddup2(&actions, inherit, 3);
+    if (result == 0) result = posix_spawn_file_actions_addclosefrom_np(&actions, inherit > 3 ? 4 : 3);
     if (result == 0 && terminal >= 0) result = posix_spawn_file_actions_addtcsetpgrp_np(&actions, terminal);
     if (result == 0) result = posix_spawn(pid, path, &actions, &attributes, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
@@ -186,6 +191,117 @@ static inline int autoupdate_end_group(pid_t group, pid_t leader, int grace_ms) 
         if (descriptors[index].fd >= 0) close(descriptors[index].fd);
     }
     return count;
+}
+
+/// Makes this process a child subreaper: orphaned descendants (a daemon's double fork, a child
+/// that called setsid and outlived its parent) are reparented to it instead of to init, so that
+/// they stay within reach. Returns 0 or an errno value.
+static inline int autoupdate_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+/// The live children of this process not in `known` (at most `capacity`): with this process a
+/// subreaper, those are adopted orphans. Returns how many were stored.
+static inline int autoupdate_adopted_children(const pid_t *known, int known_count, pid_t *children, int capacity) {
+    DIR *proc = opendir("/proc");
+    if (proc == NULL) return 0;
+    pid_t self = getpid();
+    int count = 0;
+    struct dirent *entry;
+    while (count < capacity && (entry = readdir(proc)) != NULL) {
+        char *end;
+        long pid = strtol(entry->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0) continue;
+        int is_known = 0;
+        for (int index = 0; index < known_count; index++) {
+            if (known[index] == (pid_t)pid) is_known = 1;
+        }
+        if (is_known) continue;
+        char path[64], stat[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *file = fopen(path, "re");
+        if (file == NULL) continue;
+        size_t length = fread(stat, 1, sizeof stat - 1, file);
+        fclose(file);
+        stat[length] = '\0';
+        char *close = strrchr(stat, ')');
+        char state;
+        int parent;
+        if (close == NULL || sscanf(close + 1, " %c %d", &state, &parent) != 2) continue;
+        if (parent == self && state != 'Z' && state != 'X') children[count++] = (pid_t)pid;
+    }
+    closedir(proc);
+    return count;
+}
+
+/// The parent of `pid`, read from /proc, or -1.
+static inline pid_t autoupdate_parent_of(pid_t pid) {
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "re");
+    if (file == NULL) return -1;
+    size_t length = fread(stat, 1, sizeof stat - 1, file);
+    fclose(file);
+    stat[length] = '\0';
+    char *close = strrchr(stat, ')');
+    char state;
+    int parent;
+    if (close == NULL || sscanf(close + 1, " %c %d", &state, &parent) != 2) return -1;
+    return (pid_t)parent;
+}
+
+/// Ends the adopted orphans (children of this process not in `known`): SIGTERM, up to `grace_ms`
+/// for them to exit, then SIGKILL; again for the orphans that appear as those die (their own
+/// children), at most `rounds` times. Signals go through pidfds opened while each process is
+/// still our child, so none can reach a stranger that reused a pid. The processes are reaped by
+/// whoever waits for this process's children. Returns how many were signalled.
+static inline int autoupdate_end_adopted(const pid_t *known, int known_count, int grace_ms, int rounds) {
+    enum { capacity = 256 };
+    int total = 0;
+    for (int round = 0; round < rounds; round++) {
+        pid_t children[capacity];
+        int count = autoupdate_adopted_children(known, known_count, children, capacity);
+        if (count == 0) break;
+        struct pollfd descriptors[capacity];
+        int open = 0;
+        for (int index = 0; index < count; index++) {
+            int descriptor = (int)syscall(SYS_pidfd_open, children[index], 0);
+            if (descriptor < 0) continue;
+            // Still ours once the pidfd holds it: the pid cannot be reused from now on.
+            if (autoupdate_parent_of(children[index]) != getpid()) {
+                close(descriptor);
+                continue;
+            }
+            descriptors[open].fd = descriptor;
+            descriptors[open].events = POLLIN;
+            descriptors[open].revents = 0;
+            open++;
+        }
+        for (int index = 0; index < open; index++) {
+            syscall(SYS_pidfd_send_signal, descriptors[index].fd, SIGTERM, NULL, 0);
+        }
+        int remaining = autoupdate_await_ends(descriptors, open, open, grace_ms);
+        for (int index = 0; index < open; index++) {
+            if (descriptors[index].fd >= 0) syscall(SYS_pidfd_send_signal, descriptors[index].fd, SIGKILL, NULL, 0);
+        }
+        if (remaining > 0) autoupdate_await_ends(descriptors, open, remaining, 1000);
+        for (int index = 0; index < open; index++) {
+            if (descriptors[index].fd >= 0) close(descriptors[index].fd);
+        }
+        total += open;
+    }
+    return total;
+}
+
+/// Waits until some child of this process has ended, without reaping it. Returns its pid, or -1
+/// with `errno` set (ECHILD: there is no child).
+static inline pid_t autoupdate_wait_any_exit(void) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    while (waitid(P_ALL, 0, &info, WEXITED | WNOWAIT) != 0) {
+        if (errno != EINTR) return -1;
+    }
+    return info.si_pid;
 }
 
 /// Makes the caller's process group the foreground of `terminal` again after a child had it

@@ -9,6 +9,8 @@ public final class UpdateScenario: Sendable {
         case text(String, mode: Int = 0o644)
         case bytes([UInt8], mode: Int = 0o644)
         case symlink(String)
+        /// A folder (empty unless other paths lie in it), given its mode once everything is written.
+        case folder(mode: Int = 0o755)
     }
 
     public let work: TemporaryDirectory
@@ -23,13 +25,18 @@ public final class UpdateScenario: Sendable {
         try FileManager.default.createDirectory(at: appFolder, withIntermediateDirectories: true)
     }
 
-    /// Writes a tree into `folder` (created).
+    /// Writes a tree into `folder` (created). Folder modes are set last, deepest first, so that
+    /// a read-only folder can be filled first.
     public static func write(_ tree: [String: Content], to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var folderModes: [(String, Int)] = []
         for (path, content) in tree {
             let url = folder.appending(path: path)
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             switch content {
+            case .folder(let mode):
+                try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+                folderModes.append((url.path, mode))
             case .text(let text, let mode):
                 try Data(text.utf8).write(to: url)
                 try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: url.path)
@@ -40,19 +47,23 @@ public final class UpdateScenario: Sendable {
                 try FileManager.default.createSymbolicLink(atPath: url.path, withDestinationPath: target)
             }
         }
+        for (path, mode) in folderModes.sorted(by: { $0.0.count > $1.0.count }) {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+        }
     }
 
     /// Publishes a version of the app to the server folder.
     @discardableResult
     public func publish(
         _ tree: [String: Content], version: String, archive: String = "project.zip", signedWith key: Minisign.SecretKey? = nil,
-        versionExpiresIn: Duration? = nil
+        versionExpiresIn: Duration? = nil, app: String? = nil, in subfolder: String? = nil
     ) throws -> Publisher.Result {
         let source = work.url.appending(path: "src-\(version)-\(UUID().uuidString)")
         try Self.write(tree, to: source)
+        let output = subfolder.map { serverFolder.appending(path: $0) } ?? serverFolder
         return try Publisher.publish(
-            source: source.path, version: try Version(version), to: serverFolder.path, archive: try ArchiveName(archive),
-            secretKey: key, versionExpiresIn: versionExpiresIn)
+            source: source.path, version: try Version(version), to: output.path, archive: try ArchiveName(archive),
+            secretKey: key, versionExpiresIn: versionExpiresIn, app: app)
     }
 
     /// The app folder's contents, without the update folder and the files a check may write

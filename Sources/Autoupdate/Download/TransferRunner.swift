@@ -32,6 +32,8 @@ final class TransferRunner {
     private enum Abort {
         case cancelled
         case stalled
+        /// Stalled for more windows in a row than retries allow, across attempts.
+        case tooSlow(windows: Int)
         case deadlineExceeded
         case tooLarge(Int64)
         case contentChanged
@@ -50,10 +52,8 @@ final class TransferRunner {
         var skip: Int64 = 0
         var headers = ResponseHeaders()
         var abort: Abort?
-        /// Body bytes off the network in this attempt, skipped ones included (stall detection).
+        /// Body bytes off the network in this attempt, skipped ones included.
         var networkBytes: Int64 = 0
-        var windowStart: Duration = .zero
-        var windowStartBytes: Int64 = 0
     }
 
     private enum Outcome {
@@ -95,6 +95,15 @@ final class TransferRunner {
     private var totalLength: Int64?
     /// The server answered a range request wrongly: later attempts restart from zero.
     private var rangesBroken = false
+    /// The low-speed floor is measured over the whole download, not per attempt: a server that
+    /// drips bytes and closes the connection before a window ends must not get a fresh window
+    /// (and a fresh retry) each time. Body bytes off the network in all attempts:
+    private var networkBytes: Int64 = 0
+    /// The current window's start (network time) and the bytes seen when it started.
+    private var windowStart: Duration = .zero
+    private var windowStartBytes: Int64 = 0
+    /// Windows in a row below the floor.
+    private var slowWindows = 0
     private var attempt = Attempt()
     private var easy: CurlEasy?
 
@@ -177,7 +186,7 @@ final class TransferRunner {
     }
 
     private func performAttempt(_ multi: CurlMulti) -> Outcome {
-        attempt = Attempt(offset: received, windowStart: networkTime)
+        attempt = Attempt(offset: received)
         let easy: CurlEasy
         do {
             easy = try makeHandle()
@@ -226,18 +235,19 @@ final class TransferRunner {
             return .deadlineExceeded
         }
         let window = request.configuration.lowSpeedWindow
-        let elapsed = now - attempt.windowStart
+        let elapsed = now - windowStart
         guard elapsed >= window else {
             return nil
         }
-        let bytes = attempt.networkBytes - attempt.windowStartBytes
-        let seconds = elapsed.timeInterval
-        if Double(bytes) / seconds < Double(request.configuration.lowSpeedLimit) {
-            return .stalled
+        let bytes = networkBytes - windowStartBytes
+        windowStart = now
+        windowStartBytes = networkBytes
+        guard Double(bytes) / elapsed.timeInterval < Double(request.configuration.lowSpeedLimit) else {
+            slowWindows = 0
+            return nil
         }
-        attempt.windowStart = now
-        attempt.windowStartBytes = attempt.networkBytes
-        return nil
+        slowWindows += 1
+        return slowWindows > request.configuration.maxRetries ? .tooSlow(windows: slowWindows) : .stalled
     }
 
     // MARK: The handle
@@ -325,6 +335,7 @@ final class TransferRunner {
 
     private func receiveBody(_ data: UnsafeRawBufferPointer) -> Int {
         attempt.networkBytes += Int64(data.count)
+        networkBytes += Int64(data.count)
         if !attempt.responseChecked {
             attempt.responseChecked = true
             if let abort = checkResponse() {
@@ -460,6 +471,12 @@ final class TransferRunner {
                     .timeout,
                     "downloading \(url): the server sent fewer than \(request.configuration.lowSpeedLimit) bytes/s for \(window.seconds) s (stalled after \(received) bytes)"),
                     retryable: true)
+            case .tooSlow(let windows):
+                let window = request.configuration.lowSpeedWindow
+                return .failed(AutoupdateError(
+                    .timeout,
+                    "downloading \(url): the server sent fewer than \(request.configuration.lowSpeedLimit) bytes/s in \(windows) windows of \(window.seconds) s in a row, over any number of connections (stalled after \(received) bytes)"),
+                    retryable: false)
             case .deadlineExceeded:
                 return .failed(deadlineError(), retryable: false)
             case .tooLarge(let size):

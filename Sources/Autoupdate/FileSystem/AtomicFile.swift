@@ -84,6 +84,12 @@ final class FileLock: Sendable {
         self.descriptor = descriptor
     }
 
+    /// A second descriptor of the same open file description, close-on-exec, numbered at least
+    /// `minimum` (-1 on failure): whoever holds it holds the lock too, until every copy is closed.
+    func duplicateDescriptor(minimum: Int32) -> Int32 {
+        fcntl(descriptor, F_DUPFD_CLOEXEC, minimum)
+    }
+
     deinit {
         close(descriptor)
     }

@@ -69,6 +69,8 @@ public actor Launcher {
     ///   - grace: How long the app gets between SIGTERM and SIGKILL when it is terminated.
     ///   - foregroundTerminal: A terminal descriptor (0) to hand to the app while it runs, for an
     ///     interactive app (see ``ProcessConfiguration/foregroundTerminal``).
+    ///   - adoptsOrphans: End what the app leaves running outside its process group too (see
+    ///     ``ProcessConfiguration/adoptsOrphans``).
     ///   - logger: Where the launcher logs (its level is set to `logLevel`).
     /// - Throws: ``AutoupdateError`` for a URL that is not HTTPS, an archive name of no known
     ///   format, or a filepath outside the folder.
@@ -77,7 +79,7 @@ public actor Launcher {
         args: [String] = [], kwargs: [String: String] = [:], folder: AppFolder = AppFolder(),
         download: DownloadConfiguration = DownloadConfiguration(), extraction: ExtractionConfiguration = ExtractionConfiguration(),
         trust: TrustPolicy = TrustPolicy(), checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, grace: Duration = .seconds(5),
-        foregroundTerminal: Int32? = nil, logger: Logger = Logger(label: "autoupdate")
+        foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false, logger: Logger = Logger(label: "autoupdate")
     ) throws {
         self.folder = folder
         self.filepath = try folder.resolve(filepath)
@@ -99,7 +101,8 @@ public actor Launcher {
             filepath: self.filepath, url: self.url, newfiles: self.newfiles, parentPID: getpid(), folder: folder,
             logLevel: logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust)
         supervisor = ProcessSupervisor(
-            context.appConfiguration(arguments: args, grace: grace, foregroundTerminal: foregroundTerminal), logger: logger)
+            context.appConfiguration(arguments: args, grace: grace, foregroundTerminal: foregroundTerminal, adoptsOrphans: adoptsOrphans),
+            logger: logger)
     }
 
     deinit {

@@ -177,11 +177,11 @@ public struct UpdateContext: Sendable, Equatable {
 
     /// How a launcher runs the app: `filepath` in the app folder, with this process's
     /// environment plus the context's variables.
-    func appConfiguration(arguments: [String], grace: Duration, foregroundTerminal: Int32? = nil) -> ProcessConfiguration {
+    func appConfiguration(arguments: [String], grace: Duration, foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false) -> ProcessConfiguration {
         ProcessConfiguration(
             executable: filepath, arguments: arguments,
             environment: ProcessInfo.processInfo.environment.merging(environment) { _, ours in ours },
-            workingDirectory: folder.path, grace: grace, foregroundTerminal: foregroundTerminal)
+            workingDirectory: folder.path, grace: grace, foregroundTerminal: foregroundTerminal, adoptsOrphans: adoptsOrphans)
     }
 
     /// The seed's `check_new`, from inside the app: whether a newer version is available (it is

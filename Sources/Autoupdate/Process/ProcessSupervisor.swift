@@ -19,10 +19,17 @@ public struct ProcessConfiguration: Sendable {
     /// while it runs, as a shell does for a job: an interactive child can read the terminal, and
     /// Ctrl-C reaches it directly. `nil` (the default) leaves the terminal alone.
     public var foregroundTerminal: Int32?
+    /// Makes this process a child subreaper, so that what the child leaves running outside its
+    /// process group (a daemon's `setsid` and double fork) is reparented here and ended with the
+    /// child, SIGTERM then SIGKILL after the grace period. Default `false`.
+    ///
+    /// - Important: This process then reaps every child it did not start through a supervisor:
+    ///   set it only in a process that starts children no other way (the `autoupdate` CLI).
+    public var adoptsOrphans: Bool
 
     public init(
         executable: String, arguments: [String] = [], environment: [String: String] = ProcessInfo.processInfo.environment,
-        workingDirectory: String? = nil, grace: Duration = .seconds(5), foregroundTerminal: Int32? = nil
+        workingDirectory: String? = nil, grace: Duration = .seconds(5), foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false
     ) {
         self.executable = executable
         self.arguments = arguments
@@ -30,6 +37,7 @@ public struct ProcessConfiguration: Sendable {
         self.workingDirectory = workingDirectory
         self.grace = grace
         self.foregroundTerminal = foregroundTerminal
+        self.adoptsOrphans = adoptsOrphans
     }
 }
 
@@ -47,10 +55,12 @@ public struct ProcessConfiguration: Sendable {
 /// ```
 ///
 /// The child runs in a process group of its own, with stdio inherited, every signal at its
-/// default, and no other descriptor of ours. Signals go to the whole group, so a shell script's
-/// children end with it; what the child leaves running in its group when it exits gets SIGTERM,
-/// then SIGKILL after the grace period (a process that leaves the group, as a daemon does with
-/// `setsid`, is beyond reach). The child is reaped by a thread of its own: no zombie, no busy wait.
+/// default, and no other descriptor of ours (but the app folder's run lock, when it holds one).
+/// Signals go to the whole group, so a shell script's children end with it; what the child
+/// leaves running in its group when it exits gets SIGTERM, then SIGKILL after the grace period.
+/// A process that leaves the group (a daemon's `setsid`) is beyond reach unless
+/// ``ProcessConfiguration/adoptsOrphans`` is set. The child is reaped by a thread of its own: no
+/// zombie, no busy wait.
 public actor ProcessSupervisor {
     public nonisolated let configuration: ProcessConfiguration
     private let logger: Logger
@@ -107,10 +117,14 @@ public actor ProcessSupervisor {
         defer { starting = false }
         let logger = logger
         let executable = configuration.executable
+        if configuration.adoptsOrphans {
+            Orphans.adopt()
+        }
         let spawned = try await SpawnedChild.spawn(
             executable: configuration.executable, arguments: configuration.arguments,
             environment: configuration.environment, workingDirectory: configuration.workingDirectory,
             terminal: configuration.foregroundTerminal, grace: configuration.grace, holding: lock,
+            adoptsOrphans: configuration.adoptsOrphans,
             onExit: { pid, status in
                 logger.info("child ended", metadata: ["process.pid": "\(pid)", "process.status": "\(status)"])
                 onExit(pid, status)

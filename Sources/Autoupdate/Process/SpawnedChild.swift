@@ -24,6 +24,9 @@ final class SpawnedChild: Sendable {
         var cancelledWaiters: Set<Int> = []
     }
 
+    /// The variable naming the descriptor through which the child holds the run lock.
+    static let lockVariable = "AUTOUPDATE_LOCK_FD"
+
     private init(pid: Int32) {
         self.pid = pid
         state = Locked(State())
@@ -34,26 +37,40 @@ final class SpawnedChild: Sendable {
     /// - Parameters:
     ///   - grace: How long members of the group left behind by an exited leader get between
     ///     SIGTERM and SIGKILL.
-    ///   - holding: Released once the child and its group are gone (the app folder's run lock).
+    ///   - holding: The app folder's run lock. The child inherits it as descriptor 3
+    ///     (`AUTOUPDATE_LOCK_FD`), so that it holds the lock for as long as it (or anything it
+    ///     passes the descriptor to) lives, even when this process dies first; this process's
+    ///     own copy is released once the child and its group are gone.
+    ///   - adoptsOrphans: End the orphans this process adopted (see ``Orphans``) once the child
+    ///     has ended, as its group is.
     ///   - onExit: Called on the reaper thread once the child is reaped.
     static func spawn(
         executable: String, arguments: [String], environment: [String: String], workingDirectory: String?,
-        terminal: Int32?, grace: Duration, holding lock: FileLock?, onExit: @escaping @Sendable (Int32, TerminationStatus) -> Void
+        terminal: Int32?, grace: Duration, holding lock: FileLock?, adoptsOrphans: Bool = false,
+        onExit: @escaping @Sendable (Int32, TerminationStatus) -> Void
     ) async throws -> SpawnedChild {
         var pid: pid_t = 0
         let argv = [executable] + arguments
+        var environment = environment
+        environment[Self.lockVariable] = lock == nil ? nil : "3"
         let envp = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         for text in argv + envp + [workingDirectory ?? ""] where text.utf8.contains(0) {
             throw AutoupdateError(.invalidArgument, "an argument or environment value holds a NUL byte: \(quoted(text))")
         }
+        // The lock's descriptor, above 3 and close-on-exec here, for the spawn to place at 3.
+        let inherited = lock?.duplicateDescriptor(minimum: 10) ?? -1
+        defer { if inherited >= 0 { close(inherited) } }
         var result: Int32 = 0
         // ETXTBSY: another thread forked while the file was open for writing (it was just written,
         // by an install or a test); the fork's copy of the descriptor closes at its exec.
         for attempt in 1...8 {
-            result = withCStrings(argv) { argvPointer in
-                withCStrings(envp) { envpPointer in
-                    autoupdate_spawn(&pid, executable, argvPointer, envpPointer, workingDirectory, terminal ?? -1)
+            _ = Orphans.register {
+                result = withCStrings(argv) { argvPointer in
+                    withCStrings(envp) { envpPointer in
+                        autoupdate_spawn(&pid, executable, argvPointer, envpPointer, workingDirectory, terminal ?? -1, inherited)
+                    }
                 }
+                return result == 0 ? pid : nil
             }
             guard result == ETXTBSY else { break }
             try await Task.sleep(for: .milliseconds(2 * attempt * attempt))
@@ -65,7 +82,7 @@ final class SpawnedChild: Sendable {
         child.state.withLock { $0.lock = lock }
         let graceMilliseconds = Int32(clamping: grace.milliseconds)
         let thread = Thread {
-            child.reap(graceMilliseconds: graceMilliseconds, terminal: terminal, onExit: onExit)
+            child.reap(graceMilliseconds: graceMilliseconds, terminal: terminal, adoptsOrphans: adoptsOrphans, onExit: onExit)
         }
         thread.name = "autoupdate.reaper.\(pid)"
         thread.stackSize = 64 * 1024
@@ -95,7 +112,7 @@ final class SpawnedChild: Sendable {
     }
 
     /// The reaper thread's whole life: wait for the end, clear up the group, reap, report.
-    private func reap(graceMilliseconds: Int32, terminal: Int32?, onExit: @Sendable (Int32, TerminationStatus) -> Void) {
+    private func reap(graceMilliseconds: Int32, terminal: Int32?, adoptsOrphans: Bool, onExit: @Sendable (Int32, TerminationStatus) -> Void) {
         var code: Int32 = 0
         var signalNumber: Int32 = 0
         // Fails only with ECHILD, when the host ignores SIGCHLD and the kernel reaped the child
@@ -107,9 +124,12 @@ final class SpawnedChild: Sendable {
         }
         // The unreaped leader keeps the group id reserved, so this cannot reach a stranger.
         _ = autoupdate_end_group(pid, pid, graceMilliseconds)
+        if adoptsOrphans {
+            Orphans.endAdopted(graceMilliseconds: graceMilliseconds)
+        }
         let waiters = state.withLock { state in
             // Reaping under the lock keeps signal(_:) from sending to a pid that is no longer ours.
-            _ = autoupdate_reap(pid)
+            Orphans.reap(pid)
             state.status = status
             state.lock = nil
             defer { state.waiters = [:] }

@@ -14,8 +14,8 @@ import Foundation
 /// ```
 ///
 /// Signatures are `ED` (the file's BLAKE2b-512 is signed: the default of minisign ≥ 0.8, and
-/// what we write) or the legacy `Ed` (the whole file is signed, so it must be in memory:
-/// accepted for files given whole, refused for streamed archives).
+/// what we write) or the legacy `Ed` (the whole file is signed). Both are checked on streamed
+/// archives too (``StreamVerifier``), in constant memory.
 public enum Minisign {
     /// An Ed25519 public key with its 8-byte key id.
     public struct PublicKey: Sendable, Hashable, CustomStringConvertible {
@@ -303,7 +303,7 @@ public enum Minisign {
             signed = digest
         case .legacy:
             guard let message else {
-                throw legacyOnStream
+                throw legacyWithoutMessage
             }
             signed = message
         }
@@ -331,9 +331,74 @@ public enum Minisign {
         return key
     }
 
-    static let legacyOnStream = AutoupdateError(
+    /// Checks a signature over bytes that stream past, never holding them: a prehashed (`ED`)
+    /// signature through the file's BLAKE2b-512, a legacy (`Ed`) one through Ed25519's own hash,
+    /// SHA-512(R ‖ A ‖ M), and the curve check once the stream ends (RFC 8032 §5.1.7).
+    ///
+    /// ```swift
+    /// var verifier = try Minisign.StreamVerifier(signature, trusting: [key])  // trusted comment checked here
+    /// for try await chunk in download { chunk.withUnsafeBytes { verifier.update($0) } }
+    /// let verified = try verifier.finalize()
+    /// ```
+    public struct StreamVerifier: Sendable {
+        private enum Hash: Sendable {
+            case prehash(Prehash)
+            case legacy(Sha512State)
+        }
+
+        /// The key that signed (its trusted comment already verified).
+        public let key: PublicKey
+        private let signature: Signature
+        private var hash: Hash
+
+        /// Checks the key and the trusted comment (see ``verifyTrustedComment(_:trusting:)``);
+        /// the bytes follow.
+        public init(_ signature: Signature, trusting keys: [PublicKey]) throws {
+            key = try verifyTrustedComment(signature, trusting: keys)
+            self.signature = signature
+            switch signature.algorithm {
+            case .prehashed:
+                hash = .prehash(Prehash())
+            case .legacy:
+                var state = Sha512State()
+                state.update(Array(signature.signature[0..<32]) + key.key)  // R ‖ A
+                hash = .legacy(state)
+            }
+        }
+
+        public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            switch hash {
+            case .prehash(var prehash):
+                prehash.update(bytes)
+                hash = .prehash(prehash)
+            case .legacy(var state):
+                state.update(bytes)
+                hash = .legacy(state)
+            }
+        }
+
+        /// Checks the signature over everything passed to ``update(_:)``.
+        ///
+        /// - Throws: ``AutoupdateError`` `.signature` when it does not match the bytes.
+        public mutating func finalize() throws -> Verified {
+            let matches: Bool
+            switch hash {
+            case .prehash(var prehash):
+                let digest = prehash.finalize()
+                matches = crypto_sign_verify_detached(signature.signature, digest, UInt64(digest.count), key.key) == 0
+            case .legacy(var state):
+                matches = autoupdate_ed25519_verify_hram(signature.signature, key.key, state.finalize()) == 0
+            }
+            guard matches else {
+                throw AutoupdateError(.signature, "the signature by key \(key.keyIDHex) does not match the file's bytes (altered, or signed over other bytes)")
+            }
+            return Verified(key: key, trustedComment: signature.trustedComment)
+        }
+    }
+
+    static let legacyWithoutMessage = AutoupdateError(
         .signature,
-        "a legacy (non-prehashed) minisign signature cannot be checked on a streamed download; sign with minisign ≥ 0.8 (its default) or 'autoupdate sign'")
+        "a legacy (non-prehashed) minisign signature cannot be checked without the file's bytes; pass them whole, or use a StreamVerifier")
 
     // MARK: Helpers
 
@@ -384,6 +449,34 @@ struct GenericHashState: Sendable {
         var digest = [UInt8](repeating: 0, count: length)
         storage.makeUnique()
         _ = storage.withPointer { autoupdate_generichash_final($0, &digest, length) }
+        return digest
+    }
+}
+
+/// libsodium's SHA-512 state, kept like ``GenericHashState``.
+struct Sha512State: Sendable {
+    private var storage: AlignedBytes
+
+    init() {
+        Sodium.ensureInitialized()
+        storage = AlignedBytes(count: crypto_hash_sha512_statebytes())
+        _ = storage.withPointer { autoupdate_sha512_init($0) }
+    }
+
+    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        storage.makeUnique()
+        _ = storage.withPointer { autoupdate_sha512_update($0, base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count)) }
+    }
+
+    mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { update($0) }
+    }
+
+    mutating func finalize() -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 64)
+        storage.makeUnique()
+        _ = storage.withPointer { autoupdate_sha512_final($0, &digest) }
         return digest
     }
 }

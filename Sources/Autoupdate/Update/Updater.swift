@@ -283,15 +283,15 @@ public actor Updater {
         // A signed release says how long its archive is and what it unpacks to: both exact caps,
         // so a server cannot fill the disk before the signature over the bytes is checked.
         let sink = await extractor.start(format: configuration.archive.format, to: staging, maxBytes: signature?.unpacked)
-        var prehash = Minisign.Prehash()
+        var verifier = signature?.verifier
         var bytes: Int64 = 0
         let report: ExtractionReport
         do {
             do {
                 for try await chunk in downloader.bytes(from: archiveURL, expectedLength: signature?.size) {
                     chunk.bytes.withUnsafeBytes { digest.update($0) }
-                    if signature != nil {
-                        chunk.bytes.withUnsafeBytes { prehash.update($0) }
+                    if verifier != nil {
+                        chunk.bytes.withUnsafeBytes { verifier?.update($0) }
                     }
                     bytes = chunk.progress.receivedBytes
                     onEvent(.downloading(chunk.progress))
@@ -314,10 +314,10 @@ public actor Updater {
         onEvent(.extracted(report))
         let hash = digest.finalize()
         var signedBy: String?
-        if let signature {
+        if let signature, var verifier {
             onEvent(.verifying(version))
             do {
-                signedBy = try Minisign.verify(signature.signature, prehash: prehash.finalize(), trusting: configuration.trust.publicKeys).key.keyIDHex
+                signedBy = try verifier.finalize().key.keyIDHex
             } catch let error as AutoupdateError {
                 try? TreeRemoval.remove(path: staging)
                 let failure = error.adding(context: "refusing \(version) from \(archiveURL.displayString)")
@@ -339,20 +339,19 @@ public actor Updater {
     /// version, archive and app), with the sizes it signs. `nil` when signatures are not required.
     private func releaseSignature(
         for version: Version, archiveURL: URL
-    ) async throws -> (signature: Minisign.Signature, key: Minisign.PublicKey, size: Int64?, unpacked: Int64?)? {
+    ) async throws -> (signature: Minisign.Signature, verifier: Minisign.StreamVerifier, size: Int64?, unpacked: Int64?)? {
         guard configuration.trust.requiresSignatures else { return nil }
         let signatureURL = url.appending(configuration.archive.name + ".minisig")
         var keyID: String?
         do {
             let signature = try await downloader.signature(at: signatureURL)
             keyID = signature.keyIDHex
-            guard signature.algorithm == .prehashed else { throw Minisign.legacyOnStream }
-            let key = try Minisign.verifyTrustedComment(signature, trusting: configuration.trust.publicKeys)
+            let verifier = try Minisign.StreamVerifier(signature, trusting: configuration.trust.publicKeys)
             let comment = ReleaseComment(signature.trustedComment)
             try comment.check(archive: configuration.archive.name, version: version)
             try comment.check(
                 app: configuration.trust.appIdentity(for: url), pinned: configuration.trust.app != nil, signature: signatureURL.displayString)
-            return (signature, key, comment.size, comment.unpacked)
+            return (signature, verifier, comment.size, comment.unpacked)
         } catch let error as AutoupdateError {
             let failure = error.adding(context: "refusing \(version) from \(archiveURL.displayString)")
             audit.record(

@@ -118,7 +118,7 @@ public actor Watcher {
         filepath: String, url: String, newfiles: String = "project.zip", args: [String] = [], kwargs: [String: String] = [:],
         folder: AppFolder = AppFolder(), download: DownloadConfiguration = DownloadConfiguration(),
         extraction: ExtractionConfiguration = ExtractionConfiguration(), trust: TrustPolicy = TrustPolicy(),
-        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
+        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, adoptsOrphans: Bool = false,
         configuration: WatchConfiguration = WatchConfiguration(), logger: Logger = Logger(label: "autoupdate.watch")
     ) throws {
         self.folder = folder
@@ -134,7 +134,8 @@ public actor Watcher {
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,
             logLevel: logger.logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust)
-        supervisor = ProcessSupervisor(context.appConfiguration(arguments: args, grace: configuration.grace), logger: logger)
+        supervisor = ProcessSupervisor(
+            context.appConfiguration(arguments: args, grace: configuration.grace, adoptsOrphans: adoptsOrphans), logger: logger)
         (events, eventSink) = AsyncStream.makeStream(of: WatchEvent.self, bufferingPolicy: .bufferingNewest(512))
         (wakeups, wakeupSink) = AsyncStream.makeStream(of: Wakeup.self)
     }

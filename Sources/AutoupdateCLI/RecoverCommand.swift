@@ -28,6 +28,7 @@ struct RecoverCommand: AsyncParsableCommand {
             case .nothingToDo: print("nothing to recover")
             case .rolledBack(let version): print("rolled back the interrupted install of \(version)")
             case .rolledForward(let version): print("finished the interrupted install of \(version)")
+            case .failedButWhole(let reason): print("recovery failed, the installed version is whole: \(reason)")
             }
         }
     }

@@ -293,6 +293,11 @@ static inline int autoupdate_end_adopted(const pid_t *known, int known_count, in
     return total;
 }
 
+/// A pidfd for `pid` (readable once the process has ended), or -1 with `errno` set.
+static inline int autoupdate_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 /// Waits until some child of this process has ended, without reaping it. Returns its pid, or -1
 /// with `errno` set (ECHILD: there is no child).
 static inline pid_t autoupdate_wait_any_exit(void) {

@@ -101,6 +101,84 @@ struct RunCommandTests {
         #expect(try await stubborn.waitForExit(timeout: TestTiming.bound(.seconds(20))) == 128 + SIGKILL)
     }
 
+    @Test("the app holds the run lock for its whole life: killing autoupdate run does not let an update swap files under it (D5)")
+    func orphanedAppKeepsTheLock() async throws {
+        let scenario = try UpdateScenario()
+        let fifo = try Fifo(in: scenario.work.url)
+        try scenario.publish(app("1.0", "echo \"started $$\" > \"\(fifo.path)\"\nwhile :; do sleep 0.05; done"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let dir = scenario.appFolder.path
+            #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
+            let run = try LiveProcess(BuiltProducts.cli, ["run", "bin/app", "--url", url, "--dir", dir, "--update", "never"])
+            let line = try await fifo.nextLine()
+            let appPID = try #require(Int32(line.dropFirst("started ".count)))
+            defer { kill(-appPID, SIGKILL) }
+            run.signal(SIGKILL)  // as the OOM killer would
+            _ = try await run.waitForExit()
+            #expect(!ProcessTable.isDead(appPID), "the app outlives its launcher")
+
+            try scenario.publish(app("2.0"), version: "2.0")
+            let refused = try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("is running"), "\(refused.stderr)")
+            #expect(scenario.folder.readVersionDoc().value?.description == "1.0")
+
+            kill(-appPID, SIGKILL)
+            #expect(try await ProcessTable.waitUntilEnded(appPID))
+            let updated = try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile)
+            #expect(updated.status == 0, "\(updated.stderr)")
+        }
+    }
+
+    @Test("a server that accepts and stays silent holds the app back no longer than --check-timeout (D9)")
+    func silentServer() async throws {
+        let scenario = try UpdateScenario()
+        try UpdateScenario.write(app("1.0", "exit 0"), to: scenario.appFolder)
+        let tcpOnly = try SilentListener()
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            server.inject([.stallBeforeHeaders], at: "/version.txt")
+            for url in [server.baseURL.absoluteString, tcpOnly.url] {
+                let clock = ContinuousClock()
+                let start = clock.now
+                let result = try await autoupdate(
+                    "run", "bin/app", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile, "--check-timeout", "1")
+                let elapsed = clock.now - start
+                #expect(result.status == 0)
+                #expect(result.stdout == "app 1.0: \n")
+                #expect(result.stderr.contains("no answer within 1 s; running the installed version"), "\(result.stderr)")
+                // About 1 s alone; a debug build's start on two cores loaded by the whole suite
+                // took up to 8.6 s. Without the bound: 78 s (TCP only) to 153 s (silent TLS).
+                #expect(elapsed < TestTiming.bound(.seconds(20)), "\(url): \(elapsed)")
+            }
+        }
+    }
+
+    @Test("what the app leaves running outside its group (setsid, a double fork) ends with it")
+    func daemonsEndWithTheApp() async throws {
+        let scenario = try UpdateScenario()
+        let fifo = try Fifo(in: scenario.work.url)
+        let body = """
+            setsid sh -c 'echo "session $$" > "\(fifo.path)"; exec sleep 1000' &
+            ( setsid sh -c 'echo "double $$" > "\(fifo.path)"; exec sleep 1000' & )
+            while :; do sleep 0.05; done
+            """
+        try UpdateScenario.write(app("1.0", body), to: scenario.appFolder)
+        let run = try LiveProcess(BuiltProducts.cli, ["run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never", "--grace", "1"])
+        var pids: [Int32] = []
+        for _ in 0..<2 {
+            let line = try await fifo.nextLine()
+            pids.append(try #require(Int32(line.split(separator: " ").last ?? "")))
+        }
+        defer { pids.forEach { kill($0, SIGKILL) } }
+        #expect(pids.allSatisfy { !ProcessTable.isDead($0) })
+        run.signal(SIGTERM)
+        #expect(try await run.waitForExit(timeout: TestTiming.bound(.seconds(20))) == 128 + SIGTERM)
+        for pid in pids {
+            #expect(try await ProcessTable.waitUntilEnded(pid, timeout: .seconds(5)), "pid \(pid) outlived the app")
+        }
+    }
+
     @Test("on a terminal the app gets the foreground: it reads the terminal and autoupdate gets it back")
     func terminalForeground() async throws {
         let scenario = try UpdateScenario()

@@ -60,4 +60,29 @@ struct SigningCommandsTests {
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("does not match the file's bytes"))
     }
+
+    @Test("a one-line key holding '/' is a key, not a file name (D14); a CRLF .minisig verifies, as with minisign -V (D15)")
+    func keyAndSignatureSpellings() async throws {
+        let work = try TemporaryDirectory()
+        var key = Minisign.generateKeyPair()
+        for _ in 0..<200 where !key.publicKey.base64.contains("/") {
+            key = Minisign.generateKeyPair()
+        }
+        try #require(key.publicKey.base64.contains("/"))
+        #expect(try Minisign.PublicKey(fileOrKey: key.publicKey.base64) == key.publicKey)
+        let file = work.url.appending(path: "release.bin")
+        try Data("release\n".utf8).write(to: file)
+        try Data(key.fileText.utf8).write(to: work.url.appending(path: "release.key"))
+        #expect(try await autoupdate("sign", file.path, "--secret-key", work.url.appending(path: "release.key").path).status == 0)
+        let verified = try await autoupdate("verify", file.path, "--public-key", key.publicKey.base64)
+        #expect(verified.status == 0, "\(verified.stderr)")
+
+        let signature = try String(contentsOf: file.appendingPathExtension("minisig"), encoding: .utf8)
+        try Data(signature.replacingOccurrences(of: "\n", with: "\r\n").utf8).write(to: file.appendingPathExtension("minisig"))
+        let crlf = try await autoupdate("verify", file.path, "--public-key", key.publicKey.base64)
+        #expect(crlf.status == 0, "\(crlf.stderr)")
+        try Data(key.publicKey.fileText.utf8).write(to: work.url.appending(path: "release.pub"))
+        let tool = try await ChildProcess.run("/usr/bin/minisign", ["-V", "-p", work.url.appending(path: "release.pub").path, "-m", file.path])
+        #expect(tool.status == 0, "minisign agrees: \(tool.stderr)")
+    }
 }

@@ -52,6 +52,13 @@ public final class UpdateScenario: Sendable {
         }
     }
 
+    /// What a tree looks like once written: the snapshot an installed version must equal.
+    public static func snapshot(_ tree: [String: Content]) throws -> TreeSnapshot {
+        let folder = try TemporaryDirectory()
+        try write(tree, to: folder.url)
+        return try TreeSnapshot(folder.url)
+    }
+
     /// Publishes a version of the app to the server folder.
     @discardableResult
     public func publish(

@@ -217,7 +217,7 @@ public actor Launcher {
             throw AutoupdateError(.processRunning, "\(quoted(filepath)) is already running (pid \(pid))")
         }
         if updater.hasInterruptedInstall {
-            let outcome = try await updater.recover()
+            let outcome = try await updater.recoverForStart()
             eventSink.yield(.update(.recovered(outcome)))
         }
         let lock = try await folder.waitingBriefly(for: folder.lockForRunning)

@@ -58,6 +58,9 @@ public enum RecoveryOutcome: Sendable, Equatable {
     case rolledBack(version: String)
     /// The install had committed: its clean-up was finished.
     case rolledForward(version: String)
+    /// Recovery failed, but the installed version is whole (see ``Updater/recoverForStart()``):
+    /// what went wrong.
+    case failedButWhole(String)
 }
 
 /// The result of ``Updater/update(onEvent:)``.
@@ -202,6 +205,32 @@ public actor Updater {
         let lock = try folder.lockForUpdate()
         defer { withExtendedLifetime(lock) {} }
         return try recoverLocked()
+    }
+
+    /// Recovers an interrupted install before the app starts. A failure that leaves the
+    /// installed version whole is logged and reported as ``RecoveryOutcome/failedButWhole(_:)``,
+    /// so that the app still starts: the install had committed (only its clean-up failed), or
+    /// the journal is one autoupdate cannot act on (unreadable, or naming paths outside the app
+    /// folder: nothing was changed). Updates stay refused until it is resolved.
+    ///
+    /// - Throws: ``AutoupdateError`` when an uncommitted install could not be rolled back: the
+    ///   app folder may then hold a mix of two versions, which must not start.
+    public func recoverForStart() throws -> RecoveryOutcome {
+        do {
+            return try recover()
+        } catch let error as AutoupdateError where error.code == .install || error.code == .fileSystem {
+            let installer = Installer(folder: folder, logger: logger)
+            let journal: Installer.Journal?
+            do {
+                journal = try installer.readJournal()
+            } catch {
+                logger.error("the install journal cannot be used; starting the app as it is", metadata: ["error": "\(error)"])
+                return .failedButWhole((error as? AutoupdateError)?.message ?? "\(error)")
+            }
+            guard let journal, installer.isCommitted(journal) else { throw error }
+            logger.error("finishing a committed install failed; starting the new version", metadata: ["error": "\(error.message)"])
+            return .failedButWhole(error.message)
+        }
     }
 
     /// Whether an install was interrupted (a crash, a kill) and waits for ``recover()``.

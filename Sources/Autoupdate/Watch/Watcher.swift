@@ -162,7 +162,7 @@ public actor Watcher {
         }
         started = true
         if updater.hasInterruptedInstall {
-            _ = try await updater.recover()
+            _ = try await updater.recoverForStart()
         }
         try await startApp()
         scheduleCheck(after: configuration.interval + randomJitter())

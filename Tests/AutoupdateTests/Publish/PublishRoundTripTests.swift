@@ -123,15 +123,20 @@ struct PublishRoundTripTests {
     }
 
     /// Publishes `source` as `archive` and checks every reader's extraction, ours included.
+    ///
+    /// Compressing and snapshotting are long synchronous work: they run on threads of their
+    /// own, never on the two threads of the cooperative pool that every other test shares.
     static func checkRoundTrip(source: URL, archive: String, in work: URL, readers onlyReaders: Set<String>? = nil) async throws {
         let name = try ArchiveName(archive)
         let server = work.appending(path: "server-\(archive)")
-        let result = try Publisher.publish(source: source.path, version: try Version("1.0"), to: server.path, archive: name)
-        let expected = try TreeSnapshot(source)
+        let result = try await onDedicatedThread {
+            try Publisher.publish(source: source.path, version: try Version("1.0"), to: server.path, archive: name)
+        }
+        let expected = try await onDedicatedThread { try TreeSnapshot(source) }
 
         let ours = work.appending(path: "ours-\(archive)")
         _ = try await Extractor().extract(file: result.archive, to: ours.path)
-        let differences = try TreeSnapshot(ours).differences(from: expected)
+        let differences = try await onDedicatedThread { try TreeSnapshot(ours).differences(from: expected) }
         #expect(differences.isEmpty, "our extractor, \(archive):\n\(differences.prefix(20).joined(separator: "\n"))")
 
         for reader in readers(name.format) where onlyReaders?.contains(reader.name) ?? true {
@@ -141,7 +146,7 @@ struct PublishRoundTripTests {
             // unzip exits 1 on an empty zip ("zipfile is empty"), a warning.
             let emptyZipWarning = run.status == 1 && expected.nodes.isEmpty && (run.stdout + run.stderr).contains("zipfile is empty")
             #expect(run.status == 0 || emptyZipWarning, "\(reader.name) failed on \(archive): \(run.stderr)")
-            let extracted = try TreeSnapshot(destination)
+            let extracted = try await onDedicatedThread { try TreeSnapshot(destination) }
             let differences = reader.keepsMetadata
                 ? extracted.differences(from: expected)
                 : extracted.withoutMetadata.differences(from: expected.withoutMetadata)
@@ -153,7 +158,7 @@ struct PublishRoundTripTests {
     func edges(archive: String, seed: Int) async throws {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")
-        try PublishTree.writeEdges(seed: seed, of: 2, to: source)
+        try await onDedicatedThread { try PublishTree.writeEdges(seed: seed, of: 2, to: source) }
         try await Self.checkRoundTrip(source: source, archive: archive, in: work.url)
     }
 
@@ -190,7 +195,7 @@ struct PublishRoundTripTests {
     func manySmallFiles(archive: String) async throws {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")
-        try PublishTree.writeManySmall(count: 2000, to: source)
+        try await onDedicatedThread { try PublishTree.writeManySmall(count: 2000, to: source) }
         try await Self.checkRoundTrip(source: source, archive: archive, in: work.url)
     }
 
@@ -209,7 +214,7 @@ struct PublishRoundTripTests {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")
         try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
-        try Data(PublishTree.bytes(40_000_000, .text, seed: 40)).write(to: source.appending(path: "big.txt"))
+        try await onDedicatedThread { try Data(PublishTree.bytes(40_000_000, .text, seed: 40)).write(to: source.appending(path: "big.txt")) }
         try await Self.checkRoundTrip(source: source, archive: "project.tar.bz2", in: work.url, readers: ["GNU tar"])
     }
 
@@ -220,17 +225,18 @@ struct PublishRoundTripTests {
         arguments: formats)
     func bigTrees(archive: String) async throws {
         let work = try TemporaryDirectory()
-        for (label, write) in [
+        let cases: [(String, @Sendable (URL) throws -> Void)] = [
             ("random-40", { (root: URL) in try Data(Fixtures.randomBytes(count: 40_000_000, seed: 1)).write(to: root.appending(path: "a.bin")) }),
             ("random-48", { (root: URL) in try Data(Fixtures.randomBytes(count: 48_000_000, seed: 2)).write(to: root.appending(path: "a.bin")) }),
             ("text-40", { (root: URL) in try Data(PublishTree.bytes(40_000_000, .text, seed: 3)).write(to: root.appending(path: "a.txt")) }),
             ("app-16", { (root: URL) in try Self.appLike(mebibytes: 16, to: root) }),
             ("app-64", { (root: URL) in try Self.appLike(mebibytes: 64, to: root) }),
-        ] as [(String, (URL) throws -> Void)] {
+        ]
+        for (label, write) in cases {
             let case_ = work.url.appending(path: label)
             let source = case_.appending(path: "src")
             try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
-            try write(source)
+            try await onDedicatedThread { try write(source) }
             try await Self.checkRoundTrip(source: source, archive: archive, in: case_)
             try FileManager.default.removeItem(at: case_)
         }
@@ -261,7 +267,11 @@ struct CompressorTests {
     static let sizes = [0, 1, 512, 899_981, 900_001, 1_048_577]
 
     @Test("gzip and bzip2 output decodes to the input at any chunking", arguments: [ArchiveFormat.tarGzip, .tarBzip2], [0, 1, 2] as [UInt64])
-    func chunkInvariance(format: ArchiveFormat, seed: UInt64) throws {
+    func chunkInvariance(format: ArchiveFormat, seed: UInt64) async throws {
+        try await onDedicatedThread { try Self.checkChunkInvariance(format: format, seed: seed) }
+    }
+
+    private static func checkChunkInvariance(format: ArchiveFormat, seed: UInt64) throws {
         var random = SeededRandom(seed: seed)
         for size in Self.sizes {
             let input = PublishTree.bytes(size, PublishTree.Content.allCases[Int(seed) % 3], seed: UInt64(size))

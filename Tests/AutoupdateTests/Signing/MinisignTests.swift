@@ -1,7 +1,43 @@
 import Autoupdate
 import AutoupdateTestSupport
+import CAutoupdateSodium
 import Foundation
 import Testing
+
+/// Legacy (`Ed`) minisign signatures made here with libsodium, bytes and all, so that a test can
+/// alter a signature and still give it a valid global signature.
+private struct LegacySigner {
+    let keyID: [UInt8] = (0..<8).map { _ in UInt8.random(in: 0...255) }
+    var publicBytes = [UInt8](repeating: 0, count: 32)
+    var secret = [UInt8](repeating: 0, count: 64)
+
+    init() {
+        _ = sodium_init()
+        crypto_sign_keypair(&publicBytes, &secret)
+    }
+
+    var publicKey: Minisign.PublicKey {
+        get throws { try Minisign.PublicKey(text: Data([0x45, 0x64] + keyID + publicBytes).base64EncodedString()) }
+    }
+
+    func sign(_ message: [UInt8]) -> [UInt8] {
+        var signature = [UInt8](repeating: 0, count: 64)
+        crypto_sign_detached(&signature, nil, message, UInt64(message.count), secret)
+        return signature
+    }
+
+    /// A `.minisig` holding `signature`, with a valid global signature over it and `comment`.
+    func minisig(_ signature: [UInt8], comment: String) throws -> Minisign.Signature {
+        let global = sign(signature + Array(comment.utf8))
+        return try Minisign.Signature(text: """
+            untrusted comment: test
+            \(Data([0x45, 0x64] + keyID + signature).base64EncodedString())
+            trusted comment: \(comment)
+            \(Data(global).base64EncodedString())
+
+            """)
+    }
+}
 
 /// Runs Debian's `minisign` in `folder`.
 private func minisign(_ arguments: [String], in folder: TemporaryDirectory) async throws -> ChildProcess.Result {
@@ -87,6 +123,77 @@ struct MinisignTests {
         bytes[120] ^= 1
         let corrupted = "untrusted comment: x\n" + Data(bytes).base64EncodedString() + "\n"
         #expect(throws: AutoupdateError.self) { try Minisign.SecretKey(text: corrupted) }
+    }
+
+    @Test("streamed: legacy signatures by minisign -l and prehashed ones verify at any chunking; altered bytes do not")
+    func streamed() async throws {
+        let folder = try TemporaryDirectory(prefix: "minisign")
+        let ours = Minisign.generateKeyPair()
+        try Data(ours.fileText.utf8).write(to: folder.url.appending(path: "our.key"))
+        for (index, size) in [0, 1, 63, 64, 65, 127, 128, 129, 100_000].enumerated() {
+            let bytes = Fixtures.randomBytes(count: size, seed: UInt64(size))
+            let file = folder.url.appending(path: "file-\(index)")
+            try Data(bytes).write(to: file)
+            for legacy in [true, false] {
+                let made = try await minisign(["-S", "-W"] + (legacy ? ["-l"] : []) + ["-s", "our.key", "-m", file.path, "-x", "s.minisig"], in: folder)
+                try #require(made.status == 0, "\(made.stderr)")
+                let signature = try Minisign.Signature(text: String(contentsOf: folder.url.appending(path: "s.minisig"), encoding: .utf8))
+                #expect(signature.algorithm == (legacy ? .legacy : .prehashed))
+                var random = SeededRandom(seed: UInt64(size) + 1)
+                func stream(_ bytes: [UInt8]) throws -> Minisign.Verified {
+                    var verifier = try Minisign.StreamVerifier(signature, trusting: [ours.publicKey])
+                    var offset = 0
+                    while offset < bytes.count {
+                        let end = min(bytes.count, offset + Int(random.next() % 700) + 1)
+                        bytes[offset..<end].withUnsafeBytes { verifier.update($0) }
+                        offset = end
+                    }
+                    return try verifier.finalize()
+                }
+                #expect(try stream(bytes).key == ours.publicKey)
+                let altered = #expect(throws: AutoupdateError.self) { try stream(bytes + [0]) }
+                #expect(altered?.message.contains("does not match the file's bytes") == true)
+            }
+        }
+    }
+
+    @Test("the streamed Ed25519 check agrees with libsodium's on valid, altered and malleated signatures")
+    func streamedDifferential() throws {
+        var random = SeededRandom(seed: 77)
+        // The group order L, little-endian: S + L is the classic malleation.
+        let order: [UInt8] = [0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14]
+            + [UInt8](repeating: 0, count: 15) + [0x10]
+        var accepted = 0
+        for round in 0..<40 {
+            let key = LegacySigner()
+            let message = Fixtures.randomBytes(count: Int(random.next() % 3000), seed: UInt64(round))
+            let good = key.sign(message)
+            var candidates = [good]
+            for flip in [0, 31, 32, 63] {  // R's and S's first and last bytes
+                var bytes = good
+                bytes[flip] ^= UInt8(1 << (random.next() % 8))
+                candidates.append(bytes)
+            }
+            var malleated = good
+            var carry = 0
+            for index in 0..<32 {
+                let sum = Int(malleated[32 + index]) + Int(order[index]) + carry
+                malleated[32 + index] = UInt8(sum & 0xFF)
+                carry = sum >> 8
+            }
+            candidates.append(malleated)
+            for bytes in candidates {
+                // The global signature is made afresh, so that only the Ed25519 check can refuse.
+                let signature = try key.minisig(bytes, comment: "round \(round)")
+                let whole = (try? Minisign.verify(signature, prehash: nil, message: message, trusting: [key.publicKey])) != nil
+                var verifier = try Minisign.StreamVerifier(signature, trusting: [key.publicKey])
+                message.withUnsafeBytes { verifier.update($0) }
+                let streamed = (try? verifier.finalize()) != nil
+                #expect(whole == streamed, "round \(round): libsodium says \(whole), the streamed check \(streamed)")
+                accepted += whole ? 1 : 0
+            }
+        }
+        #expect(accepted == 40, "exactly the unaltered signatures hold")
     }
 
     @Test("release comments bind the version and the archive")

@@ -28,9 +28,7 @@ enum SampleApp {
 
     /// What the app's own files look like with `tree` installed.
     static func snapshot(_ tree: [String: Content]) throws -> TreeSnapshot {
-        let folder = try TemporaryDirectory()
-        try UpdateScenario.write(tree, to: folder.url)
-        return try TreeSnapshot(folder.url)
+        try UpdateScenario.snapshot(tree)
     }
 }
 

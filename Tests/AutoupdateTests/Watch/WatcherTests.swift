@@ -75,10 +75,11 @@ struct WatcherTests {
         }
     }
 
-    @Test("a v2 that crashes at start is rolled back to v1 and not retried; a working v3 then installs")
+    @Test("a v2 that crashes at start is rolled back to v1 (its empty folders and folder modes too) and not retried; a working v3 then installs")
     func rollback() async throws {
         let scenario = try UpdateScenario()
-        try scenario.publish(app("1.0"), version: "1.0")
+        let v1Extras: [String: UpdateScenario.Content] = ["cache": .folder(mode: 0o700), "conf": .folder(mode: 0o750), "conf/app.conf": .text("1\n")]
+        try scenario.publish(app("1.0").merging(v1Extras) { $1 }, version: "1.0")
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await makeUpdater(scenario, server).update()
             let watcher = try makeWatcher(scenario, server, healthWindow: .seconds(30))
@@ -95,6 +96,9 @@ struct WatcherTests {
             _ = try await events.next("v1 restarted") { if case .started(_, let version) = $0 { version?.description == "1.0" } else { false } }
             #expect(installed(scenario) == "1.0")
             #expect(try String(contentsOf: scenario.appFolder.appending(path: "VERSION"), encoding: .utf8) == "1.0")
+            let files = try scenario.appFiles()
+            #expect(files.nodes["cache"] == .directory(mode: 0o700), "the empty folder is back: \(files)")
+            #expect(files.nodes["conf"] == .directory(mode: 0o750))
             _ = try await events.next("2.0 skipped") { $0 == .skippedBad(try! Version("2.0")) }
             #expect(server.requests(for: "/project.zip").count == 2, "the bad version is not downloaded again")
             let audit = try String(contentsOf: URL(fileURLWithPath: scenario.folder.auditLogPath), encoding: .utf8)

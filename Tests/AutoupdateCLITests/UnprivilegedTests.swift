@@ -1,0 +1,67 @@
+import Autoupdate
+import AutoupdateTestSupport
+import Foundation
+import Testing
+
+/// What only shows when permission bits apply: the CLI run as `nobody` (through `runuser` when
+/// the tests run as root, as they do here and in CI).
+@Suite("CLI as a user who is not root")
+struct UnprivilegedTests {
+    private func release(_ version: String, _ extra: [String: UpdateScenario.Content] = [:]) -> [String: UpdateScenario.Content] {
+        [
+            "bin/app": .text("#!/bin/sh\necho \"app \(version)\"\n", mode: 0o755),
+            // Read-only folders, as Nix and Bazel outputs are.
+            "ro": .folder(mode: 0o555), "ro/data.txt": .text("data \(version)\n"),
+            "ro/sub": .folder(mode: 0o555), "ro/sub/deep.txt": .text("deep \(version)\n"),
+        ].merging(extra) { $1 }
+    }
+
+    @Test("releases with read-only folders install and update; a failed install restores the app, and it still runs (D3)")
+    func readOnlyFolders() async throws {
+        let scenario = try UpdateScenario()
+        let app = scenario.appFolder
+        try scenario.publish(release("1.0"), version: "1.0")
+        try Unprivileged.give(scenario.work.url)
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            func cli(_ arguments: String...) async throws -> ChildProcess.Result {
+                try await Unprivileged.run(BuiltProducts.cli, arguments)
+            }
+            func update() async throws -> ChildProcess.Result {
+                try await cli("update", "--url", url, "--dir", app.path, "--ca-file", TestPKI.caFile)
+            }
+            #expect(try await cli("--version").status == 0)
+            if Unprivileged.isRoot {
+                #expect(try await Unprivileged.run("/usr/bin/id", ["-un"]).stdout == "\(Unprivileged.user)\n")
+            }
+            let first = try await update()
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(release("1.0")))
+
+            try scenario.publish(release("2.0", ["locked/file.txt": .text("locked 2.0\n")]), version: "2.0")
+            let second = try await update()
+            #expect(second.status == 0, "\(second.stderr)")
+            let v2 = try scenario.appFiles()
+            #expect(v2 == (try UpdateScenario.snapshot(release("2.0", ["locked/file.txt": .text("locked 2.0\n")]))))
+
+            // A folder the user may not write (taken by root): the install of 3.0 fails midway.
+            #expect(chown(app.appending(path: "locked").path, 0, 0) == 0)
+            try scenario.publish(release("3.0", ["locked/file.txt": .text("locked 3.0\n")]), version: "3.0")
+            let failed = try await update()
+            #expect(failed.status == 1)
+            #expect(failed.stderr.contains("installing 3.0 failed; the app folder was restored"), "\(failed.stderr)")
+            #expect(try scenario.appFiles() == v2, "the app is 2.0, whole")
+            let left = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory)
+            #expect(!left.contains("journal.json") && !left.contains { $0.hasPrefix("staging-") || $0.hasPrefix("backup-") }, "\(left)")
+            let run = try await cli("run", "bin/app", "--url", url, "--dir", app.path, "--update", "never")
+            #expect(run.status == 0 && run.stdout == "app 2.0\n", "\(run.stderr)")
+            #expect(try await cli("recover", "--dir", app.path).stdout == "nothing to recover\n")
+
+            // The folder given back: 3.0 installs.
+            try Unprivileged.give(app.appending(path: "locked"))
+            let third = try await update()
+            #expect(third.status == 0, "\(third.stderr)")
+            #expect(try scenario.appFiles() == (try UpdateScenario.snapshot(release("3.0", ["locked/file.txt": .text("locked 3.0\n")]))))
+        }
+    }
+}

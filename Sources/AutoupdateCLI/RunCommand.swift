@@ -91,12 +91,15 @@ struct RunCommand: AsyncParsableCommand {
     /// Checks and installs as `--update` says; a failure is reported and the installed version runs.
     private func updateIfWanted(_ launcher: Launcher) async {
         do {
-            guard try await launcher.checkNew() else { return }
             let installed = launcher.folder.readVersionDoc().value.map(\.description) ?? "0.0.0"
-            let queued = launcher.folder.readQueue().value.map(\.description) ?? "?"
-            if update == .ask, !confirm("update \(installed) → \(queued)?") {
-                note("not updating; running \(installed)")
-                return
+            // `auto` goes straight to the update, which asks the server itself: one check, not two.
+            if update == .ask {
+                guard try await launcher.checkNew() else { return }
+                let queued = launcher.folder.readQueue().value.map(\.description) ?? "?"
+                guard confirm("update \(installed) → \(queued)?") else {
+                    note("not updating; running \(installed)")
+                    return
+                }
             }
             let progress = ProgressDisplay()
             let consumer = Task {

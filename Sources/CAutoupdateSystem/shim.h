@@ -108,9 +108,29 @@ static inline int autoupdate_reap(pid_t pid) {
     return 0;
 }
 
-/// The live members of process group `group` other than `leader`, read from /proc (at most
-/// `capacity` of them). Returns how many were stored.
-static inline int autoupdate_group_members(pid_t group, pid_t leader, pid_t *members, int capacity) {
+/// Reads the state, parent and process group of `pid` from /proc. Returns 0, or -1 when there is
+/// no such process (or its line cannot be read).
+static inline int autoupdate_process_status(pid_t pid, char *state, pid_t *parent, pid_t *group) {
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *file = fopen(path, "re");
+    if (file == NULL) return -1;
+    size_t length = fread(stat, 1, sizeof stat - 1, file);
+    fclose(file);
+    stat[length] = '\0';
+    // "pid (comm) state ppid pgrp …": comm may hold anything, so parse after its last ')'.
+    char *close = strrchr(stat, ')');
+    int parent_id, group_id;
+    if (close == NULL || sscanf(close + 1, " %c %d %d", state, &parent_id, &group_id) != 3) return -1;
+    *parent = (pid_t)parent_id;
+    *group = (pid_t)group_id;
+    return 0;
+}
+
+/// The live processes (at most `capacity`) for which `wanted(pid, parent, group, context)` holds,
+/// read from /proc. Returns how many were stored.
+static inline int autoupdate_find_processes(int (*wanted)(pid_t, pid_t, pid_t, const void *), const void *context,
+                                            pid_t *found, int capacity) {
     DIR *proc = opendir("/proc");
     if (proc == NULL) return 0;
     int count = 0;
@@ -118,23 +138,29 @@ static inline int autoupdate_group_members(pid_t group, pid_t leader, pid_t *mem
     while (count < capacity && (entry = readdir(proc)) != NULL) {
         char *end;
         long pid = strtol(entry->d_name, &end, 10);
-        if (*end != '\0' || pid <= 0 || pid == leader) continue;
-        char path[64], stat[512];
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        FILE *file = fopen(path, "re");
-        if (file == NULL) continue;
-        size_t length = fread(stat, 1, sizeof stat - 1, file);
-        fclose(file);
-        stat[length] = '\0';
-        // "pid (comm) state ppid pgrp …": comm may hold anything, so parse after its last ')'.
-        char *close = strrchr(stat, ')');
+        if (*end != '\0' || pid <= 0) continue;
         char state;
-        int parent, member_group;
-        if (close == NULL || sscanf(close + 1, " %c %d %d", &state, &parent, &member_group) != 3) continue;
-        if (member_group == group && state != 'Z' && state != 'X') members[count++] = (pid_t)pid;
+        pid_t parent, group;
+        if (autoupdate_process_status((pid_t)pid, &state, &parent, &group) != 0 || state == 'Z' || state == 'X') continue;
+        if (wanted((pid_t)pid, parent, group, context)) found[count++] = (pid_t)pid;
     }
     closedir(proc);
     return count;
+}
+
+struct autoupdate_group_query { pid_t group, leader; };
+
+static inline int autoupdate_is_group_member(pid_t pid, pid_t parent, pid_t group, const void *context) {
+    (void)parent;
+    const struct autoupdate_group_query *query = (const struct autoupdate_group_query *)context;
+    return group == query->group && pid != query->leader;
+}
+
+/// The live members of process group `group` other than `leader`, read from /proc (at most
+/// `capacity` of them). Returns how many were stored.
+static inline int autoupdate_group_members(pid_t group, pid_t leader, pid_t *members, int capacity) {
+    struct autoupdate_group_query query = { group, leader };
+    return autoupdate_find_processes(autoupdate_is_group_member, &query, members, capacity);
 }
 
 /// Waits until the processes behind the pidfds in `descriptors` have ended, at most `timeout_ms`.
@@ -200,54 +226,30 @@ static inline int autoupdate_become_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 ? 0 : errno;
 }
 
+struct autoupdate_children_query { pid_t self; const pid_t *known; int known_count; };
+
+static inline int autoupdate_is_adopted(pid_t pid, pid_t parent, pid_t group, const void *context) {
+    (void)group;
+    const struct autoupdate_children_query *query = (const struct autoupdate_children_query *)context;
+    if (parent != query->self) return 0;
+    for (int index = 0; index < query->known_count; index++) {
+        if (query->known[index] == pid) return 0;
+    }
+    return 1;
+}
+
 /// The live children of this process not in `known` (at most `capacity`): with this process a
 /// subreaper, those are adopted orphans. Returns how many were stored.
 static inline int autoupdate_adopted_children(const pid_t *known, int known_count, pid_t *children, int capacity) {
-    DIR *proc = opendir("/proc");
-    if (proc == NULL) return 0;
-    pid_t self = getpid();
-    int count = 0;
-    struct dirent *entry;
-    while (count < capacity && (entry = readdir(proc)) != NULL) {
-        char *end;
-        long pid = strtol(entry->d_name, &end, 10);
-        if (*end != '\0' || pid <= 0) continue;
-        int is_known = 0;
-        for (int index = 0; index < known_count; index++) {
-            if (known[index] == (pid_t)pid) is_known = 1;
-        }
-        if (is_known) continue;
-        char path[64], stat[512];
-        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-        FILE *file = fopen(path, "re");
-        if (file == NULL) continue;
-        size_t length = fread(stat, 1, sizeof stat - 1, file);
-        fclose(file);
-        stat[length] = '\0';
-        char *close = strrchr(stat, ')');
-        char state;
-        int parent;
-        if (close == NULL || sscanf(close + 1, " %c %d", &state, &parent) != 2) continue;
-        if (parent == self && state != 'Z' && state != 'X') children[count++] = (pid_t)pid;
-    }
-    closedir(proc);
-    return count;
+    struct autoupdate_children_query query = { getpid(), known, known_count };
+    return autoupdate_find_processes(autoupdate_is_adopted, &query, children, capacity);
 }
 
 /// The parent of `pid`, read from /proc, or -1.
 static inline pid_t autoupdate_parent_of(pid_t pid) {
-    char path[64], stat[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *file = fopen(path, "re");
-    if (file == NULL) return -1;
-    size_t length = fread(stat, 1, sizeof stat - 1, file);
-    fclose(file);
-    stat[length] = '\0';
-    char *close = strrchr(stat, ')');
     char state;
-    int parent;
-    if (close == NULL || sscanf(close + 1, " %c %d", &state, &parent) != 2) return -1;
-    return (pid_t)parent;
+    pid_t parent, group;
+    return autoupdate_process_status(pid, &state, &parent, &group) == 0 ? parent : -1;
 }
 
 /// Ends the adopted orphans (children of this process not in `known`): SIGTERM, up to `grace_ms`

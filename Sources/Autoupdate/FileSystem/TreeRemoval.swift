@@ -1,3 +1,4 @@
+import CAutoupdateSystem
 import Foundation
 import Glibc
 import SystemPackage

@@ -228,29 +228,28 @@ struct Installer {
     /// The folders missing in the app for the new entries (an old file that moves away to make
     /// room for a folder counts as missing), parents first.
     private func foldersToCreate(_ app: inout AppSnapshot, oldFiles: Set<String>, newEntries: [String]) -> [String] {
-        var created: [String] = []
-        var seen = Set<String>()
-        for entry in newEntries {
-            let parts = components(of: entry)
-            let depth = entry.hasSuffix("/") ? parts.count : parts.count - 1
-            guard depth > 0 else { continue }
-            for length in 1...depth {
-                let path = parts[..<length].joined(separator: "/")
-                guard seen.insert(path).inserted else { continue }
-                switch app.kind(of: parts[..<length]) {
-                case .missing: created.append(path)
-                case .other where oldFiles.contains(path): created.append(path)
-                case .other, .folder: break
-                }
+        folders(on: newEntries).filter { path, parts in
+            switch app.kind(of: parts[...]) {
+            case .missing: true
+            case .other: oldFiles.contains(path)
+            case .folder: false
             }
-        }
-        return created
+        }.map(\.path)
     }
 
-    /// The modes of the app's folders on the way to `entries` (their parents and the folders
-    /// they name), except those the install creates.
+    /// The modes of the app's folders on the way to `entries`, except those the install creates.
     private func folderModes(_ app: Folder, _ snapshot: inout AppSnapshot, on entries: [String], created: Set<String>) -> [String: UInt32] {
         var modes: [String: UInt32] = [:]
+        for (path, parts) in folders(on: entries) where !created.contains(path) && snapshot.kind(of: parts[...]) == .folder {
+            modes[path] = app.folderMode(parts)
+        }
+        return modes
+    }
+
+    /// The folders on the way to `entries` (their parents, and the folders that entries ending
+    /// in `/` name), each once, parents first.
+    private func folders(on entries: [String]) -> [(path: String, parts: [String])] {
+        var folders: [(path: String, parts: [String])] = []
         var seen = Set<String>()
         for entry in entries {
             let parts = components(of: entry)
@@ -258,13 +257,12 @@ struct Installer {
             guard depth > 0 else { continue }
             for length in 1...depth {
                 let path = parts[..<length].joined(separator: "/")
-                guard seen.insert(path).inserted, !created.contains(path), snapshot.kind(of: parts[..<length]) == .folder,
-                      let mode = app.folderMode(Array(parts[..<length]))
-                else { continue }
-                modes[path] = mode
+                if seen.insert(path).inserted {
+                    folders.append((path, Array(parts[..<length])))
+                }
             }
         }
-        return modes
+        return folders
     }
 
     // MARK: Finish and recover
@@ -276,14 +274,8 @@ struct Installer {
         let newFolderModes = journal.newFolderModes ?? [:]
         let newSet = Set(journal.newEntries)
         // Folders the old version used that are now empty go; the new tree's stay.
-        let oldFolders = journal.oldEntries.flatMap { entry -> [String] in
-            let parts = components(of: entry)
-            let depth = entry.hasSuffix("/") ? parts.count : parts.count - 1
-            return depth > 0 ? (1...depth).map { parts[..<$0].joined(separator: "/") } : []
-        }
-        for path in Set(oldFolders).sorted(by: { depth($0) > depth($1) })
-        where !newSet.contains(path + "/") && newFolderModes[path] == nil {
-            app.removeFolderIfEmpty(components(of: path))
+        for (path, parts) in folders(on: journal.oldEntries).reversed() where !newSet.contains(path + "/") && newFolderModes[path] == nil {
+            app.removeFolderIfEmpty(parts)
         }
         // Final modes, deepest first: the new tree's for its folders, the old ones back for the rest.
         var finalModes = journal.oldFolderModes ?? [:]

@@ -200,9 +200,10 @@ public actor Updater {
         return .updated(from: prepared.installed, to: prepared.version)
     }
 
-    /// Recovers an interrupted install (under the update and install locks).
-    public func recover() throws -> RecoveryOutcome {
-        let lock = try folder.lockForUpdate()
+    /// Recovers an interrupted install (under the update and install locks; an updater busy
+    /// with the folder gets two seconds to finish).
+    public func recover() async throws -> RecoveryOutcome {
+        let lock = try await folder.waitingBriefly(for: folder.lockForUpdate)
         defer { withExtendedLifetime(lock) {} }
         return try recoverLocked()
     }
@@ -215,9 +216,9 @@ public actor Updater {
     ///
     /// - Throws: ``AutoupdateError`` when an uncommitted install could not be rolled back: the
     ///   app folder may then hold a mix of two versions, which must not start.
-    public func recoverForStart() throws -> RecoveryOutcome {
+    public func recoverForStart() async throws -> RecoveryOutcome {
         do {
-            return try recover()
+            return try await recover()
         } catch let error as AutoupdateError where error.code == .install || error.code == .fileSystem {
             let installer = Installer(folder: folder, logger: logger)
             let journal: Installer.Journal?
@@ -319,9 +320,7 @@ public actor Updater {
             do {
                 for try await chunk in downloader.bytes(from: archiveURL, expectedLength: signature?.size) {
                     chunk.bytes.withUnsafeBytes { digest.update($0) }
-                    if verifier != nil {
-                        chunk.bytes.withUnsafeBytes { verifier?.update($0) }
-                    }
+                    chunk.bytes.withUnsafeBytes { verifier?.update($0) }
                     bytes = chunk.progress.receivedBytes
                     onEvent(.downloading(chunk.progress))
                     try await sink.send(chunk.bytes)

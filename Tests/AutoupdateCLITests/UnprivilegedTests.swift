@@ -27,8 +27,9 @@ struct UnprivilegedTests {
             func cli(_ arguments: String...) async throws -> ChildProcess.Result {
                 try await Unprivileged.run(BuiltProducts.cli, arguments)
             }
+            let caFile = try Unprivileged.reachable(TestPKI.caFile)
             func update() async throws -> ChildProcess.Result {
-                try await cli("update", "--url", url, "--dir", app.path, "--ca-file", TestPKI.caFile)
+                try await cli("update", "--url", url, "--dir", app.path, "--ca-file", caFile)
             }
             #expect(try await cli("--version").status == 0)
             if Unprivileged.isRoot {

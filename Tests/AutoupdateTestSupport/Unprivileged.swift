@@ -10,7 +10,8 @@ public enum Unprivileged {
     /// Whether the tests run as root (and so need `runuser` to drop privileges).
     public static var isRoot: Bool { getuid() == 0 }
 
-    /// Runs `executable` with `arguments` as the unprivileged user.
+    /// Runs `executable` with `arguments` as the unprivileged user (a copy of it it can reach,
+    /// see ``reachable(_:)``).
     public static func run(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil, currentDirectory: String? = nil,
         timeout: Duration = .seconds(120)
@@ -18,11 +19,35 @@ public enum Unprivileged {
         guard isRoot else {
             return try await ChildProcess.run(executable, arguments, environment: environment, currentDirectory: currentDirectory, timeout: timeout)
         }
+        let executable = executable.hasPrefix("/") ? try reachable(executable) : executable
         // runuser resets most of the environment; pass what the caller set explicitly.
         let variables = (environment ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         return try await ChildProcess.run(
             "runuser", ["-u", user, "--", "env"] + variables + [executable] + arguments,
             currentDirectory: currentDirectory, timeout: timeout)
+    }
+
+    /// A copy of the file at `path` that the unprivileged user can reach, read and run: the
+    /// checkout (and so the built CLI and the test CA) may lie in a folder only root can enter,
+    /// as a `mktemp -d` clone does (mode 0700). The copy is kept in a world-readable folder of
+    /// /tmp, named after the file's size and time, and reused while the file is unchanged.
+    public static func reachable(_ path: String) throws -> String {
+        guard isRoot else { return path }
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
+        let time = Int64(((attributes[.modificationDate] as? Date) ?? Date()).timeIntervalSince1970 * 1000)
+        let folder = "/tmp/autoupdate-unprivileged-copies"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder)
+        let copy = "\(folder)/\(size)-\(time)-\(URL(fileURLWithPath: path).lastPathComponent)"
+        if !FileManager.default.fileExists(atPath: copy) {
+            let temporary = copy + ".tmp-\(getpid())-\(UUID().uuidString)"
+            try FileManager.default.copyItem(atPath: path, toPath: temporary)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: temporary)
+            _ = rename(temporary, copy)
+            try? FileManager.default.removeItem(atPath: temporary)
+        }
+        return copy
     }
 
     /// Makes `url` and everything in it the unprivileged user's (no-op when not root), and lets

@@ -63,8 +63,19 @@ def run(command, timeout=60):
         return 124, b"", b"timed out"
 
 
-def listing_lines(output):
-    return [normalize(line.decode("utf-8", "surrogateescape")) for line in output.splitlines() if line.strip()]
+def listing_lines(output, zip_names=False):
+    """Names as listed; for zips, bytes that are not UTF-8 read as CP437, as the format says
+    (unzip and bsdtar list raw bytes)."""
+    names = []
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            text = line.decode("cp437") if zip_names else line.decode("utf-8", "surrogateescape")
+        names.append(normalize(text))
+    return names
 
 
 def peers_for(path):
@@ -123,7 +134,8 @@ def classify(binary, path, scratch):
     peer_results = {}
     for name, listing in peers_for(path).items():
         code, output, _ = listing()
-        peer_results[name] = (code == 0, set(listing_lines(output)) - {""} if code == 0 else set())
+        is_zip = path.lower().endswith(ZIP_SUFFIXES)
+        peer_results[name] = (code == 0, set(listing_lines(output, is_zip)) - {""} if code == 0 else set())
     readers = [name for name, (ok, _) in peer_results.items() if ok]
 
     if not ours_ok:

@@ -28,17 +28,27 @@ enum ArchiveEvent {
     ///
     /// - Important: Valid only during the call that delivers it.
     case data(UnsafeRawBufferPointer)
+    /// The next bytes of the current entry's content are this many zeros, which the file should
+    /// get as a hole (a sparse file's unstored regions).
+    case hole(Int64)
     case entryEnd
 }
 
-/// Decodes an entry name or link target: UTF-8 only, no NUL. Tar names are raw bytes; the
-/// extractor works with text, so names that are not valid UTF-8 are refused rather than guessed.
+/// Decodes an entry name or link target: UTF-8 only, no NUL.
+///
+/// Tar names are raw bytes (Latin-1 in old archives, anything under pax `hdrcharset=BINARY`).
+/// They are refused rather than guessed or written raw: an install records every path it puts
+/// in place in `filelist.txt`, UTF-8 text, one per line, and a later update moves, restores or
+/// deletes exactly what that list names; a name it cannot write there is one it could not
+/// manage. (Zip names that are not UTF-8 are CP437 by the format's definition, and read so.)
 func decodeName(_ bytes: some Collection<UInt8>, what: String) throws -> String {
     guard !bytes.contains(0) else {
         throw AutoupdateError(.corruptArchive, "\(what) contains a NUL byte")
     }
     guard let name = String(validating: bytes, as: UTF8.self) else {
-        throw AutoupdateError(.corruptArchive, "\(what) is not valid UTF-8 (bytes \(hex(bytes.prefix(32))))")
+        throw AutoupdateError(
+            .unsupportedArchive,
+            "\(what) is not UTF-8 (bytes \(hex(bytes.prefix(32)))): names must be UTF-8 text, as filelist.txt records installed files, so other encodings are refused rather than guessed")
     }
     return name
 }

@@ -25,6 +25,7 @@ public enum ArchiveScanner {
             switch event {
             case .entry: entries += 1
             case .data(let data): bytes += Int64(data.count)
+            case .hole(let count): bytes += count
             case .entryEnd: break
             }
         }

@@ -10,13 +10,17 @@ enum ExtractionPolicy {
     /// Splits an entry name into its path components, after checking that it stays inside.
     ///
     /// `./` and empty components are dropped, so `./a//b/` gives `["a", "b"]`; the archive's own
-    /// root (`./`) gives `[]`.
+    /// root (`./`, or an empty name) gives `[]`. Control characters are refused: installed paths
+    /// are recorded one per line in `filelist.txt`, and a name holding a newline would read back
+    /// as two other paths (which a later update would then move or delete).
     ///
     /// - Throws: ``AutoupdateError/Code/unsafeEntry`` naming the entry.
     static func components(of name: String, isZip: Bool) throws -> [String] {
         let shown = quoted(name)
-        guard !name.isEmpty else {
-            throw AutoupdateError(.unsafeEntry, "an entry has an empty name")
+        guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw AutoupdateError(
+                .unsafeEntry,
+                "entry \(shown) has a control character in its name; filelist.txt, which lists installed files one per line, could not record it")
         }
         guard !name.hasPrefix("/") else {
             throw AutoupdateError(.unsafeEntry, "entry \(shown) has an absolute path; archive entries must be relative")

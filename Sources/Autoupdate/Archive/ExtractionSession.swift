@@ -157,6 +157,22 @@ final class ExtractionSession {
             }
             try writeBehind.write(file.descriptor, bytes, entry: file.entry)
             current = file
+        case .hole(let count):
+            guard var file = current else {
+                throw AutoupdateError(.corruptArchive, "the archive holds data for an entry that is not a file")
+            }
+            // A hole counts as written: the caps bound what the file is, not what was stored.
+            report.bytes += count
+            guard report.bytes <= configuration.maxBytes else {
+                throw AutoupdateError(
+                    .sizeLimitExceeded, "the archive expands to more than the limit of \(configuration.maxBytes) bytes (at entry \(quoted(file.entry)))")
+            }
+            file.written += count
+            if let declared = file.declaredSize, file.written > declared {
+                throw AutoupdateError(.corruptArchive, "entry \(quoted(file.entry)) holds more than its declared \(declared) bytes")
+            }
+            try writeBehind.skip(file.descriptor, count, entry: file.entry)
+            current = file
         case .entryEnd:
             guard let file = current else { return }
             current = nil
@@ -192,7 +208,11 @@ final class ExtractionSession {
             throw AutoupdateError(
                 .unsafeEntry, "entry \(quoted(entry.path)) would write through the symlink \(quoted(components[..<length].joined(separator: "/")))")
         }
-        guard !symlinkPaths.contains(path) else {
+        // A later tar member replaces an earlier one; a symlink may be replaced by a symlink only
+        // (it is not created yet: nothing was written through it).
+        let replacesSymlink: Bool
+        if case .symlink = entry.kind, format != .zip { replacesSymlink = true } else { replacesSymlink = false }
+        guard !symlinkPaths.contains(path) || replacesSymlink else {
             throw AutoupdateError(.unsafeEntry, "entry \(quoted(entry.path)) collides with an earlier symlink of the same name")
         }
         switch entry.kind {
@@ -232,8 +252,13 @@ final class ExtractionSession {
             throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) has an empty or overlong target")
         }
         let path = components.joined(separator: "/")
-        guard writer.nodes[path] == nil, symlinkPaths.insert(path).inserted else {
+        guard writer.nodes[path] == nil else {
             throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) collides with an earlier entry of the same name")
+        }
+        if !symlinkPaths.insert(path).inserted {
+            // An earlier symlink of the same name (tar: the later member wins).
+            pendingSymlinks.removeAll { $0.components == components }
+            report.symlinks -= 1
         }
         pendingSymlinks.append(PendingSymlink(components: components, target: target, entry: entry))
         report.symlinks += 1

@@ -19,7 +19,8 @@ final class TreeWriter {
 
     /// The destination's descriptor (for an unnamed spool file inside it).
     var rootDescriptor: Int32 { root }
-    private let createdDestination: Bool
+    /// The destination and the folders above it that this writer created, outermost first.
+    private let createdFolders: [String]
     /// What this writer created, in order, for rollback.
     private var created: [(path: String, node: Node)] = []
     /// What this writer created, by path.
@@ -35,14 +36,23 @@ final class TreeWriter {
             guard isDirectory.boolValue else {
                 throw AutoupdateError(.fileSystem, "the destination \(quoted(destination)) exists and is not a folder")
             }
-            createdDestination = false
+            createdFolders = []
         } else {
+            // The missing folders, outermost first, so that a rollback removes exactly those.
+            var missing: [String] = []
+            var probe = FilePath(destination).lexicallyNormalized()
+            while !probe.isEmpty, !FileManager.default.fileExists(atPath: probe.string) {
+                missing.insert(probe.string, at: 0)
+                let parent = probe.removingLastComponent()
+                if parent == probe { break }
+                probe = parent
+            }
             do {
                 try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
             } catch {
                 throw AutoupdateError(.fileSystem, "cannot create the destination \(quoted(destination)): \(error.localizedDescription)", underlying: error)
             }
-            createdDestination = true
+            createdFolders = missing
         }
         switch Syscall.openAt(AT_FDCWD, destination, O_RDONLY | O_DIRECTORY) {
         case .success(let descriptor): root = descriptor
@@ -287,8 +297,8 @@ final class TreeWriter {
         closeFolders()
     }
 
-    /// Removes everything this writer created, newest first, and the destination itself if it
-    /// created it: the destination is left as it was.
+    /// Removes everything this writer created, newest first, and the destination itself and the
+    /// folders above it if it created them: the file system is left as it was.
     func rollback() {
         closeFolders()
         for (path, node) in created.reversed() {
@@ -296,9 +306,13 @@ final class TreeWriter {
         }
         created.removeAll()
         nodes.removeAll()
-        if createdDestination {
-            // Whatever the loop above could not remove (a folder already given a read-only mode).
-            try? TreeRemoval.remove(path: destination)
+        if let destinationFolder = createdFolders.last {
+            // Whatever the loop above could not remove (a folder already given a read-only mode),
+            // then the folders above it that were made for it.
+            try? TreeRemoval.remove(path: destinationFolder)
+            for folder in createdFolders.dropLast().reversed() {
+                _ = Syscall.unlinkAt(AT_FDCWD, folder, directory: true)
+            }
         }
     }
 }

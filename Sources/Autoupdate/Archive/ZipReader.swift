@@ -8,7 +8,12 @@
 ///
 /// A stored entry with a data descriptor has no length the stream can find. From that entry on,
 /// the archive is spooled to an unnamed file and read through its central directory once it is
-/// complete: same events, same checks, and entries must follow each other without gaps or overlap.
+/// complete: same events, same checks. So are archives with bytes before their first entry (a
+/// self-extracting stub, padding: where the central directory's offsets start, as Go computes
+/// it) or between entries. Entries may not overlap, and bytes no entry covers may not hold a zip
+/// record (a reader that walks local headers would take it for an entry that the central
+/// directory does not list). Bytes after the end record are ignored unless they hold a zip
+/// record (readers that search backwards for the end record would find another one).
 ///
 /// Modes and symlinks are recorded only in the central directory, so entries are first reported
 /// as plain files and directories; ``centralRecords`` tells the rest once ``finish(_:)`` returns.
@@ -58,6 +63,7 @@ final class ZipReader {
     private let inflateBuffer: UnsafeMutableRawBufferPointer
     private let makeSpool: (() throws -> SpoolFile)?
     private var spool: SpoolFile?
+    /// The archive offset of the spool's first byte.
     private var spoolBase: Int64 = 0
 
     /// The central directory's records, in order, once ``finish(_:)`` has returned.
@@ -123,6 +129,9 @@ final class ZipReader {
             case .finished:
                 throw AutoupdateError(.corruptArchive, "unexpected data after the zip archive")
             case .spooling:
+                if let unexpected = unexpectedBytes {
+                    try lookForRecord(after: unexpected, in: rest)
+                }
                 try spool?.append(UnsafeRawBufferPointer(rebasing: rest))
                 offset += Int64(rest.count)
                 return
@@ -145,10 +154,17 @@ final class ZipReader {
                 case ZipSignature.centralDirectory, ZipSignature.endOfCentralDirectory, ZipSignature.zip64EndOfCentralDirectory:
                     state = .centralDirectory(start: recordStart)
                 default:
-                    let error = recordStart == 0
-                        ? AutoupdateError(.corruptArchive, "not a zip archive: it starts with \(hex(buffer)), not a local file header")
-                        : AutoupdateError(.corruptArchive, "unexpected bytes \(hex(buffer)) at byte \(recordStart) of the zip archive, where a record should start")
-                    throw error
+                    // Bytes that are no record: a stub before the first entry, or a gap between
+                    // two. Only the central directory can tell the entries now.
+                    guard let makeSpool else {
+                        throw recordStart == 0
+                            ? AutoupdateError(.corruptArchive, "not a zip archive: it starts with \(hex(buffer)), not a local file header")
+                            : AutoupdateError(.corruptArchive, "unexpected bytes \(hex(buffer)) at byte \(recordStart) of the zip archive, where a record should start")
+                    }
+                    // A zip record must come soon: a stub or a gap is short, and garbage (or an
+                    // endless body) must fail fast, not fill the spool.
+                    unexpectedBytes = (start: recordStart, first: buffer)
+                    try startSpooling(makeSpool)
                 }
             case .localHeader(let needed):
                 guard collect(&rest, upTo: needed) else { return }
@@ -191,6 +207,45 @@ final class ZipReader {
 
     private var descriptorSizesLength: Int { current?.header.isZip64 == true ? 16 : 8 }
 
+    /// Bytes that were no zip record, where a record was due: where they began and their first
+    /// bytes. Cleared once a record's signature follows.
+    private var unexpectedBytes: (start: Int64, first: [UInt8])?
+    /// The last three bytes spooled, for a signature split between two chunks.
+    private var spooledTail: [UInt8] = []
+
+    /// How far a stub before the first entry (16 MiB) or a gap between two (1 MiB) may go.
+    static let maxStub: Int64 = 16 << 20
+    static let maxGap: Int64 = 1 << 20
+
+    /// Fails unless a zip record's signature appears in `input` (spooled next) before the stub or
+    /// gap that began at `unexpected.start` is longer than allowed.
+    private func lookForRecord(after unexpected: (start: Int64, first: [UInt8]), in input: Slice<UnsafeRawBufferPointer>) throws {
+        let window = spooledTail + input.prefix(Int(min(Int64(input.count), 1 << 24)))
+        if Self.firstRecordSignature(in: window[...]) != nil {
+            unexpectedBytes = nil
+            return
+        }
+        spooledTail = Array(window.suffix(3))
+        let limit = unexpected.start == 0 ? Self.maxStub : Self.maxGap
+        guard offset + Int64(input.count) - unexpected.start <= limit else {
+            throw unexpected.start == 0
+                ? AutoupdateError(.corruptArchive, "not a zip archive: it starts with \(hex(unexpected.first)), and no zip record follows in its first \(limit >> 20) MiB")
+                : AutoupdateError(
+                    .corruptArchive,
+                    "unexpected bytes \(hex(unexpected.first)) at byte \(unexpected.start) of the zip archive, where a record should start, and no record follows within \(limit >> 20) MiB")
+        }
+    }
+
+    /// From the record that starts at `recordStart` on, the archive goes to the spool.
+    private func startSpooling(_ makeSpool: () throws -> SpoolFile) throws {
+        let spool = try makeSpool()
+        try buffer.withUnsafeBytes { try spool.append($0) }
+        self.spool = spool
+        spoolBase = recordStart
+        buffer = []
+        state = .spooling
+    }
+
     private func startEntry(_ handle: (ArchiveEvent) throws -> Void) throws {
         let header = try ZipLocalHeader.parse(buffer, at: recordStart)
         try Self.checkSupported(header)
@@ -201,12 +256,7 @@ final class ZipReader {
                     .unsupportedArchive,
                     "zip entry \(quoted(header.name)) is stored with a data descriptor and cannot be read as a stream")
             }
-            let spool = try makeSpool()
-            try buffer.withUnsafeBytes { try spool.append($0) }
-            self.spool = spool
-            spoolBase = recordStart
-            buffer = []
-            state = .spooling
+            try startSpooling(makeSpool)
             return
         }
         if header.method == 0, header.compressedSize != header.uncompressedSize {
@@ -383,14 +433,34 @@ final class ZipReader {
 
     private func readSpooled(_ handle: (ArchiveEvent) throws -> Void) throws {
         guard let spool else { return }
-        let endBytes = try Self.endRecords(in: spool)
+        let endBytes: (bytes: [UInt8], offset: Int64)
+        do {
+            endBytes = try endRecords(in: spool)
+        } catch let error as AutoupdateError where spoolBase == 0 {
+            // No local header at the start, and no end record: not a zip at all.
+            let start = try spool.read(at: 0, count: Int(min(4, spool.size)))
+            throw AutoupdateError(
+                .corruptArchive, "not a zip archive: it starts with \(hex(start)), not a local file header, and has no valid end records",
+                underlying: error)
+        }
         let end = try ZipEnd.parse(endBytes.bytes, at: 0)
-        let directoryStart = end.centralDirectoryOffset - spoolBase
-        guard directoryStart >= 0, end.centralDirectorySize <= Int64(Self.maxCentralDirectoryBytes),
-              directoryStart + end.centralDirectorySize == endBytes.offset
-        else {
+        guard end.centralDirectorySize <= Int64(Self.maxCentralDirectoryBytes), end.centralDirectorySize <= endBytes.offset else {
             throw AutoupdateError(.corruptArchive, "the zip end record places the central directory where it is not")
         }
+        // With bytes before the first entry, the offsets may count from the archive's start or
+        // from the file's (a stub added after the zip was made): the directory ends where the end
+        // records begin, which tells (as Go reads it). Once an entry was streamed, offsets are
+        // the file's.
+        let directoryStart = endBytes.offset - end.centralDirectorySize
+        var base = spoolBase + directoryStart - end.centralDirectoryOffset
+        if streamed.isEmpty, base > 0, end.centralDirectoryOffset >= spoolBase,
+           try Self.holdsRecord(spool, at: end.centralDirectoryOffset - spoolBase, ZipSignature.centralDirectory) {
+            base = 0
+        }
+        guard base >= 0, streamed.isEmpty || base == 0, end.centralDirectoryOffset + base - spoolBase == directoryStart else {
+            throw AutoupdateError(.corruptArchive, "the zip end record places the central directory where it is not")
+        }
+        zipBase = base
         let directory = try spool.read(at: directoryStart, count: Int(end.centralDirectorySize))
         var reader = ByteReader(directory)
         var records: [ZipCentralRecord] = []
@@ -401,24 +471,73 @@ final class ZipReader {
         guard records.count >= streamed.count else {
             throw AutoupdateError(.corruptArchive, "the zip central directory lists fewer entries than the archive holds")
         }
-        // Spooled entries must follow each other exactly: no gap, no overlap, no reuse of bytes.
+        // Spooled entries follow each other in order, never overlapping; what lies between them
+        // (or before the first, in the spool) may not hold a record.
         var position = spoolBase
         for (index, record) in records.enumerated().dropFirst(streamed.count) {
-            guard record.localHeaderOffset == position else {
+            let start = record.localHeaderOffset + zipBase
+            guard start >= position else {
                 throw AutoupdateError(
-                    .corruptArchive, "zip entry \(quoted(record.name)) starts at byte \(record.localHeaderOffset), not right after the previous entry (byte \(position))")
+                    .corruptArchive, "zip entry \(quoted(record.name)) starts at byte \(start), inside the previous entry (which ends at byte \(position))")
             }
+            try checkUncovered(spool, from: position, to: start)
             position = try readSpooledEntry(record, number: index + 1, from: spool, handle)
         }
-        guard position == end.centralDirectoryOffset else {
-            throw AutoupdateError(.corruptArchive, "unexpected data between the last zip entry and the central directory")
+        let directoryFileOffset = end.centralDirectoryOffset + zipBase
+        guard position <= directoryFileOffset else {
+            throw AutoupdateError(.corruptArchive, "the last zip entry runs into the central directory")
         }
+        try checkUncovered(spool, from: position, to: directoryFileOffset)
         centralRecords = records
+    }
+
+    /// The offset that the central directory's offsets count from: the length of a stub before
+    /// the archive when they do not count it, else 0.
+    private var zipBase: Int64 = 0
+
+    /// Bytes between `start` and `end` (archive offsets, both in the spool) that no entry
+    /// covers: refused if they hold a zip record, or if there are more than 1 MiB of them.
+    private func checkUncovered(_ spool: SpoolFile, from start: Int64, to end: Int64) throws {
+        guard end > start else { return }
+        guard end - start <= 1 << 20 else {
+            throw AutoupdateError(.corruptArchive, "the zip archive holds \(end - start) bytes at byte \(start) that no entry covers")
+        }
+        let bytes = try spool.read(at: start - spoolBase, count: Int(end - start))
+        if let record = Self.firstRecordSignature(in: bytes[...]) {
+            throw AutoupdateError(
+                .unsafeEntry,
+                "the zip archive holds a record at byte \(start + Int64(record)) that its central directory does not list (a reader that walks local headers would see another entry)")
+        }
+    }
+
+    /// Where in `bytes` a zip record's signature starts (local or central header, data
+    /// descriptor, end records), if anywhere.
+    static func firstRecordSignature(in bytes: ArraySlice<UInt8>) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        let signatures: Set<UInt32> = [
+            ZipSignature.localFileHeader, ZipSignature.centralDirectory, ZipSignature.endOfCentralDirectory,
+            ZipSignature.zip64EndOfCentralDirectory, ZipSignature.zip64Locator, ZipSignature.dataDescriptor,
+        ]
+        var index = bytes.startIndex
+        while index + 4 <= bytes.endIndex {
+            if bytes[index] == 0x50, bytes[index + 1] == 0x4B {
+                let value = UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24
+                if signatures.contains(value) { return index - bytes.startIndex }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Whether the spool holds `signature` at `offset`.
+    private static func holdsRecord(_ spool: SpoolFile, at offset: Int64, _ signature: UInt32) throws -> Bool {
+        guard offset >= 0, offset + 4 <= spool.size else { return false }
+        return ByteReader(try spool.read(at: offset, count: 4)).peekU32 == signature
     }
 
     /// Reads one entry from the spool; returns the archive offset right after it.
     private func readSpooledEntry(_ record: ZipCentralRecord, number: Int, from spool: SpoolFile, _ handle: (ArchiveEvent) throws -> Void) throws -> Int64 {
-        let start = record.localHeaderOffset - spoolBase
+        let start = record.localHeaderOffset + zipBase - spoolBase
         var headerBytes = try spool.read(at: start, count: ZipLocalHeader.fixedLength)
         guard ByteReader(headerBytes).peekU32 == ZipSignature.localFileHeader else {
             throw AutoupdateError(.corruptArchive, "zip entry \(quoted(record.name)) has no local header at byte \(record.localHeaderOffset)")
@@ -492,7 +611,7 @@ final class ZipReader {
 
     /// Finds the end records at the end of the spool (the end-of-central-directory record, and
     /// the zip64 record and locator before it when present).
-    private static func endRecords(in spool: SpoolFile) throws -> (bytes: [UInt8], offset: Int64) {
+    private func endRecords(in spool: SpoolFile) throws -> (bytes: [UInt8], offset: Int64) {
         let tailLength = Int(min(spool.size, 22 + 65_535 + 20 + 56))
         let tailStart = spool.size - Int64(tailLength)
         let tail = try spool.read(at: tailStart, count: tailLength)
@@ -501,26 +620,63 @@ final class ZipReader {
             var reader = ByteReader(tail, at: index)
             if (try? reader.u32()) == ZipSignature.endOfCentralDirectory {
                 let commentLength = Int(tail[index + 20]) | Int(tail[index + 21]) << 8
-                if index + 22 + commentLength == tail.count {
-                    var start = index
-                    if index >= 20, ByteReader(tail, at: index - 20).peekU32 == ZipSignature.zip64Locator {
-                        var locator = ByteReader(tail, at: index - 20 + 8)
-                        let recordOffset = Int64(bitPattern: try locator.u64())
-                        guard recordOffset >= 0 else { break }
-                        let relative = Int(recordOffset - tailStart)
-                        guard relative >= 0, relative < index - 20 else {
-                            // The zip64 record is further back than the tail: read from there.
-                            let bytes = try spool.read(at: recordOffset, count: Int(spool.size - recordOffset))
-                            return (bytes, recordOffset)
-                        }
-                        start = relative
+                // The comment may be followed by bytes (ZipEnd.parse judges them); but the end
+                // record is the last one.
+                if index + 22 + commentLength <= tail.count, Self.firstRecordSignature(in: tail[(index + 22 + commentLength)...]) == nil {
+                    // A zip64 end record counts when it sits right before its locator and either
+                    // the end record needs it (a field at its sentinel) or agrees with it: a
+                    // locator's signature alone may be an entry's bytes (Go's issue 12449).
+                    if index >= 20, ByteReader(tail, at: index - 20).peekU32 == ZipSignature.zip64Locator,
+                       let record = try zip64Record(in: spool, locatorAt: tailStart + Int64(index - 20), endRecord: Array(tail[index..<(index + 22)])) {
+                        return (try spool.read(at: record, count: Int(spool.size - record)), record)
                     }
-                    return (Array(tail[start...]), tailStart + Int64(start))
+                    guard !Self.endRecordNeedsZip64(tail[index..<(index + 22)]) else {
+                        throw AutoupdateError(.corruptArchive, "the zip end record refers to a zip64 end record, and there is none before it")
+                    }
+                    return (Array(tail[index...]), tailStart + Int64(index))
                 }
             }
             index -= 1
         }
         throw AutoupdateError(.corruptArchive, "the zip archive has no end-of-central-directory record")
+    }
+
+    /// The spool offset of the zip64 end record whose locator is at `locator` (a spool offset), or
+    /// `nil` when there is none there, or when it disagrees with an end record that does not need
+    /// it. The record is looked for right before the locator, then where the locator says.
+    private func zip64Record(in spool: SpoolFile, locatorAt locator: Int64, endRecord: [UInt8]) throws -> Int64? {
+        let locatorBytes = try spool.read(at: locator, count: 20)
+        var reader = ByteReader(locatorBytes, at: 8)
+        let said = Int64(bitPattern: try reader.u64()) - spoolBase
+        for candidate in [locator - 56, said] where candidate >= 0 && candidate + 56 <= locator {
+            let bytes = try spool.read(at: candidate, count: 56)
+            var record = ByteReader(bytes)
+            guard try record.u32() == ZipSignature.zip64EndOfCentralDirectory, Int64(bitPattern: try record.u64()) + 12 == locator - candidate else {
+                continue
+            }
+            if Self.endRecordNeedsZip64(endRecord[...]) {
+                return candidate
+            }
+            // Not needed: it must say what the end record says (count, size, offset).
+            var fields = ByteReader(bytes, at: 32)
+            let count = try fields.u64()
+            let size = try fields.u64()
+            let offset = try fields.u64()
+            var end = ByteReader(endRecord, at: 10)
+            let endCount = UInt64(try end.u16())
+            let endSize = UInt64(try end.u32())
+            let endOffset = UInt64(try end.u32())
+            return count == endCount && size == endSize && offset == endOffset ? candidate : nil
+        }
+        return nil
+    }
+
+    /// Whether an end-of-central-directory record has a field at its zip64 sentinel.
+    static func endRecordNeedsZip64(_ record: ArraySlice<UInt8>) -> Bool {
+        let bytes = Array(record)
+        func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 }
+        func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
+        return u16(4) == 0xFFFF || u16(6) == 0xFFFF || u16(8) == 0xFFFF || u16(10) == 0xFFFF || u32(12) == 0xFFFF_FFFF || u32(16) == 0xFFFF_FFFF
     }
 
     // MARK: Checks

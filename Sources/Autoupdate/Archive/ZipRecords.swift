@@ -233,8 +233,12 @@ struct ZipEnd {
         let offset32 = try reader.u32()
         let commentLength = Int(try reader.u16())
         _ = try reader.take(commentLength)
-        guard reader.remaining == 0 else {
-            throw AutoupdateError(.corruptArchive, "unexpected data after the zip archive's end record")
+        // Bytes after the end record are ignored (as Go, CPython and unzip do), unless they
+        // hold a zip record: readers that search backwards for the end would read that instead.
+        if let record = ZipReader.firstRecordSignature(in: bytes[reader.position...]) {
+            throw AutoupdateError(
+                .corruptArchive,
+                "unexpected data after the zip archive's end record: a zip record at \(record) bytes after it, which readers that search from the end would take instead")
         }
         guard (disk == 0 || disk == .max), (directoryDisk == 0 || directoryDisk == .max) else {
             throw AutoupdateError(.unsupportedArchive, "the zip archive spans several disks, which is not supported")

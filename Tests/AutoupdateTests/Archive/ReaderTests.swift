@@ -30,6 +30,7 @@ func readTar(_ bytes: [UInt8], seed: UInt64) throws -> [ReadEntry] {
         switch event {
         case .entry(let entry): entries.append(ReadEntry(entry: entry))
         case .data(let data): entries[entries.count - 1].content += data
+        case .hole(let count): entries[entries.count - 1].content += [UInt8](repeating: 0, count: Int(count))
         case .entryEnd: break
         }
     }
@@ -49,6 +50,7 @@ func readZip(_ bytes: [UInt8], seed: UInt64, spoolFolder: String) throws -> (ent
         switch event {
         case .entry(let entry): entries.append(ReadEntry(entry: entry))
         case .data(let data): entries[entries.count - 1].content += data
+        case .hole(let count): entries[entries.count - 1].content += [UInt8](repeating: 0, count: Int(count))
         case .entryEnd: break
         }
     }

@@ -20,6 +20,8 @@ final class WriteBehind {
 
     private enum Operation: Sendable {
         case write(descriptor: Int32, bytes: [UInt8], entry: String)
+        /// A hole: the file grows by this many bytes that are never written.
+        case skip(descriptor: Int32, count: Int64, entry: String)
         case close(descriptor: Int32, attributes: FileAttributes?, startsWriteBack: Bool)
     }
 
@@ -77,6 +79,11 @@ final class WriteBehind {
             return
         }
         try submit(.write(descriptor: descriptor, bytes: [UInt8](bytes), entry: entry), bytes: bytes.count, files: 0)
+    }
+
+    /// Appends a hole of `count` bytes to the file (it reads as zeros and takes no disk space).
+    func skip(_ descriptor: Int32, _ count: Int64, entry: String) throws {
+        try submit(.skip(descriptor: descriptor, count: count, entry: entry), bytes: 0, files: 0)
     }
 
     /// Gives the file its mode and time (when `attributes` are given), starts its write-back if
@@ -141,6 +148,7 @@ final class WriteBehind {
             shared.withLock { shared in
                 switch operation {
                 case .write(_, let bytes, _): shared.queuedBytes -= bytes.count
+                case .skip: break
                 case .close: shared.queuedFiles -= 1
                 }
                 shared.failure = shared.failure ?? failure
@@ -155,6 +163,14 @@ final class WriteBehind {
         case .write(let descriptor, let bytes, let entry):
             guard failure == nil else { return failure }
             return bytes.withUnsafeBytes { write(descriptor, $0, entry: entry) }
+        case .skip(let descriptor, let count, let entry):
+            guard failure == nil else { return failure }
+            // Past the end, then the size set there: the gap is a hole, and a later write goes on from it.
+            let end = lseek(descriptor, off_t(count), SEEK_CUR)
+            guard end >= 0, ftruncate(descriptor, end) == 0 else {
+                return fileFailure("cannot leave a hole", entry: entry, errno: .current)
+            }
+            return nil
         case .close(let descriptor, let attributes, let startsWriteBack):
             defer {
                 if startsWriteBack && failure == nil {

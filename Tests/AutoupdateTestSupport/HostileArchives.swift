@@ -12,9 +12,10 @@ public struct TarBuilder {
     /// - Parameters:
     ///   - declaredSize: The size field; defaults to the content's length.
     ///   - corruptChecksum: Writes a wrong checksum.
+    ///   - rawName: The name field's bytes, when they are not UTF-8 text (a Latin-1 name).
     public mutating func entry(
         _ name: String, type: Character = "0", content: [UInt8] = [], linkTarget: String = "",
-        mode: Int = 0o644, declaredSize: Int? = nil, corruptChecksum: Bool = false
+        mode: Int = 0o644, declaredSize: Int? = nil, corruptChecksum: Bool = false, rawName: [UInt8]? = nil
     ) {
         var header = [UInt8](repeating: 0, count: 512)
         func put(_ text: String, _ offset: Int, _ length: Int) {
@@ -24,6 +25,9 @@ public struct TarBuilder {
             put(String(String(value, radix: 8).suffix(length - 1)).leftPadded(to: length - 1), offset, length - 1)
         }
         put(name, 0, 100)
+        if let rawName {
+            for (index, byte) in rawName.prefix(100).enumerated() { header[index] = byte }
+        }
         octal(mode, 100, 8)
         octal(0, 108, 8)
         octal(0, 116, 8)
@@ -41,6 +45,21 @@ public struct TarBuilder {
         bytes += header
         bytes += content
         bytes += [UInt8](repeating: 0, count: (512 - content.count % 512) % 512)
+    }
+
+    /// Appends a pax header (`x`; `g` for a global one, `X` for Sun's older form) holding
+    /// `records` (values are bytes: extended attributes may be binary).
+    public mutating func pax(_ records: [(String, [UInt8])], type: Character = "x") {
+        var data: [UInt8] = []
+        for (key, value) in records {
+            let body = Array(" \(key)=".utf8) + value + [0x0A]
+            var length = body.count + 1
+            while String(length).count + body.count != length {
+                length = String(length).count + body.count
+            }
+            data += Array(String(length).utf8) + body
+        }
+        entry("PaxHeaders/entry", type: type, content: data)
     }
 
     /// Appends raw bytes (a pax or GNU record, garbage).
@@ -70,6 +89,10 @@ public struct ZipBuilder {
         /// Sizes and CRC in a data descriptor after the data (flag bit 3), as a zip written to a
         /// pipe has them; a stored entry like that cannot be framed as a stream.
         public var dataDescriptor = false
+        /// Bytes before the entry's local header that no entry covers (a gap).
+        public var gapBefore: [UInt8] = []
+        /// The entry's comment in the central directory.
+        public var centralComment: [UInt8] = []
 
         public init(_ name: String, _ content: [UInt8] = [], unixMode: UInt32 = 0o100644) {
             self.name = name
@@ -79,14 +102,22 @@ public struct ZipBuilder {
     }
 
     public var entries: [Entry] = []
+    /// Bytes before the first entry (a self-extracting stub): offsets count from the file's
+    /// start when `offsetsIncludePrefix`, else from the archive's (as a stub added later leaves them).
+    public var prefix: [UInt8] = []
+    public var offsetsIncludePrefix = false
+    /// Bytes after the end record.
+    public var trailing: [UInt8] = []
 
     public init() {}
 
     public func build() -> [UInt8] {
         var out: [UInt8] = []
         var central: [UInt8] = []
+        let base = offsetsIncludePrefix ? prefix.count : 0
         for entry in entries {
-            let offset = out.count
+            out += entry.gapBefore
+            let offset = out.count + base
             let data = entry.compressed ?? entry.content
             let crc = entry.crc ?? ZipBuilder.crc32(entry.content)
             let size = UInt32(entry.declaredSize ?? entry.content.count)
@@ -101,14 +132,15 @@ public struct ZipBuilder {
             }
             let centralName = Array((entry.centralName ?? entry.name).utf8)
             central += le32(0x0201_4B50) + le16(0x031E) + le16(20) + le16(flags) + le16(entry.method) + le16(0) + le16(0x5B21)
-            central += le32(crc) + le32(UInt32(data.count)) + le32(size) + le16(UInt16(centralName.count)) + le16(0) + le16(0)
-            central += le16(0) + le16(0) + le32(entry.unixMode << 16) + le32(UInt32(offset)) + centralName
+            central += le32(crc) + le32(UInt32(data.count)) + le32(size) + le16(UInt16(centralName.count)) + le16(0)
+            central += le16(UInt16(entry.centralComment.count)) + le16(0) + le16(0) + le32(entry.unixMode << 16) + le32(UInt32(offset))
+            central += centralName + entry.centralComment
         }
-        let directoryOffset = out.count
+        let directoryOffset = out.count + base
         out += central
         out += le32(0x0605_4B50) + le16(0) + le16(0) + le16(UInt16(entries.count)) + le16(UInt16(entries.count))
         out += le32(UInt32(central.count)) + le32(UInt32(directoryOffset)) + le16(0)
-        return out
+        return prefix + out + trailing
     }
 
     public static func crc32(_ bytes: [UInt8]) -> UInt32 {

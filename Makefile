@@ -16,7 +16,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test tsan fuzz demo bench clean
+.PHONY: deps build test tsan fuzz demo bench peer-corpus clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -71,6 +71,13 @@ bench: deps
 ## fuzz: libFuzzer + AddressSanitizer on every archive reader and decoder, FUZZ_SECONDS each (default 60).
 fuzz: deps
 	bash Tests/AutoupdateFuzz/run.sh
+
+## peer-corpus: our extractor against GNU tar, bsdtar, unzip and Python over other projects' reader
+## test archives (PEER_CORPUS, default ../shared/peer_corpus; skipped with a message when absent).
+PEER_CORPUS ?= $(CURDIR)/../shared/peer_corpus
+peer-corpus: deps
+	$(SWIFT) build --product autoupdate
+	python3 Scripts/peer-corpus.py --bin "$$($(SWIFT) build --show-bin-path)/autoupdate" --corpus "$(PEER_CORPUS)"
 
 clean:
 	rm -rf .build .build-tsan .build-fuzz $(VENV)

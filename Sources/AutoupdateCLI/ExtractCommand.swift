@@ -9,8 +9,15 @@ struct ExtractCommand: AsyncParsableCommand {
             The format comes from the file name (.zip, .tar, .tar.gz/.tgz, .tar.bz2/.tbz2), else \
             from the first bytes. Entries that would leave DEST (absolute paths, '..', escaping \
             links), devices, FIFOs and corrupt or truncated data fail the whole archive with a \
-            message naming the entry; whatever the extraction created is then removed, and \
-            nothing that was in DEST before is ever overwritten.
+            message naming the entry; whatever the extraction created (parent folders included) \
+            is then removed, and nothing that was in DEST before is ever overwritten.
+
+            Names must be UTF-8 text without control characters: an update records every path \
+            it installs in filelist.txt, one per line, and later moves or deletes exactly what \
+            that list names, so a tar name in another encoding (old Latin-1 tars, pax \
+            hdrcharset=BINARY) or holding a newline is refused, not guessed. Zip names that are \
+            not UTF-8 are CP437, as the zip format defines. GNU sparse files extract with their \
+            holes; --max-bytes counts their full size.
             """
     )
 
@@ -22,7 +29,7 @@ struct ExtractCommand: AsyncParsableCommand {
     @Argument(help: "The folder to extract into (created if missing).")
     var destination: String
 
-    @Option(help: "The most bytes the extracted files may hold in all.")
+    @Option(help: "The most bytes the extracted files may hold in all (sparse files at their full size).")
     var maxBytes: Int64 = ExtractionConfiguration().maxBytes
 
     @Option(help: "The most entries the archive may have.")

@@ -66,4 +66,22 @@ struct ExtractCommandTests {
         #expect(junk.stderr.contains("cannot tell the format"))
         #expect(try await autoupdate("extract", "--max-bytes", "0", "a", "b").status == 64)
     }
+
+    @Test("a tar name that is not UTF-8 exits 1 with the reason, which --help gives too")
+    func nonUTF8Names() async throws {
+        let work = try TemporaryDirectory()
+        var builder = TarBuilder()
+        builder.entry("", content: Array("x".utf8), rawName: Array("r".utf8) + [0xE9, 0x73, 0x75, 0x6D, 0xE9])
+        builder.end()
+        try Data(builder.bytes).write(to: work.url.appending(path: "latin1.tar"))
+        let result = try await autoupdate("extract", work.url.appending(path: "latin1.tar").path, work.url.appending(path: "out").path)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("the name of the entry at byte 0 is not UTF-8 (bytes 72 e9 73 75 6d e9)"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "out").path))
+        let help = try await autoupdate("extract", "--help")
+        #expect(help.status == 0)
+        // Help text is wrapped to the terminal's width.
+        let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(words.contains("Names must be UTF-8 text without control characters: an update records every path it installs in filelist.txt"), "\(help.stdout)")
+    }
 }

@@ -348,19 +348,22 @@ struct DownloaderTests {
     @Test("a server that drips and reconnects before each window ends still fails: the floor spans attempts")
     func drippingReconnects() async throws {
         try await TestHTTPSServer.with(root: folder.url) { server in
-            // 30 bytes every 50 ms (600 bytes/s, below the floor of 1024), and the connection
-            // dropped after 180: every attempt makes some progress, none lasts a whole window.
-            server.inject([.drip(bytes: 30, every: .milliseconds(50)), .truncate(after: 180)], at: "a.bin")
-            let downloader = Downloader(configuration: .forTests(lowSpeedWindow: .seconds(1), maxRetries: 2))
+            // 30 bytes every 150 ms (200 bytes/s, below the floor of 1024), and the connection
+            // dropped after 90: every attempt makes some progress, none lasts a whole window.
+            // An attempt takes about 0.3 s, a fifth of a window (a loaded machine once slowed a
+            // third past one); the floor trips after maxRetries + 1 = 5 slow windows (7.5 s),
+            // well before the 41 attempts that 4 retries allow (about 12 s of attempts).
+            server.inject([.drip(bytes: 30, every: .milliseconds(150)), .truncate(after: 90)], at: "a.bin")
+            let downloader = Downloader(configuration: .forTests(lowSpeedWindow: .milliseconds(1500), maxRetries: 4))
             let clock = ContinuousClock()
             let start = clock.now
-            await expectFailure(.timeout, containing: "in 3 windows of 1 s in a row, over any number of connections") {
+            await expectFailure(.timeout, containing: "in 5 windows of 1.5 s in a row, over any number of connections") {
                 _ = try await downloader.collect(server.url("a.bin"))
             }
-            // Three windows, plus reconnections and debug-built TLS handshakes on two loaded cores;
-            // without a floor across attempts, the retries alone would run on (21 attempts here).
-            #expect(clock.now - start < TestTiming.bound(.seconds(20)))
-            #expect(server.requests(for: "a.bin").count > 2, "it did reconnect")
+            // Five windows, plus reconnections and debug-built TLS handshakes on two loaded cores;
+            // without a floor across attempts, the retries alone would run on.
+            #expect(clock.now - start < TestTiming.bound(.seconds(25)))
+            #expect(server.requests(for: "a.bin").count > 5, "it did reconnect")
         }
     }
 

@@ -13,9 +13,11 @@ public struct TarBuilder {
     ///   - declaredSize: The size field; defaults to the content's length.
     ///   - corruptChecksum: Writes a wrong checksum.
     ///   - rawName: The name field's bytes, when they are not UTF-8 text (a Latin-1 name).
+    ///   - fields: Header bytes to set, by offset, before the checksum (an old GNU sparse map).
     public mutating func entry(
         _ name: String, type: Character = "0", content: [UInt8] = [], linkTarget: String = "",
-        mode: Int = 0o644, declaredSize: Int? = nil, corruptChecksum: Bool = false, rawName: [UInt8]? = nil
+        mode: Int = 0o644, declaredSize: Int? = nil, corruptChecksum: Bool = false, rawName: [UInt8]? = nil,
+        fields: [Int: [UInt8]] = [:]
     ) {
         var header = [UInt8](repeating: 0, count: 512)
         func put(_ text: String, _ offset: Int, _ length: Int) {
@@ -37,6 +39,9 @@ public struct TarBuilder {
         put(linkTarget, 157, 100)
         put("ustar", 257, 6)
         put("00", 263, 2)
+        for (offset, field) in fields {
+            header.replaceSubrange(offset..<(offset + field.count), with: field)
+        }
         for index in 148..<156 { header[index] = 0x20 }
         var sum = header.reduce(0) { $0 + Int($1) }
         if corruptChecksum { sum += 1 }

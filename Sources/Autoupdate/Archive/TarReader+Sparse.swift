@@ -204,51 +204,67 @@ struct PaxSparse {
 
 /// A GNU sparse 1.0 map, read from the start of the data: decimal numbers, one per line (the
 /// number of regions, then each region's offset and length), padded to a 512-byte block.
+/// Parsed as it arrives, so a map of a million regions costs one pass.
 struct SparsePending {
     let path: String
     let realSize: Int64
-    private(set) var bytes: [UInt8] = []
+    /// Bytes of the map region taken so far.
+    private var count = 0
+    /// The digits of the line being read.
+    private var line: [UInt8] = []
+    /// How many numbers the map holds after its first line (two per region).
+    private var wanted: Int?
+    private var numbers: [Int64] = []
 
-    /// The map's text may not exceed this (a region takes at most 40 bytes).
+    /// The map region may not exceed this (a region takes at most 40 bytes).
     static let maxBytes = 40 * TarReader.maxSparseSegments
+    /// A line longer than this holds no 64-bit number.
+    private static let maxLine = 32
 
     init(path: String, realSize: Int64) {
         self.path = path
         self.realSize = realSize
     }
 
-    /// Bytes still to collect before the current block is whole.
-    var roomInBlock: Int { TarReader.blockSize - bytes.count % TarReader.blockSize }
+    /// Bytes still to take before the current block is whole.
+    var roomInBlock: Int { TarReader.blockSize - count % TarReader.blockSize }
 
-    /// Adds the next bytes of the map region; at a block's end, returns the map once complete.
+    private var isMapComplete: Bool { wanted == numbers.count }
+
+    /// Takes the next bytes of the map region (at most ``roomInBlock``); at the end of the block
+    /// in which the map ends (the rest of it is padding), returns the map.
     mutating func take(_ piece: UnsafeRawBufferPointer, storedAfter: Int64, reader: inout TarReader) throws -> SparseCursor? {
-        bytes += piece
-        guard bytes.count <= Self.maxBytes else {
+        count += piece.count
+        guard count <= Self.maxBytes else {
             throw reader.fail("the sparse map of entry \(quoted(path)) is larger than \(Self.maxBytes) bytes", code: .sizeLimitExceeded)
         }
-        guard bytes.count % TarReader.blockSize == 0 else { return nil }
-        var numbers: [Int64] = []
-        var start = 0
-        var wanted: Int?
-        for (index, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") {
-            guard let number = Int64(String(decoding: bytes[start..<index], as: UTF8.self)), number >= 0 else {
-                throw reader.fail("the sparse map of entry \(quoted(path)) holds a line that is not a number")
-            }
-            start = index + 1
-            if wanted == nil {
-                guard number <= Int64(TarReader.maxSparseSegments) else {
-                    throw reader.fail("the sparse map of entry \(quoted(path)) has more than \(TarReader.maxSparseSegments) regions", code: .sizeLimitExceeded)
-                }
-                wanted = Int(number) * 2
+        for byte in piece where !isMapComplete {
+            if byte == UInt8(ascii: "\n") {
+                try endLine(reader: &reader)
             } else {
-                numbers.append(number)
-            }
-            if let wanted, numbers.count == wanted {
-                // The map ends in this block; the rest of the block is padding.
-                let segments = stride(from: 0, to: numbers.count, by: 2).map { SparseSegment(offset: numbers[$0], length: numbers[$0 + 1]) }
-                return try SparseCursor(segments: segments, realSize: realSize, stored: storedAfter, path: path, reader: &reader)
+                line.append(byte)
+                guard line.count <= Self.maxLine else {
+                    throw reader.fail("the sparse map of entry \(quoted(path)) holds a line that is not a number")
+                }
             }
         }
-        return nil
+        guard isMapComplete, count % TarReader.blockSize == 0 else { return nil }
+        let segments = stride(from: 0, to: numbers.count, by: 2).map { SparseSegment(offset: numbers[$0], length: numbers[$0 + 1]) }
+        return try SparseCursor(segments: segments, realSize: realSize, stored: storedAfter, path: path, reader: &reader)
+    }
+
+    private mutating func endLine(reader: inout TarReader) throws {
+        defer { line.removeAll(keepingCapacity: true) }
+        guard let number = Int64(String(decoding: line, as: UTF8.self)), number >= 0 else {
+            throw reader.fail("the sparse map of entry \(quoted(path)) holds a line that is not a number")
+        }
+        guard wanted != nil else {
+            guard number <= Int64(TarReader.maxSparseSegments) else {
+                throw reader.fail("the sparse map of entry \(quoted(path)) has more than \(TarReader.maxSparseSegments) regions", code: .sizeLimitExceeded)
+            }
+            wanted = Int(number) * 2
+            return
+        }
+        numbers.append(number)
     }
 }

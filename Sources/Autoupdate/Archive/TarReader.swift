@@ -152,6 +152,8 @@ struct TarReader {
                     state = .data(remaining: remaining - Int64(taken), padding: padding)
                 }
             case .sparseMap(var pending, let remaining, let padding):
+                // The state lets go of the map, so that it grows in place rather than copied.
+                state = .header
                 // A block at a time: the map ends at a block's end, where the stored data begins.
                 let taken = Int(min(remaining, Int64(rest.count), Int64(pending.roomInBlock)))
                 let piece = rest.prefix(taken)
@@ -199,6 +201,8 @@ struct TarReader {
 
     private mutating func processBlock(_ header: UnsafeRawBufferPointer, _ handle: (ArchiveEvent) throws -> Void) throws {
         if case .sparseExtension(var sparse) = state {
+            // The state lets go of the map, so that it grows in place rather than copied.
+            state = .header
             try sparse.readExtension(header, reader: &self)
             if sparse.hasMoreExtensions {
                 state = .sparseExtension(sparse)

@@ -1,4 +1,4 @@
-import Autoupdate
+@testable import Autoupdate
 import AutoupdateTestSupport
 import Foundation
 import Glibc
@@ -216,6 +216,75 @@ struct PeerCompatibilityTests {
                               .corruptArchive, "has a region out of order, overlapping or past the file's size")
         try await Self.refuse(sparse(map: "0,3,100,3", realSize: "200", stored: [UInt8](repeating: 1, count: 9)),
                               .corruptArchive, "places 6 bytes, but 9 are stored")
+    }
+
+    @Test("a GNU sparse 1.0 map of many regions is read in one pass, in any chunking")
+    func largeSparseMap() async throws {
+        // 100 000 one-byte regions, one every other byte: a 1.2 MB map at the start of the data.
+        // Scanning the whole map again at each of its 2 300 blocks (as a first version did) took
+        // minutes; one pass takes a fraction of a second.
+        let regions = 100_000
+        var map = Array("\(regions)\n".utf8)
+        for index in 0..<regions {
+            map += Array("\(index * 2)\n1\n".utf8)
+        }
+        map += [UInt8](repeating: 0, count: (512 - map.count % 512) % 512)
+        let stored = (0..<regions).map { UInt8(truncatingIfNeeded: $0 % 251 + 1) }
+        let bytes = Self.tar {
+            $0.pax([
+                ("GNU.sparse.major", Array("1".utf8)), ("GNU.sparse.minor", Array("0".utf8)),
+                ("GNU.sparse.name", Array("many.bin".utf8)), ("GNU.sparse.realsize", Array("\(regions * 2)".utf8)),
+            ])
+            $0.entry("GNUSparseFile.0/many.bin", content: map + stored)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        for seed: UInt64 in [1, 2] {
+            let entries = try readTar(bytes, seed: seed)
+            #expect(entries.count == 1)
+            #expect(entries.first?.entry.path == "many.bin")
+            let content = entries.first?.content ?? []
+            #expect(content.count == regions * 2)
+            #expect(content.enumerated().allSatisfy { $0.offset % 2 == 1 ? $0.element == 0 : $0.element == stored[$0.offset / 2] })
+        }
+        #expect(clock.now - start < TestTiming.bound(.seconds(20)), "two reads took \(clock.now - start)")
+    }
+
+    @Test("an old GNU sparse file with many extension blocks is read in one pass")
+    func oldGNUSparseExtensions() async throws {
+        // 4 regions in the header, 21 in each extension block: 100 000 one-byte regions.
+        let regions = 4 + 21 * 4_762
+        func octal(_ value: Int) -> [UInt8] {
+            let digits = Array(String(value, radix: 8).utf8)
+            return [UInt8](repeating: UInt8(ascii: "0"), count: 11 - digits.count) + digits + [0]
+        }
+        func map(_ first: Int, _ count: Int) -> [UInt8] {
+            (first..<(first + count)).flatMap { octal($0 * 2) + octal(1) }
+        }
+        var builder = TarBuilder()
+        let stored = (0..<regions).map { UInt8(truncatingIfNeeded: $0 % 251 + 1) }
+        // Old GNU magic ("ustar  "), so that the bytes from 345 on are the map, not a prefix.
+        builder.entry("old.bin", type: "S", declaredSize: regions, fields: [
+            257: Array("ustar  ".utf8) + [0], 386: map(0, 4), 482: [1], 483: octal(regions * 2),
+        ])
+        var next = 4
+        while next < regions {
+            var block = map(next, 21)
+            next += 21
+            block += [UInt8](repeating: 0, count: 504 - block.count)
+            block += [next < regions ? 1 : 0] + [UInt8](repeating: 0, count: 7)
+            builder.raw(block)
+        }
+        builder.raw(stored + [UInt8](repeating: 0, count: (512 - stored.count % 512) % 512))
+        builder.end()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let entries = try readTar(builder.bytes, seed: 3)
+        #expect(entries.map(\.entry.path) == ["old.bin"])
+        let content = entries.first?.content ?? []
+        #expect(content.count == regions * 2)
+        #expect(content.enumerated().allSatisfy { $0.offset % 2 == 1 ? $0.element == 0 : $0.element == stored[$0.offset / 2] })
+        #expect(clock.now - start < TestTiming.bound(.seconds(20)), "the read took \(clock.now - start)")
     }
 
     // MARK: 7. Tar types

@@ -510,19 +510,20 @@ final class ZipReader {
         }
     }
 
+    private static let recordSignatures: Set<UInt32> = [
+        ZipSignature.localFileHeader, ZipSignature.centralDirectory, ZipSignature.endOfCentralDirectory,
+        ZipSignature.zip64EndOfCentralDirectory, ZipSignature.zip64Locator, ZipSignature.dataDescriptor,
+    ]
+
     /// Where in `bytes` a zip record's signature starts (local or central header, data
     /// descriptor, end records), if anywhere.
     static func firstRecordSignature(in bytes: ArraySlice<UInt8>) -> Int? {
         guard bytes.count >= 4 else { return nil }
-        let signatures: Set<UInt32> = [
-            ZipSignature.localFileHeader, ZipSignature.centralDirectory, ZipSignature.endOfCentralDirectory,
-            ZipSignature.zip64EndOfCentralDirectory, ZipSignature.zip64Locator, ZipSignature.dataDescriptor,
-        ]
         var index = bytes.startIndex
         while index + 4 <= bytes.endIndex {
             if bytes[index] == 0x50, bytes[index + 1] == 0x4B {
                 let value = UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24
-                if signatures.contains(value) { return index - bytes.startIndex }
+                if recordSignatures.contains(value) { return index - bytes.startIndex }
             }
             index += 1
         }

@@ -329,7 +329,7 @@ struct PeerCompatibilityTests {
 
     // MARK: 9. Rollback
 
-    @Test("a refused extraction into an existing folder removes the parent folders it made")
+    @Test("a refused extraction removes the parent folders it made, inside the destination and above it")
     func rollbackRemovesParents() async throws {
         let work = try TemporaryDirectory()
         let destination = work.url.appending(path: "dest")
@@ -344,6 +344,14 @@ struct PeerCompatibilityTests {
             _ = try await Extractor().extract(file: archive.path, to: destination.path)
         }
         #expect(try TreeSnapshot(destination).nodes == ["kept": .directory(mode: 0o755)])
+
+        // A destination whose parents were missing: they go too, the folder that existed stays.
+        let nested = work.url.appending(path: "new/deeper/dest")
+        await expectFailure(.unsafeEntry, containing: "'x/y/dev' is a device file") {
+            _ = try await Extractor().extract(file: archive.path, to: nested.path)
+        }
+        #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "new").path))
+        #expect(FileManager.default.fileExists(atPath: work.path))
     }
 
     // MARK: 10. Framing

@@ -65,4 +65,35 @@ struct UnprivilegedTests {
             #expect(try scenario.appFiles() == (try UpdateScenario.snapshot(release("3.0", ["locked/file.txt": .text("locked 3.0\n")]))))
         }
     }
+
+    @Test("extract as a user: a sparse file into read-only folders; a refused archive leaves nothing, the folders made above DEST included")
+    func extract() async throws {
+        let work = try TemporaryDirectory()
+        try await shell(
+            """
+            mkdir -p src/ro && truncate -s 2097152 src/ro/sparse && printf data >> src/ro/sparse && printf x > src/ro/x \
+            && chmod 555 src/ro && tar --sparse --format=posix -cf good.tar -C src . && chmod 755 src/ro
+            """,
+            in: work.url)
+        var builder = TarBuilder()
+        builder.entry("ro/", type: "5", mode: 0o555)
+        builder.entry("ro/f", content: Array("f".utf8))
+        builder.entry("ro/dev", type: "3")
+        builder.end()
+        try Data(builder.bytes).write(to: work.url.appending(path: "bad.tar"))
+        try Unprivileged.give(work.url)
+
+        let good = try await Unprivileged.run(BuiltProducts.cli, ["extract", work.url.appending(path: "good.tar").path, work.url.appending(path: "out/a/b").path])
+        #expect(good.status == 0, "\(good.stderr)")
+        let compared = try await ChildProcess.run("cmp", [work.url.appending(path: "src/ro/sparse").path, work.url.appending(path: "out/a/b/ro/sparse").path])
+        #expect(compared.status == 0, "\(compared.stdout)")
+        var info = stat()
+        #expect(stat(work.url.appending(path: "out/a/b/ro/sparse").path, &info) == 0 && Int(info.st_blocks) * 512 < 1 << 20, "written with its hole")
+        #expect(stat(work.url.appending(path: "out/a/b/ro").path, &info) == 0 && info.st_mode & 0o777 == 0o555)
+
+        let bad = try await Unprivileged.run(BuiltProducts.cli, ["extract", work.url.appending(path: "bad.tar").path, work.url.appending(path: "out2/x/y").path])
+        #expect(bad.status == 1)
+        #expect(bad.stderr.contains("'ro/dev' is a device file"), "\(bad.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "out2").path))
+    }
 }

@@ -143,36 +143,12 @@ final class ExtractionSession {
         case .entry(let entry):
             try begin(entry)
         case .data(let bytes):
-            guard var file = current else {
-                throw AutoupdateError(.corruptArchive, "the archive holds data for an entry that is not a file")
-            }
-            report.bytes += Int64(bytes.count)
-            guard report.bytes <= configuration.maxBytes else {
-                throw AutoupdateError(
-                    .sizeLimitExceeded, "the archive expands to more than the limit of \(configuration.maxBytes) bytes (at entry \(quoted(file.entry)))")
-            }
-            file.written += Int64(bytes.count)
-            if let declared = file.declaredSize, file.written > declared {
-                throw AutoupdateError(.corruptArchive, "entry \(quoted(file.entry)) holds more than its declared \(declared) bytes")
-            }
+            let file = try grow(by: Int64(bytes.count))
             try writeBehind.write(file.descriptor, bytes, entry: file.entry)
-            current = file
         case .hole(let count):
-            guard var file = current else {
-                throw AutoupdateError(.corruptArchive, "the archive holds data for an entry that is not a file")
-            }
             // A hole counts as written: the caps bound what the file is, not what was stored.
-            report.bytes += count
-            guard report.bytes <= configuration.maxBytes else {
-                throw AutoupdateError(
-                    .sizeLimitExceeded, "the archive expands to more than the limit of \(configuration.maxBytes) bytes (at entry \(quoted(file.entry)))")
-            }
-            file.written += count
-            if let declared = file.declaredSize, file.written > declared {
-                throw AutoupdateError(.corruptArchive, "entry \(quoted(file.entry)) holds more than its declared \(declared) bytes")
-            }
+            let file = try grow(by: count)
             try writeBehind.skip(file.descriptor, count, entry: file.entry)
-            current = file
         case .entryEnd:
             guard let file = current else { return }
             current = nil
@@ -184,6 +160,24 @@ final class ExtractionSession {
                 mode: ExtractionPolicy.permissions(file.mode, isDirectory: false), modificationTime: file.modificationTime, entry: file.entry)
             try writeBehind.close(file.descriptor, attributes: attributes, startsWriteBack: configuration.startsWriteBack)
         }
+    }
+
+    /// Counts `count` more bytes of the current file against the byte cap and its declared size.
+    private func grow(by count: Int64) throws -> OpenFile {
+        guard var file = current else {
+            throw AutoupdateError(.corruptArchive, "the archive holds data for an entry that is not a file")
+        }
+        report.bytes += count
+        guard report.bytes <= configuration.maxBytes else {
+            throw AutoupdateError(
+                .sizeLimitExceeded, "the archive expands to more than the limit of \(configuration.maxBytes) bytes (at entry \(quoted(file.entry)))")
+        }
+        file.written += count
+        if let declared = file.declaredSize, file.written > declared {
+            throw AutoupdateError(.corruptArchive, "entry \(quoted(file.entry)) holds more than its declared \(declared) bytes")
+        }
+        current = file
+        return file
     }
 
     private func begin(_ entry: ArchiveEntry) throws {

@@ -27,6 +27,30 @@ extern int sync_file_range(int descriptor, __off64_t offset, __off64_t count, un
 extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 extern int posix_spawn_file_actions_addtcsetpgrp_np(posix_spawn_file_actions_t *actions, int terminal);
+extern int pthread_setname_np(pthread_t thread, const char *name);
+
+/// Starts a detached thread running `body(context)`, named `name` (Linux keeps 15 bytes), with a
+/// stack of `stack_size` bytes (0: the default, the process's `ulimit -s`). Returns 0 or an errno.
+static inline int autoupdate_start_thread(void *(*body)(void *), void *context, size_t stack_size) {
+    pthread_attr_t attributes;
+    int status = pthread_attr_init(&attributes);
+    if (status != 0) return status;
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    if (stack_size > 0) {
+        pthread_attr_setstacksize(&attributes, stack_size < PTHREAD_STACK_MIN ? PTHREAD_STACK_MIN : stack_size);
+    }
+    pthread_t thread;
+    status = pthread_create(&thread, &attributes, body, context);
+    pthread_attr_destroy(&attributes);
+    return status;
+}
+
+/// Names the calling thread (what `ps -T` and debuggers show); the name is cut to 15 bytes.
+static inline void autoupdate_name_thread(const char *name) {
+    char cut[16];
+    snprintf(cut, sizeof cut, "%s", name);
+    pthread_setname_np(pthread_self(), cut);
+}
 
 /// Flushes the whole file system holding `descriptor`. The corresponding C function is `syncfs`.
 static inline int autoupdate_syncfs(int descriptor) {

@@ -53,9 +53,10 @@ public actor Extractor {
     ///   `.fileSystem`); nothing created by the extraction remains.
     public func extract(file path: String, to destination: String, format: ArchiveFormat? = nil) async throws -> ExtractionReport {
         let format = try format ?? ArchiveFormat.detect(path: path)
-        let feed = ExtractionFeed(limit: Self.feedLimit)
-        let result = OneShot<Result<ExtractionReport, any Error>>()
-        startWorker(format: format, destination: destination, feed: feed, result: result) { session in
+        // Nothing flows through the feed here: the thread reads the file itself; the feed only
+        // carries the task's cancellation to it.
+        let feed = Self.makeFeed()
+        let worker = startWorker(format: format, destination: destination, feed: feed) { session in
             let input: Int32
             switch Syscall.openAt(AT_FDCWD, path, O_RDONLY) {
             case .success(let descriptor): input = descriptor
@@ -79,7 +80,7 @@ public actor Extractor {
             throw CancellationError()
         }
         return try await withTaskCancellationHandler {
-            try await result.value.get()
+            try await worker.value.get()
         } onCancel: {
             feed.cancel()
         }
@@ -115,27 +116,31 @@ public actor Extractor {
     /// - Parameter maxBytes: A tighter cap on the extracted bytes than the configuration's, for
     ///   this extraction (a signed release says what it unpacks to).
     func start(format: ArchiveFormat, to destination: String, maxBytes: Int64? = nil) -> ExtractionSink {
-        let feed = ExtractionFeed(limit: Self.feedLimit)
-        let result = OneShot<Result<ExtractionReport, any Error>>()
+        let feed = Self.makeFeed()
         var configuration = configuration
         configuration.maxBytes = min(configuration.maxBytes, maxBytes ?? .max)
-        startWorker(format: format, destination: destination, configuration: configuration, feed: feed, result: result) { session in
-            while let chunk = try feed.next() {
+        let worker = startWorker(format: format, destination: destination, configuration: configuration, feed: feed) { session in
+            while let chunk = try feed.nextBlocking() {
                 try chunk.withUnsafeBytes { try session.consume($0) }
             }
         }
-        return ExtractionSink(feed: feed, result: result)
+        return ExtractionSink(feed: feed, worker: worker)
+    }
+
+    /// The hand-off from the feeding task to the extraction thread: bounded, so a fast network
+    /// waits for a slow disk instead of filling memory.
+    private static func makeFeed() -> Handoff<[UInt8]> {
+        Handoff(.halving(feedLimit))
     }
 
     private func startWorker(
-        format: ArchiveFormat, destination: String, configuration: ExtractionConfiguration? = nil, feed: ExtractionFeed,
-        result: OneShot<Result<ExtractionReport, any Error>>,
+        format: ArchiveFormat, destination: String, configuration: ExtractionConfiguration? = nil, feed: Handoff<[UInt8]>,
         input: @escaping @Sendable (ExtractionSession) throws -> Void
-    ) {
+    ) -> BackgroundThread<Result<ExtractionReport, any Error>> {
         let configuration = configuration ?? self.configuration
         let logger = logger
         logger.debug("extraction starting", metadata: ["archive.format": "\(format)", "archive.destination": "\(destination)"])
-        let thread = Thread {
+        return BackgroundThread.start(name: "autoupdate.extract") {
             let outcome: Result<ExtractionReport, any Error>
             do {
                 let session = try ExtractionSession(format: format, destination: destination, configuration: configuration)
@@ -149,17 +154,15 @@ public actor Extractor {
             } catch {
                 outcome = .failure(error)
             }
-            feed.workerEnded()
+            feed.consumerEnded()
             switch outcome {
             case .success(let report):
                 logger.debug("extraction done", metadata: ["archive.entries": "\(report.entries)", "archive.bytes": "\(report.bytes)"])
             case .failure(let error):
                 logger.debug("extraction failed", metadata: ["error": "\(error)"])
             }
-            result.set(outcome)
+            return outcome
         }
-        thread.name = "autoupdate.extract"
-        thread.start()
     }
 }
 
@@ -168,8 +171,8 @@ public actor Extractor {
 /// - Important: End it exactly once, with ``finish()`` or ``fail(_:)``: both wait until the
 ///   extraction thread is done (and has removed what it created, on failure).
 struct ExtractionSink: Sendable {
-    let feed: ExtractionFeed
-    let result: OneShot<Result<ExtractionReport, any Error>>
+    let feed: Handoff<[UInt8]>
+    let worker: BackgroundThread<Result<ExtractionReport, any Error>>
 
     /// Queues the next chunk; waits while the extraction thread is behind.
     ///
@@ -177,22 +180,22 @@ struct ExtractionSink: Sendable {
     func send(_ chunk: [UInt8]) async throws {
         do {
             try await withTaskCancellationHandler {
-                try await feed.send(chunk)
+                try await feed.send(chunk, weight: chunk.count)
             } onCancel: {
                 feed.cancel()
             }
-        } catch is ExtractionFeed.WorkerEnded {
+        } catch is Handoff<[UInt8]>.ConsumerEnded {
             // The extraction stopped early (a bad entry): its error is the one to report.
-            _ = try await result.value.get()
+            _ = try await worker.value.get()
             throw AutoupdateError(.corruptArchive, "the archive continues after its end")
         }
     }
 
     /// The input is complete: waits for the extraction to finish.
     func finish() async throws -> ExtractionReport {
-        feed.endInput()
+        feed.finish()
         return try await withTaskCancellationHandler {
-            try await result.value.get()
+            try await worker.value.get()
         } onCancel: {
             feed.cancel()
         }
@@ -202,7 +205,7 @@ struct ExtractionSink: Sendable {
     /// extraction's own error if it had already failed, else `error`.
     func fail(_ error: any Error) async throws -> Never {
         feed.cancel()
-        if case .failure(let extractionError) = await result.value, !(extractionError is CancellationError) {
+        if case .failure(let extractionError) = await worker.value, !(extractionError is CancellationError) {
             throw extractionError
         }
         throw error

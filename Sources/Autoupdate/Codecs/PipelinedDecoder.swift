@@ -1,66 +1,46 @@
-import Dispatch
-import Foundation
-
 /// Runs a decoder on a thread of its own, so that decompressing the next part of an archive
 /// overlaps with what the caller does with the last (parsing entries, writing files): gzip has
 /// no parallelism of its own, but an extraction is inflate plus file-system work.
 ///
 /// Sans-I/O like every decoder: input is copied to the decoding thread, and its output comes
-/// back in order on the caller's thread, during later calls. Memory stays bounded: at most
-/// ``maxQueuedInputs`` inputs wait, and the decoding thread pauses while ``outputLimit`` bytes
-/// of output wait for the caller. A failure is reported after the output decoded before it.
+/// back in order on the caller's thread, during later calls. Two ``Handoff``s connect them:
+/// inputs one way, output pieces the other. Memory stays bounded: at most ``maxQueuedInputs``
+/// inputs wait (the decoding thread reports each input it takes, in the output's order, so
+/// the caller waits only on the output side and the two can never wait for each other), and
+/// the decoding thread parks while ``outputLimit`` bytes of output wait for the caller. A
+/// failure is reported after the output decoded before it.
 final class PipelinedDecoder: StreamDecoder {
     static let maxQueuedInputs = 2
     static let outputLimit = 1 << 20
     /// Output is handed over in pieces of about this size (or what one input yields, if less).
     static let pieceSize = 256 << 10
 
-    private struct Shared {
-        var inputs: [[UInt8]] = []
-        var inputEnded = false
-        var outputs: [[UInt8]] = []
-        var outputBytes = 0
-        var failure: (any Error)?
-        /// The decoding thread is done: the input ended or failed.
-        var finished = false
-        /// The caller has gone away: the decoding thread stops.
-        var stopping = false
+    private enum Output: Sendable {
+        case bytes([UInt8])
+        /// The decoding thread has taken an input: one more may be queued.
+        case inputTaken
     }
 
-    /// What one wait on the caller's side found.
-    private struct Handover {
-        var outputs: [[UInt8]]
-        var failure: (any Error)?
-        var finished: Bool
-    }
-
-    private enum Work {
-        case input([UInt8])
-        case end
-        case stop
-    }
-
-    /// Thrown inside the decoding thread when the caller has gone away.
-    private struct Stopped: Error {}
-
-    private let shared = Guarded(Shared())
-    private let exited = DispatchSemaphore(value: 0)
+    private let inputs = Handoff<[UInt8]>(.halving(Int.max))
+    private let outputs = Handoff<Output>(.halving(outputLimit))
+    private let thread: BackgroundThread<Void>
+    /// Inputs sent and not yet taken by the decoding thread.
+    private var queuedInputs = 0
     private var failure: (any Error)?
 
     /// - Parameter makeDecoder: Makes the decoder, on the decoding thread (a failure to make it
     ///   is reported as the stream's failure).
     init(_ makeDecoder: @escaping @Sendable () throws -> any StreamDecoder) {
-        let thread = Thread { [shared, exited] in
-            Self.decode(with: makeDecoder, shared: shared)
-            exited.signal()
+        thread = BackgroundThread.start(name: "autoupdate.decode") { [inputs, outputs] in
+            Self.decode(with: makeDecoder, inputs: inputs, outputs: outputs)
         }
-        thread.name = "autoupdate.decode"
-        thread.start()
     }
 
     deinit {
-        shared.withLock { $0.stopping = true }
-        exited.wait()
+        // The caller has gone away: the decoding thread stops at its next hand-off.
+        inputs.cancel()
+        outputs.cancel()
+        thread.join()
     }
 
     func decode(_ input: UnsafeRawBufferPointer, output: (UnsafeRawBufferPointer) throws -> Void) throws {
@@ -68,75 +48,62 @@ final class PipelinedDecoder: StreamDecoder {
             throw failure
         }
         guard !input.isEmpty else { return }
-        let bytes = [UInt8](input)
-        var queued = false
-        repeat {
-            let handover = shared.wait { shared -> Handover? in
-                if !queued, shared.inputs.count < Self.maxQueuedInputs {
-                    shared.inputs.append(bytes)
-                    queued = true
-                }
-                // The value changes only along with a result (see `Guarded.wait`).
-                return queued || !shared.outputs.isEmpty || shared.failure != nil ? Self.take(&shared) : nil
-            }
-            try hand(handover, to: output)
-        } while !queued
+        try inputs.sendBlocking([UInt8](input), weight: 1)
+        queuedInputs += 1
+        // What is ready goes on now; beyond the queue's bound, wait for the thread to catch up.
+        while let piece = try take(wait: queuedInputs > Self.maxQueuedInputs) {
+            try hand(piece, to: output)
+        }
     }
 
     func finish(output: (UnsafeRawBufferPointer) throws -> Void) throws {
         if let failure {
             throw failure
         }
-        shared.withLock { $0.inputEnded = true }
-        while true {
-            let handover = shared.wait { shared -> Handover? in
-                !shared.outputs.isEmpty || shared.finished ? Self.take(&shared) : nil
-            }
-            try hand(handover, to: output)
-            if handover.finished {
-                return
-            }
+        inputs.finish()
+        while let piece = try take(wait: true) {
+            try hand(piece, to: output)
         }
     }
 
-    private static func take(_ shared: inout Shared) -> Handover {
-        let handover = Handover(outputs: shared.outputs, failure: shared.failure, finished: shared.finished)
-        shared.outputs = []
-        shared.outputBytes = 0
-        return handover
+    /// The next output (bytes, or word that an input was taken): `nil` at the end of the
+    /// output, or (without `wait`) when none is ready. Sticky on failure.
+    private func take(wait: Bool) throws -> Output? {
+        let next: Output?
+        do {
+            if wait {
+                next = try outputs.nextBlocking()
+            } else {
+                guard let ready = try outputs.poll() else { return nil }
+                next = ready
+            }
+        } catch {
+            failure = error
+            throw error
+        }
+        if case .inputTaken = next {
+            queuedInputs -= 1
+        }
+        return next
     }
 
-    /// Hands the output on, then throws the failure that followed it, if any.
-    private func hand(_ handover: Handover, to output: (UnsafeRawBufferPointer) throws -> Void) throws {
-        for piece in handover.outputs {
-            try piece.withUnsafeBytes { try output($0) }
-        }
-        if let failure = handover.failure {
-            self.failure = failure
-            throw failure
+    private func hand(_ piece: Output, to output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        if case .bytes(let bytes) = piece {
+            try bytes.withUnsafeBytes { try output($0) }
         }
     }
 
     // MARK: The decoding thread
 
-    private static func decode(with makeDecoder: () throws -> any StreamDecoder, shared: Guarded<Shared>) {
+    private static func decode(with makeDecoder: () throws -> any StreamDecoder, inputs: Handoff<[UInt8]>, outputs: Handoff<Output>) {
         var pending: [UInt8] = []
-        /// Hands `pending` to the caller (waiting while too much output waits already).
+        /// Hands `pending` to the caller (parking while too much output waits already).
         func publish(force: Bool) throws {
             guard !pending.isEmpty, force || pending.count >= pieceSize else { return }
             let piece = pending
             pending = []
             pending.reserveCapacity(pieceSize * 2)
-            let accepted = shared.wait { shared -> Bool? in
-                if shared.stopping { return false }
-                guard shared.outputBytes < outputLimit else { return nil }
-                shared.outputs.append(piece)
-                shared.outputBytes += piece.count
-                return true
-            }
-            if !accepted {
-                throw Stopped()
-            }
+            try outputs.sendBlocking(.bytes(piece), weight: piece.count)
         }
         func emit(_ piece: UnsafeRawBufferPointer) throws {
             pending.append(contentsOf: piece)
@@ -144,34 +111,20 @@ final class PipelinedDecoder: StreamDecoder {
         }
         do {
             let decoder = try makeDecoder()
-            while true {
-                let work = shared.wait { shared -> Work? in
-                    if shared.stopping { return .stop }
-                    if !shared.inputs.isEmpty { return .input(shared.inputs.removeFirst()) }
-                    return shared.inputEnded ? .end : nil
-                }
-                switch work {
-                case .stop:
-                    return
-                case .input(let bytes):
-                    try bytes.withUnsafeBytes { try decoder.decode($0, output: emit) }
-                    try publish(force: true)
-                case .end:
-                    try decoder.finish(output: emit)
-                    try publish(force: true)
-                    shared.withLock { $0.finished = true }
-                    return
-                }
+            while let bytes = try inputs.nextBlocking() {
+                try outputs.sendBlocking(.inputTaken, weight: 0)
+                try bytes.withUnsafeBytes { try decoder.decode($0, output: emit) }
+                try publish(force: true)
             }
-        } catch is Stopped {
-            return
+            try decoder.finish(output: emit)
+            try publish(force: true)
+            outputs.finish()
+        } catch is CancellationError {
+            // The caller went away.
         } catch {
             // What was decoded before the failure still goes first, as from the decoder itself.
             try? publish(force: true)
-            shared.withLock {
-                $0.failure = error
-                $0.finished = true
-            }
+            outputs.finish(failure: error)
         }
     }
 }

@@ -124,7 +124,7 @@ final class TransferRunner {
     /// `onExit` runs on that thread after every handle is released and before the consumer can
     /// see the end of the stream.
     static func start(core: TransferCore, request: TransferRequest, logger: Logger, onExit: @escaping @Sendable () -> Void) {
-        let thread = Thread {
+        BackgroundThread.start(name: "autoupdate.download") {
             let runner = TransferRunner(core: core, request: request, logger: logger)
             let failure: (any Error)?
             let head: ResponseHead?
@@ -137,8 +137,6 @@ final class TransferRunner {
             onExit()
             core.finish(failure: failure, head: head)
         }
-        thread.name = "autoupdate.download"
-        thread.start()
     }
 
     /// The status of the last attempt's response.

@@ -22,27 +22,39 @@ enum Orphans {
         /// Counts spawns, so that a reaper with no children knows when to look again.
         var generation = 0
         var adopting = false
+        /// The orphan reaper, parked until the spawned set changes.
+        var reaperWaiting: ThreadParker?
+
+        /// A change was made: the parked reaper, to wake after the lock is released.
+        mutating func changed() -> ThreadParker? {
+            defer { reaperWaiting = nil }
+            return reaperWaiting
+        }
     }
 
-    private static let state = Guarded(State())
+    private static let state = Locked(State())
 
     /// Spawns through `spawn` (which returns the pid, or `nil` when it failed) and records the
     /// child, with the registry locked so that the orphan reaper never takes it for an orphan.
     static func register(_ spawn: () -> Int32?) -> Int32? {
-        state.withLock { state in
-            guard let pid = spawn() else { return nil }
+        let (pid, reaper) = state.withLock { state -> (Int32?, ThreadParker?) in
+            guard let pid = spawn() else { return (nil, nil) }
             state.spawned.insert(pid)
             state.generation += 1
-            return pid
+            return (pid, state.changed())
         }
+        reaper?.wake()
+        return pid
     }
 
     /// Reaps a spawned child (its reaper thread calls this) and forgets it.
     static func reap(_ pid: Int32) {
-        state.withLock { state in
+        let reaper = state.withLock { state in
             _ = autoupdate_reap(pid)
             state.spawned.remove(pid)
+            return state.changed()
         }
+        reaper?.wake()
     }
 
     /// Makes this process a child subreaper and starts the thread that reaps adopted orphans;
@@ -54,10 +66,7 @@ enum Orphans {
         }
         guard first else { return }
         _ = autoupdate_become_subreaper()
-        let thread = Thread { reapAdopted() }
-        thread.name = "autoupdate.orphans"
-        thread.stackSize = 64 * 1024
-        thread.start()
+        BackgroundThread.start(name: "autoupdate.orphans", stackSize: 64 * 1024) { reapAdopted() }
     }
 
     /// Whether this process adopts orphans.
@@ -77,13 +86,24 @@ enum Orphans {
     /// The orphan reaper's life: wait for any child's end; reap it unless a reaper thread of
     /// its own will.
     private static func reapAdopted() {
+        let parker = ThreadParker()
+        /// Parks until `condition` holds, looking again at every change of the spawned set.
+        func wait(until condition: (State) -> Bool) {
+            while !state.withLock({ state in
+                if condition(state) { return true }
+                state.reaperWaiting = parker
+                return false
+            }) {
+                parker.park()
+            }
+        }
         while true {
             let seen = state.withLock { $0.generation }
             let pid = autoupdate_wait_any_exit()
             if pid < 0 {
                 if errno == ECHILD {
                     // No child at all: wait for the next spawn.
-                    state.wait { $0.generation != seen ? () : nil }
+                    wait { $0.generation != seen }
                 }
                 continue
             }
@@ -96,7 +116,7 @@ enum Orphans {
             }
             if isSpawned {
                 // Its own reaper thread reaps it, soon: wait for that.
-                state.wait { $0.spawned.contains(pid) ? nil : () }
+                wait { !$0.spawned.contains(pid) }
             }
         }
     }

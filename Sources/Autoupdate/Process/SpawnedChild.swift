@@ -81,12 +81,9 @@ final class SpawnedChild: Sendable {
         let child = SpawnedChild(pid: pid)
         child.state.withLock { $0.lock = lock }
         let graceMilliseconds = Int32(clamping: grace.milliseconds)
-        let thread = Thread {
+        BackgroundThread.start(name: "autoupdate.reap", stackSize: 64 * 1024) {
             child.reap(graceMilliseconds: graceMilliseconds, terminal: terminal, adoptsOrphans: adoptsOrphans, onExit: onExit)
         }
-        thread.name = "autoupdate.reaper.\(pid)"
-        thread.stackSize = 64 * 1024
-        thread.start()
         return child
     }
 

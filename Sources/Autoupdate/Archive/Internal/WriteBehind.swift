@@ -1,6 +1,4 @@
 import CAutoupdateSystem
-import Dispatch
-import Foundation
 import Glibc
 import SystemPackage
 
@@ -11,8 +9,9 @@ import SystemPackage
 /// Operations run in the order given. Creating files, folders and links stays with the caller
 /// (its checks need the answers at once); what is handed over here needs none. A failure is
 /// kept, every later operation only closes its file, and the caller gets the failure at its next
-/// call or at ``drain()``. Bounded: at most ``byteLimit`` bytes and ``fileLimit`` files (open
-/// descriptors) wait. Unthreaded (one core, or a format decoded on threads of its own already),
+/// call or at ``drain()``. Bounded: queued operations weigh about ``byteLimit`` at most, a file
+/// to close weighing a ``fileLimit``th of it, so about ``byteLimit`` bytes or ``fileLimit`` open
+/// descriptors wait. Unthreaded (one core, or a format decoded on threads of its own already),
 /// operations run at once on the caller's thread.
 final class WriteBehind {
     static let byteLimit = 4 << 20
@@ -32,127 +31,113 @@ final class WriteBehind {
         let entry: String
     }
 
-    private struct Shared {
-        var operations: [Operation] = []
-        var queuedBytes = 0
-        var queuedFiles = 0
-        /// The worker is running an operation it took.
-        var busy = false
-        var failure: AutoupdateError?
-        var stopping = false
+    /// Queued operations weigh their bytes; a close weighs a share of the byte limit, so that
+    /// at most ``fileLimit`` open files wait.
+    private static let closeWeight = byteLimit / fileLimit
+
+    /// The threaded form's parts.
+    private struct Worker {
+        let operations: Handoff<Queued>
+        let thread: BackgroundThread<Void>
+        /// The first failure of an operation run on the thread.
+        let failure: Locked<AutoupdateError?>
     }
 
-    private let shared: Guarded<Shared>?
-    private let exited = DispatchSemaphore(value: 0)
+    private enum Queued: Sendable {
+        case operation(Operation)
+        /// ``drain()``'s marker: woken when every operation before it has run.
+        case barrier(ThreadParker)
+    }
+
+    private let worker: Worker?
     /// Unthreaded: the first failure of an operation run at once.
     private var inlineFailure: AutoupdateError?
 
     /// - Parameter threaded: Whether a thread of its own runs the operations.
     init(threaded: Bool) {
         guard threaded else {
-            shared = nil
+            worker = nil
             return
         }
-        let shared = Guarded(Shared())
-        self.shared = shared
-        let thread = Thread { [exited] in
-            Self.work(shared)
-            exited.signal()
+        let operations = Handoff<Queued>(.halving(Self.byteLimit))
+        let failure = Locked<AutoupdateError?>(nil)
+        let thread = BackgroundThread.start(name: "autoupdate.write") {
+            Self.work(operations, failure: failure)
         }
-        thread.name = "autoupdate.write"
-        thread.start()
+        worker = Worker(operations: operations, thread: thread, failure: failure)
     }
 
     deinit {
-        guard let shared else { return }
+        guard let worker else { return }
         // Whatever is queued is still run: every descriptor gets closed.
-        shared.withLock { $0.stopping = true }
-        exited.wait()
+        worker.operations.finish()
+        worker.thread.join()
     }
 
     /// Appends `bytes` to the file.
     func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) throws {
-        guard shared != nil else {
+        guard worker != nil else {
             // At once, from the caller's buffer (no copy).
             inlineFailure = inlineFailure ?? Self.write(descriptor, bytes, entry: entry)
             if let inlineFailure { throw inlineFailure }
             return
         }
-        try submit(.write(descriptor: descriptor, bytes: [UInt8](bytes), entry: entry), bytes: bytes.count, files: 0)
+        try submit(.write(descriptor: descriptor, bytes: [UInt8](bytes), entry: entry), weight: bytes.count)
     }
 
     /// Appends a hole of `count` bytes to the file (it reads as zeros and takes no disk space).
     func skip(_ descriptor: Int32, _ count: Int64, entry: String) throws {
-        try submit(.skip(descriptor: descriptor, count: count, entry: entry), bytes: 0, files: 0)
+        try submit(.skip(descriptor: descriptor, count: count, entry: entry), weight: 0)
     }
 
     /// Gives the file its mode and time (when `attributes` are given), starts its write-back if
     /// asked to, then closes it.
     func close(_ descriptor: Int32, attributes: FileAttributes?, startsWriteBack: Bool) throws {
-        try submit(.close(descriptor: descriptor, attributes: attributes, startsWriteBack: startsWriteBack), bytes: 0, files: 1)
+        try submit(.close(descriptor: descriptor, attributes: attributes, startsWriteBack: startsWriteBack), weight: Self.closeWeight)
     }
 
     /// Waits until every operation given so far has run; throws the first failure.
     func drain() throws {
-        guard let shared else {
+        guard let worker else {
             if let inlineFailure { throw inlineFailure }
             return
         }
-        let failure = shared.wait { shared -> AutoupdateError?? in
-            shared.operations.isEmpty && !shared.busy ? .some(shared.failure) : nil
-        }
-        if let failure {
+        let reached = ThreadParker()
+        try worker.operations.sendBlocking(.barrier(reached), weight: 0)
+        reached.park()
+        if let failure = worker.failure.withLock({ $0 }) {
             throw failure
         }
     }
 
-    private func submit(_ operation: Operation, bytes: Int, files: Int) throws {
-        guard let shared else {
+    private func submit(_ operation: Operation, weight: Int) throws {
+        guard let worker else {
             inlineFailure = Self.run(operation, after: inlineFailure)
             if let inlineFailure { throw inlineFailure }
             return
         }
-        let failure = shared.wait { shared -> AutoupdateError?? in
-            // Over the limits only when nothing waits, so that a large write always goes in.
-            let full = !shared.operations.isEmpty
-                && (shared.queuedBytes + bytes > Self.byteLimit || shared.queuedFiles + files > Self.fileLimit)
-            if shared.failure == nil && full {
-                return nil
-            }
-            shared.operations.append(operation)
-            shared.queuedBytes += bytes
-            shared.queuedFiles += files
-            return .some(shared.failure)
-        }
-        if let failure {
+        // Queued even after a failure: the thread still closes the file.
+        try worker.operations.sendBlocking(.operation(operation), weight: weight)
+        if let failure = worker.failure.withLock({ $0 }) {
             throw failure
         }
     }
 
     // MARK: The writing thread
 
-    private static func work(_ shared: Guarded<Shared>) {
+    private static func work(_ operations: Handoff<Queued>, failure shared: Locked<AutoupdateError?>) {
         var failure: AutoupdateError?
-        while true {
-            let next = shared.wait { shared -> Operation?? in
-                if let operation = shared.operations.first {
-                    shared.operations.removeFirst()
-                    shared.busy = true
-                    return .some(operation)
+        // Ends when the owner has finished the input and everything queued has run.
+        while let next = try? operations.nextBlocking() {
+            switch next {
+            case .barrier(let reached):
+                reached.wake()
+            case .operation(let operation):
+                let before = failure
+                failure = run(operation, after: failure)
+                if before == nil, let failure {
+                    shared.withLock { $0 = $0 ?? failure }
                 }
-                return shared.stopping ? .some(nil) : nil
-            }
-            guard let operation = next else { return }
-            failure = run(operation, after: failure)
-            // Done, in one change that wakes the waiters (``drain()`` waits for exactly this).
-            shared.withLock { shared in
-                switch operation {
-                case .write(_, let bytes, _): shared.queuedBytes -= bytes.count
-                case .skip: break
-                case .close: shared.queuedFiles -= 1
-                }
-                shared.failure = shared.failure ?? failure
-                shared.busy = false
             }
         }
     }

@@ -339,8 +339,7 @@ final class Bzip2Job: Sendable {
     let segment: Bzip2Segment
     /// Pieces already merged into `segment`.
     let merges: Int
-    private let done = DispatchSemaphore(value: 0)
-    private let result = Locked<Bzip2BlockResult?>(nil)
+    private let result = OneShot<Bzip2BlockResult>()
 
     init(_ segment: Bzip2Segment) {
         self.segment = segment
@@ -355,64 +354,48 @@ final class Bzip2Job: Sendable {
     }
 
     var isDone: Bool {
-        result.withLock { $0 != nil }
+        result.current != nil
     }
 
     func complete(_ outcome: Bzip2BlockResult) {
-        result.withLock { $0 = outcome }
-        done.signal()
+        result.set(outcome)
     }
 
     /// Blocks until a worker has decoded the block.
     func wait() -> Bzip2BlockResult {
-        done.wait()
-        done.signal()  // later waits return at once
-        return result.withLock { $0 } ?? .failed(nil)
+        result.wait()
     }
 }
 
-/// Threads that decode blocks, as many as the machine has cores (up to 8).
+/// Threads that decode blocks, as many as the machine has cores (up to 8), taking jobs from one
+/// ``Handoff``.
 final class Bzip2BlockPool: Sendable {
-    private struct Queue {
-        var jobs: [Bzip2Job] = []
-        var stopping = false
-    }
-
-    private let queue = Locked(Queue())
-    private let available = DispatchSemaphore(value: 0)
-    private let workersDone = DispatchGroup()
+    private let jobs = Handoff<Bzip2Job>(.halving(Int.max))
+    private let threads: [BackgroundThread<Void>]
     let workers: Int
 
     /// - Parameter outputLimit: The most output a worker keeps for one block.
     init(workers: Int, outputLimit: Int) {
         self.workers = workers
-        for index in 0..<workers {
-            workersDone.enter()
-            let thread = Thread { [queue, available, workersDone] in
+        threads = (0..<workers).map { [jobs] index in
+            BackgroundThread.start(name: "autoupdate.bzip2-\(index)") {
                 let decoder = try? Bzip2BlockDecoder()
-                while true {
-                    available.wait()
-                    guard let job = queue.withLock({ $0.stopping || $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }) else { break }
+                let parker = ThreadParker()
+                while let job = try? jobs.nextBlocking(parker: parker) {
                     job.complete(decoder?.decode(job.segment, limit: outputLimit) ?? .failed(Bzip2Status(rawValue: BZ_MEM_ERROR)))
                 }
-                workersDone.leave()
             }
-            thread.name = "autoupdate.bzip2-\(index)"
-            thread.start()
         }
     }
 
+    /// Queues a block (the caller bounds how many wait: its decoder keeps a window of them).
     func submit(_ job: Bzip2Job) {
-        queue.withLock { $0.jobs.append(job) }
-        available.signal()
+        try? jobs.sendBlocking(job, weight: 1)
     }
 
     /// Stops the workers (queued blocks are dropped) and waits for them to exit.
     func stop() {
-        queue.withLock { $0.stopping = true }
-        for _ in 0..<workers {
-            available.signal()
-        }
-        workersDone.wait()
+        jobs.cancel()
+        threads.forEach { $0.join() }
     }
 }

@@ -18,11 +18,11 @@ extension Duration {
     }
 }
 
-/// Exponential backoff with jitter: `base × 2^(failure − 1)`, capped at `cap`, times a random
-/// 0.5–1 (so that clients that failed together do not retry together).
-func exponentialBackoff(failure: Int, base: Duration, cap: Duration) -> Duration {
+/// Exponential backoff with jitter: `base × 2^(failure − 1)`, capped at `cap`, times `jitter`
+/// (by default a random 0.5–1, so that clients that failed together do not retry together).
+func exponentialBackoff(failure: Int, base: Duration, cap: Duration, jitter: Double = .random(in: 0.5...1.0)) -> Duration {
     let exponent = min(max(failure - 1, 0), 30)
-    return min(base * (1 << exponent), max(cap, base)) * Double.random(in: 0.5...1.0)
+    return min(base * (1 << exponent), max(cap, base)) * jitter
 }
 
 /// The longest wait a server's `Retry-After` can ask for and get: a day. Longer values (a date in

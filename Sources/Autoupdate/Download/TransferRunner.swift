@@ -18,68 +18,25 @@ struct TransferRequest: Sendable {
     var displayURL: String { url.displayString }
 }
 
-/// Runs one download on a thread of its own, with libcurl's multi interface.
+/// Runs one download on a thread of its own, with libcurl's multi interface: the owner of the
+/// transport, which decides nothing. Every rule (resume, retry, ranges, lengths, stalls,
+/// deadline) is ``DownloadStateMachine``'s; this type feeds it what libcurl reports and does
+/// what it answers.
 ///
-/// Blocking is fine here, because the thread is ours: the write callback waits for the consumer
-/// when the buffer is full (backpressure reaches the server through TCP), and `curl_multi_poll`
-/// waits for the network until data arrives, a timer is due, or the consumer cancels.
-///
-/// Attempts: a dropped connection or a stall is retried with exponential backoff, resuming with
-/// `Range` + `If-Range`. A 206 must start where asked; a 200 (the server ignored the range, or
-/// `If-Range` found a different representation) is accepted only for the same representation,
-/// and its first bytes, already delivered, are skipped. The consumer never sees a byte twice.
+/// Blocking is fine here, because the thread is ours: delivery waits for the consumer when the
+/// buffer is full (backpressure reaches the server through TCP), and `curl_multi_poll` waits for
+/// the network until data arrives, a timer is due, or the consumer cancels.
 final class TransferRunner {
-    private enum Abort {
-        case cancelled
-        case stalled
-        /// Stalled for more windows in a row than retries allow, across attempts.
-        case tooSlow(windows: Int)
-        case deadlineExceeded
-        case tooLarge(Int64)
-        case contentChanged
-        case badContentRange(String?)
-        case lengthMismatch(announced: Int64)
-        case unexpectedStatus(Int)
-    }
-
-    /// The state of one HTTP request.
-    private struct Attempt {
-        /// The first body byte asked for (0, or where a resumed attempt continues).
-        var offset: Int64 = 0
-        var sentRange = false
-        var responseChecked = false
-        /// Bytes at the start of a full (200) response that were already delivered.
-        var skip: Int64 = 0
-        var headers = ResponseHeaders()
-        var abort: Abort?
-        /// Body bytes off the network in this attempt, skipped ones included.
-        var networkBytes: Int64 = 0
-    }
-
-    private enum Outcome {
-        case completed
-        case cancelled
-        case failed(AutoupdateError, retryable: Bool)
-    }
-
-    /// Whether the last attempt ended in a stall: its trickle of bytes is no progress, so a
-    /// drip-feeding server cannot earn itself endless retries.
-    private var lastAttemptStalled: Bool {
-        if case .stalled = attempt.abort { return true }
-        return false
-    }
-
     private let core: TransferCore
     private let request: TransferRequest
     private let logger: Logger
     private let clock = ContinuousClock()
     private let startedAt: ContinuousClock.Instant
-    /// Time spent blocked on a slow consumer: excluded from stall detection and the deadline,
-    /// which judge the server, not our own disk.
+    private var machine: DownloadStateMachine
+    /// Time spent blocked on a slow consumer: excluded from the machine's clock, which judges
+    /// the server, not our own disk.
     private var consumerWait: Duration = .zero
 
-    /// Body bytes accepted for the consumer: delivered plus `pending`.
-    private var received: Int64 = 0
     /// Small network reads coalesced into chunks of `handOffSize`.
     private var pending: [UInt8] = []
     /// The size of the next chunk: `chunkSize`, doubled while chunks fill in under a millisecond
@@ -89,31 +46,18 @@ final class TransferRunner {
     /// leaves the consumer a chunk to work on while the next one fills.
     private var handOffSize: Int
     private var lastFlush: ContinuousClock.Instant
+    /// Bytes handed to the consumer so far.
+    private var delivered: Int64 = 0
     private var rate = RateEstimator()
-    /// The representation being downloaded, from its first response.
-    private var validator: HTTPValidator?
-    private var totalLength: Int64?
-    /// The server answered a range request wrongly: later attempts restart from zero.
-    private var rangesBroken = false
-    /// The low-speed floor is measured over the whole download, not per attempt: a server that
-    /// drips bytes and closes the connection before a window ends must not get a fresh window
-    /// (and a fresh retry) each time. Body bytes off the network in all attempts:
-    private var networkBytes: Int64 = 0
-    /// The current window's start (network time) and the bytes seen when it started.
-    private var windowStart: Duration = .zero
-    private var windowStartBytes: Int64 = 0
-    /// Windows in a row below the floor.
-    private var slowWindows = 0
-    private var attempt = Attempt()
     private var easy: CurlEasy?
 
-    private var cap: Int64 { request.expectedLength ?? request.maxBytes }
     private var networkTime: Duration { clock.now - startedAt - consumerWait }
 
     private init(core: TransferCore, request: TransferRequest, logger: Logger) {
         self.core = core
         self.request = request
         self.logger = logger
+        machine = DownloadStateMachine(request: request)
         startedAt = clock.now
         lastFlush = startedAt
         handOffSize = request.configuration.smallestChunk
@@ -130,7 +74,7 @@ final class TransferRunner {
             let head: ResponseHead?
             do {
                 try runner.run()
-                (failure, head) = (nil, runner.finalHead)
+                (failure, head) = (nil, runner.machine.finalHead)
             } catch {
                 (failure, head) = (error, nil)
             }
@@ -139,58 +83,42 @@ final class TransferRunner {
         }
     }
 
-    /// The status of the last attempt's response.
-    private var lastStatus: Int?
-
-    /// The final response, for ``Downloader/fetch(_:validator:maxBytes:)``.
-    private var finalHead: ResponseHead? {
-        ResponseHead(status: lastStatus ?? 0, validator: attempt.headers.validator)
-    }
-
     // MARK: Attempts
 
     private func run() throws {
         let multi = try CurlMulti(wakeup: core.curlWakeup)
-        var failuresInARow = 0
-        var attempts = 0
-        let maxAttempts = max(1, request.configuration.maxRetries * 10 + 1)
         while true {
-            let receivedBefore = received
-            attempts += 1
-            switch performAttempt(multi) {
-            case .completed:
-                try checkCompleteLength()
+            let attempt = machine.startAttempt()
+            let (end, response) = performAttempt(multi, attempt)
+            switch machine.attemptEnded(end, response: response) {
+            case .complete:
                 guard flush() else { throw CancellationError() }
                 return
             case .cancelled:
                 throw CancellationError()
-            case .failed(let error, let retryable):
-                failuresInARow = received > receivedBefore && !lastAttemptStalled ? 1 : failuresInARow + 1
-                guard retryable, failuresInARow <= request.configuration.maxRetries, attempts < maxAttempts else {
-                    throw error
-                }
-                let delay = exponentialBackoff(
-                    failure: failuresInARow, base: request.configuration.retryDelay, cap: request.configuration.maxRetryDelay)
+            case .fail(let error):
+                throw error
+            case .retry(let delay, let error):
                 logger.info("download interrupted; resuming", metadata: [
-                    "download.url": "\(request.displayURL)", "download.bytes": "\(received)",
-                    "download.retry": "\(failuresInARow)", "download.delay": "\(delay)", "error": "\(error.message)",
+                    "download.url": "\(request.displayURL)", "download.bytes": "\(machine.received)",
+                    "download.delay": "\(delay)", "error": "\(error.message)",
                 ])
                 guard core.waitBeforeRetry(delay) else { throw CancellationError() }
-                if networkTime > request.configuration.deadline {
-                    throw deadlineError()
+                if let error = machine.retryWaitEnded(now: networkTime) {
+                    throw error
                 }
             }
         }
     }
 
-    private func performAttempt(_ multi: CurlMulti) -> Outcome {
-        attempt = Attempt(offset: received)
+    private func performAttempt(_ multi: CurlMulti, _ attempt: DownloadStateMachine.AttemptRequest) -> (DownloadStateMachine.TransportEnd, DownloadStateMachine.Response) {
         let easy: CurlEasy
         do {
-            easy = try makeHandle()
+            easy = try makeHandle(attempt)
             try multi.add(easy)
         } catch {
-            return .failed(error as? AutoupdateError ?? AutoupdateError(.network, "\(error)"), retryable: false)
+            let detail = (error as? AutoupdateError)?.message ?? "\(error)"
+            return (.failed(.init(kind: .other, detail: detail, underlying: error)), .init(status: 0))
         }
         self.easy = easy
         defer {
@@ -198,60 +126,41 @@ final class TransferRunner {
             self.easy = nil
         }
         // `self` is the callbacks' context: it outlives `easy`, which is removed and released above.
-        var code: CurlCode?
+        var end = DownloadStateMachine.TransportEnd.aborted
         while true {
             let running = multi.perform()
-            if attempt.abort != nil {
+            if machine.abort != nil {
                 break
             }
             if core.isCancelled {
-                attempt.abort = .cancelled
+                machine.cancel()
                 break
             }
-            if let timeout = checkTimers() {
-                attempt.abort = timeout
+            if machine.tick(now: networkTime) != nil {
                 break
             }
             if !running {
-                code = multi.completionCode()
+                end = multi.completionCode().map { classify($0, easy: easy) } ?? .aborted
                 break
             }
             // A slow server's bytes should not sit here for long: the consumer shows progress.
             if !pending.isEmpty, clock.now - lastFlush >= .milliseconds(20), !flush() {
-                attempt.abort = .cancelled
+                machine.cancel()
                 break
             }
             multi.poll(timeoutMilliseconds: 100)
         }
-        lastStatus = easy.responseCode
-        return classify(code, easy: easy)
+        return (end, response(easy))
     }
 
-    private func checkTimers() -> Abort? {
-        let now = networkTime
-        if now > request.configuration.deadline {
-            return .deadlineExceeded
-        }
-        let window = request.configuration.lowSpeedWindow
-        let elapsed = now - windowStart
-        guard elapsed >= window else {
-            return nil
-        }
-        let bytes = networkBytes - windowStartBytes
-        windowStart = now
-        windowStartBytes = networkBytes
-        guard Double(bytes) / elapsed.timeInterval < Double(request.configuration.lowSpeedLimit) else {
-            slowWindows = 0
-            return nil
-        }
-        slowWindows += 1
-        return slowWindows > request.configuration.maxRetries ? .tooSlow(windows: slowWindows) : .stalled
+    private func response(_ easy: CurlEasy) -> DownloadStateMachine.Response {
+        DownloadStateMachine.Response(status: easy.responseCode, contentLength: easy.contentLength)
     }
 
     // MARK: The handle
 
     /// Every libcurl option in one place: the hardening first, then this attempt's request.
-    private func makeHandle() throws -> CurlEasy {
+    private func makeHandle(_ attempt: DownloadStateMachine.AttemptRequest) throws -> CurlEasy {
         let easy = try CurlEasy()
         let configuration = request.configuration
         try easy.set(CURLOPT_URL, request.url.absoluteString)
@@ -286,7 +195,7 @@ final class TransferRunner {
         try easy.set(CURLOPT_FAILONERROR, 1)
         /// A first line of defence; our own count enforces the exact cap.
         /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_MAXFILESIZE_LARGE.html
-        try easy.set(CURLOPT_MAXFILESIZE_LARGE, offset: cap)
+        try easy.set(CURLOPT_MAXFILESIZE_LARGE, offset: machine.cap)
         /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_USERAGENT.html
         try easy.set(CURLOPT_USERAGENT, AutoupdateInfo.userAgent)
         /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_TCP_KEEPALIVE.html
@@ -306,117 +215,37 @@ final class TransferRunner {
             guard let data, let context else { return 0 }
             let runner = Unmanaged<TransferRunner>.fromOpaque(context).takeUnretainedValue()
             let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
-            runner.attempt.headers.take(line: String(decoding: bytes, as: UTF8.self))
+            runner.machine.headerLine(String(decoding: bytes, as: UTF8.self))
             return size * count
         })
 
-        var headers: [String] = []
-        if received > 0 {
-            // Resume from where the last attempt stopped, but only for the same representation.
-            if !rangesBroken, let ifRange = validator?.ifRangeValue {
-                headers += ["Range: bytes=\(received)-", "If-Range: \(ifRange)"]
-                attempt.sentRange = true
-            }
-        } else if let conditional = request.conditional {
-            if let tag = conditional.entityTag {
-                headers.append("If-None-Match: \(tag)")
-            }
-            if let date = conditional.lastModified {
-                headers.append("If-Modified-Since: \(date)")
-            }
-        }
-        try easy.setHeaders(headers)
+        try easy.setHeaders(attempt.headers)
         return easy
     }
 
     // MARK: Callbacks (on this thread, inside `curl_multi_perform`)
 
     private func receiveBody(_ data: UnsafeRawBufferPointer) -> Int {
-        attempt.networkBytes += Int64(data.count)
-        networkBytes += Int64(data.count)
-        if !attempt.responseChecked {
-            attempt.responseChecked = true
-            if let abort = checkResponse() {
-                attempt.abort = abort
-                return 0
-            }
-        }
-        var body = data[...]
-        if attempt.skip > 0 {
-            let skipped = Int(min(attempt.skip, Int64(body.count)))
-            attempt.skip -= Int64(skipped)
-            body = body.dropFirst(skipped)
-        }
-        guard !body.isEmpty else {
-            return data.count
-        }
-        guard received + Int64(body.count) <= cap else {
-            attempt.abort = .tooLarge(received + Int64(body.count))
+        guard let easy else { return 0 }
+        let skip: Int
+        switch machine.bodyReceived(data.count, response: response(easy)) {
+        case .abort:
             return 0
+        case .deliver(let count):
+            skip = count
         }
+        var body = data[skip...]
         // Cut at the hand-off size, so that no chunk exceeds it.
         while !body.isEmpty {
             let piece = body.prefix(handOffSize - pending.count)
             pending.append(contentsOf: piece)
-            received += Int64(piece.count)
             body = body.dropFirst(piece.count)
             if pending.count >= handOffSize, !flush() {
-                attempt.abort = .cancelled
+                machine.cancel()
                 return 0
             }
         }
         return data.count
-    }
-
-    /// Judges the response when its body starts (or when it ends, for an empty body).
-    private func checkResponse() -> Abort? {
-        guard let easy else { return .cancelled }
-        let status = easy.responseCode
-        let answered = attempt.headers.validator
-        switch status {
-        case 304 where request.conditional != nil && attempt.offset == 0:
-            return nil
-        case 206:
-            guard attempt.sentRange, let range = attempt.headers.contentRange, range.first == attempt.offset,
-                  totalLength == nil || range.completeLength == nil || range.completeLength == totalLength
-            else {
-                rangesBroken = true
-                return .badContentRange(attempt.headers["content-range"])
-            }
-            if let validator, !answered.isEmpty, !validator.matches(answered) {
-                return .contentChanged
-            }
-            totalLength = totalLength ?? range.completeLength
-        case 200..<300:
-            if attempt.offset > 0 {
-                // A full body although part of it was delivered: the same representation (the
-                // server ignored the range) is fine, its first bytes are skipped; a different one
-                // (If-Range did not match) cannot be spliced onto what the consumer already has.
-                if let validator, !validator.isEmpty, !validator.matches(answered) {
-                    return .contentChanged
-                }
-                attempt.skip = attempt.offset
-            } else {
-                validator = answered
-            }
-            if let length = easy.contentLength {
-                if let totalLength, totalLength != length {
-                    return .contentChanged
-                }
-                totalLength = length
-            }
-        default:
-            return .unexpectedStatus(status)
-        }
-        if let totalLength {
-            if totalLength > cap {
-                return .tooLarge(totalLength)
-            }
-            if let expected = request.expectedLength, totalLength != expected {
-                return .lengthMismatch(announced: totalLength)
-            }
-        }
-        return nil
     }
 
     // MARK: Delivery
@@ -428,9 +257,10 @@ final class TransferRunner {
         }
         let now = clock.now
         rate.add(bytes: pending.count, at: now)
+        delivered += Int64(pending.count)
         let chunk = DownloadChunk(
             bytes: pending,
-            progress: DownloadProgress(receivedBytes: received, totalBytes: totalLength, bytesPerSecond: rate.bytesPerSecond)
+            progress: DownloadProgress(receivedBytes: delivered, totalBytes: machine.totalLength, bytesPerSecond: rate.bytesPerSecond)
         )
         let configuration = request.configuration
         let filledIn = now - lastFlush
@@ -442,139 +272,29 @@ final class TransferRunner {
         pending = []
         pending.reserveCapacity(handOffSize)
         lastFlush = now
-        let delivered = core.deliver(chunk)
+        let accepted = core.deliver(chunk)
         consumerWait += clock.now - now
-        return delivered
+        return accepted
     }
 
-    private func checkCompleteLength() throws {
-        if let expected = request.expectedLength, received != expected {
-            throw AutoupdateError(
-                .checksumMismatch,
-                "downloading \(request.displayURL): received \(received) bytes, expected \(expected)")
-        }
-    }
+    // MARK: Transport failures
 
-    // MARK: Errors
-
-    private func classify(_ code: CurlCode?, easy: CurlEasy) -> Outcome {
-        let url = request.displayURL
-        if let abort = attempt.abort {
-            switch abort {
-            case .cancelled:
-                return .cancelled
-            case .stalled:
-                let window = request.configuration.lowSpeedWindow
-                return .failed(AutoupdateError(
-                    .timeout,
-                    "downloading \(url): the server sent fewer than \(request.configuration.lowSpeedLimit) bytes/s for \(window.seconds) s (stalled after \(received) bytes)"),
-                    retryable: true)
-            case .tooSlow(let windows):
-                let window = request.configuration.lowSpeedWindow
-                return .failed(AutoupdateError(
-                    .timeout,
-                    "downloading \(url): the server sent fewer than \(request.configuration.lowSpeedLimit) bytes/s in \(windows) windows of \(window.seconds) s in a row, over any number of connections (stalled after \(received) bytes)"),
-                    retryable: false)
-            case .deadlineExceeded:
-                return .failed(deadlineError(), retryable: false)
-            case .tooLarge(let size):
-                return .failed(AutoupdateError(
-                    .sizeLimitExceeded,
-                    "downloading \(url): the body is larger than the limit of \(cap) bytes (\(size) bytes or more)"),
-                    retryable: false)
-            case .contentChanged:
-                return .failed(AutoupdateError(
-                    .network,
-                    "downloading \(url): the file changed on the server during the download; try again"),
-                    retryable: false)
-            case .badContentRange(let header):
-                return .failed(AutoupdateError(
-                    .network,
-                    "downloading \(url): the server answered the resume request at byte \(attempt.offset) with a wrong Content-Range (\(header ?? "none")); restarting from the beginning"),
-                    retryable: true)
-            case .lengthMismatch(let announced):
-                return .failed(AutoupdateError(
-                    .checksumMismatch,
-                    "downloading \(url): the server announced \(announced) bytes, expected \(request.expectedLength ?? 0)"),
-                    retryable: false)
-            case .unexpectedStatus(let status):
-                return .failed(AutoupdateError(
-                    .httpStatus, "downloading \(url): unexpected HTTP status \(status)",
-                    underlying: HTTPStatusFailure(status: status, url: request.url, retryAfter: nil)),
-                    retryable: false)
-            }
-        }
-        guard let code else {
-            return .failed(AutoupdateError(.network, "downloading \(url): the transfer ended without a result"), retryable: true)
-        }
-        if code == .ok {
-            if !attempt.responseChecked {
-                attempt.responseChecked = true
-                if let abort = checkResponse() {
-                    attempt.abort = abort
-                    return classify(nil, easy: easy)
-                }
-            }
+    /// What libcurl's code means, for the machine to judge.
+    private func classify(_ code: CurlCode, easy: CurlEasy) -> DownloadStateMachine.TransportEnd {
+        guard code != .ok else {
             return .completed
         }
-        let detail = easy.errorMessage ?? code.description
-        switch code {
-        case .httpReturnedError where easy.responseCode == 416 && attempt.sentRange:
-            // Resuming at the end of what the server really has: its Content-Length was a lie.
-            let announced = totalLength.map { "announced \($0) bytes" } ?? "announced more bytes"
-            return .failed(AutoupdateError(
-                .network,
-                "downloading \(url): the server \(announced) but has none after byte \(received) (HTTP 416 on resume); its Content-Length is wrong",
-                underlying: HTTPStatusFailure(status: 416, url: request.url, retryAfter: nil)),
-                retryable: false)
-        case .httpReturnedError:
-            let status = easy.responseCode
-            let failure = HTTPStatusFailure(
-                status: status, url: easy.effectiveURL.flatMap(URL.init(string:)) ?? request.url,
-                retryAfter: attempt.headers.retryAfter())
-            var message = "downloading \(url): the server answered HTTP \(status)"
-            if let retryAfter = failure.retryAfter {
-                message += " and asked to retry after \(retryAfter.components.seconds) s"
-            }
-            return .failed(AutoupdateError(.httpStatus, message, underlying: failure), retryable: false)
-        case .unsupportedProtocol:
-            let target = easy.redirectURL.map { URL(string: $0)?.displayString ?? $0 } ?? "a non-HTTPS URL"
-            return .failed(AutoupdateError(
-                .network, "downloading \(url): refused to follow a redirect to \(target): only https is allowed",
-                underlying: code), retryable: false)
-        case .tooManyRedirects:
-            return .failed(AutoupdateError(
-                .network, "downloading \(url): more than \(request.configuration.maxRedirects) redirects",
-                underlying: code), retryable: false)
-        case .fileSizeExceeded:
-            return .failed(AutoupdateError(
-                .sizeLimitExceeded, "downloading \(url): the server announced more than the limit of \(cap) bytes",
-                underlying: code), retryable: false)
-        case .operationTimedOut where attempt.networkBytes == 0 && easy.responseCode == 0:
-            return .failed(AutoupdateError(
-                .timeout,
-                "downloading \(url): no connection within \(request.configuration.connectTimeout.seconds) s (\(detail))",
-                underlying: code), retryable: true)
-        case _ where code.isTLSFailure:
-            var message = "downloading \(url): TLS failed: \(detail)"
-            if code == .peerFailedVerification {
-                message += " (the server's certificate is not trusted or does not match the host; a private CA can be added with caFile)"
-            }
-            return .failed(AutoupdateError(.tls, message, underlying: code), retryable: false)
-        case _ where code.isTransient:
-            let progress = totalLength.map { "after \(received) of \($0) bytes" } ?? "after \(received) bytes"
-            return .failed(AutoupdateError(
-                .network, "downloading \(url): the connection failed \(progress): \(detail)", underlying: code),
-                retryable: true)
-        default:
-            return .failed(AutoupdateError(.network, "downloading \(url): \(detail)", underlying: code), retryable: false)
+        let kind: DownloadStateMachine.TransportFailure.Kind = switch code {
+        case .httpReturnedError: .httpStatus(easy.responseCode, effectiveURL: easy.effectiveURL.flatMap(URL.init(string:)))
+        case .unsupportedProtocol: .redirectRefused(target: easy.redirectURL)
+        case .tooManyRedirects: .tooManyRedirects
+        case .fileSizeExceeded: .fileSizeExceeded
+        case .operationTimedOut: .timedOut
+        case _ where code.isTLSFailure: .tls(untrustedPeer: code == .peerFailedVerification)
+        case _ where code.isTransient: .transient
+        default: .other
         }
-    }
-
-    private func deadlineError() -> AutoupdateError {
-        AutoupdateError(
-            .timeout,
-            "downloading \(request.displayURL): not finished within the deadline of \(request.configuration.deadline.seconds) s (\(received) bytes received)")
+        return .failed(.init(kind: kind, detail: easy.errorMessage ?? code.description, underlying: code))
     }
 }
 

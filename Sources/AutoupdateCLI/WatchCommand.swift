@@ -2,6 +2,8 @@ import ArgumentParser
 import Autoupdate
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 
 struct WatchCommand: AsyncParsableCommand {
@@ -91,12 +93,23 @@ struct WatchCommand: AsyncParsableCommand {
                 }
             }
             defer { printer.cancel() }
-            let watch = Task { try await watcher.run() }
-            let signals = SignalHandlers { number in
-                if number == SIGHUP { watcher.checkNow() } else { watch.cancel() }
+            // SIGTERM and SIGINT shut the group down gracefully (the app gets SIGTERM, nothing is
+            // left half-installed); SIGHUP asks for a check. The app's own exit, when the
+            // restart policy lets it end the watch, ends the group too.
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: [.init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "autoupdate.services")))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        watcher.checkNow()
+                    }
+                }
+                try await group.run()
+                tasks.cancelAll()
             }
-            defer { signals.cancel() }
-            exitCode = try await watch.value
+            exitCode = await watcher.exitCode ?? 0
         }
         if exitCode != 0 {
             throw ExitCode(exitCode)

@@ -24,6 +24,10 @@ public enum TerminationStatus: Sendable, Hashable, CustomStringConvertible {
     /// Whether it exited with code 0.
     public var isSuccess: Bool { self == .exited(0) }
 
+    var isSignal: Bool {
+        if case .signaled = self { true } else { false }
+    }
+
     public var description: String {
         switch self {
         case .exited(let code): "exited with code \(code)"

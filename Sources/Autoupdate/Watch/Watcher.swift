@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 import Glibc
+public import ServiceLifecycle
 
 /// How ``Watcher`` keeps an app running and up to date.
 public struct WatchConfiguration: Sendable {
@@ -76,6 +77,10 @@ public enum WatchEvent: Sendable, Equatable {
 /// let code = try await watcher.run()     // until cancelled (SIGTERM), or the app's exit if asked
 /// ```
 ///
+/// A `Watcher` is also a swift-service-lifecycle `Service`: a server app can run it in its own
+/// `ServiceGroup`, which stops it gracefully (the app gets SIGTERM, nothing is left half-installed)
+/// on the group's graceful shutdown.
+///
 /// One task tree: the app runs as a supervised child while `version.txt` is polled every
 /// interval (plus jitter) with conditional requests. A new version is downloaded, extracted and
 /// verified while the old one keeps running; only then is the old one stopped (SIGTERM, SIGKILL
@@ -84,11 +89,16 @@ public enum WatchEvent: Sendable, Equatable {
 /// rolled back to the previous one, which is restarted, and is not installed again. Failed
 /// checks back off exponentially (honouring `Retry-After`) and never touch the app. Cancelling
 /// the task that runs the watch stops the app gracefully and leaves no install half-done.
-public actor Watcher {
+///
+/// Every decision is ``WatchStateMachine``'s; this actor performs them. Its timers and its
+/// checks are child tasks of ``run()``, so none outlives it.
+public actor Watcher: Service {
     public nonisolated let configuration: WatchConfiguration
     public nonisolated let folder: AppFolder
     /// What the watch does, as it does it. Buffers the newest 512 events when nobody reads.
     public nonisolated let events: AsyncStream<WatchEvent>
+    /// The exit code the watch ended with, once ``run()`` has returned.
+    public private(set) var exitCode: Int32?
 
     private let eventSink: AsyncStream<WatchEvent>.Continuation
     private let updater: Updater
@@ -96,22 +106,23 @@ public actor Watcher {
     private let logger: Logger
     private let wakeups: AsyncStream<Wakeup>
     private let wakeupSink: AsyncStream<Wakeup>.Continuation
+    private var started = false
 
     private enum Wakeup: Sendable {
         case exited(pid: Int32, status: TerminationStatus, at: ContinuousClock.Instant)
-        case checkDue(generation: Int)
+        case timer(WatchStateMachine.Timer, generation: Int)
         case checkNow
-        case restartDue(generation: Int)
+        /// A check ended; `failure` is its error when it failed.
+        case checkFinished(WatchStateMachine.CheckResult, failure: (any Error)?)
+        case shutdown
     }
 
-    // The loop's state.
-    private var checkGeneration = 0
-    private var restartGeneration = 0
-    private var failedChecks = 0
-    private var failedRuns = 0
-    private var lastStart = ContinuousClock.now
-    private var healthWindow: (previous: PreviousVersion, bad: Version, until: ContinuousClock.Instant)?
-    private var started = false
+    /// The loop's own state: what the machine decided about, and what it does not need to know.
+    private var machine: WatchStateMachine
+    /// The update a finished check prepared, waiting for the swap.
+    private let prepared = Locked<PreparedUpdate?>(nil)
+    /// The previous version kept while a new one is on probation, and the new one's version.
+    private var probation: (previous: PreviousVersion, candidate: Version)?
 
     /// - Parameters: as ``Launcher``'s, plus the watch's ``WatchConfiguration``.
     public init(
@@ -124,6 +135,7 @@ public actor Watcher {
         self.folder = folder
         self.configuration = configuration
         self.logger = logger
+        machine = WatchStateMachine(configuration: configuration)
         let executable = try folder.resolve(filepath)
         let updateURL = try UpdateURL(url)
         let archive = try ArchiveName(newfiles)
@@ -150,12 +162,14 @@ public actor Watcher {
         wakeupSink.yield(.checkNow)
     }
 
-    /// Runs the watch until the calling task is cancelled, or the app's exit ends it (restart
-    /// policy `never`, or `on-failure` after a clean exit).
+    /// Runs the watch until the calling task is cancelled, the service group that runs it shuts
+    /// down gracefully, or the app's exit ends it (restart policy `never`, or `on-failure` after a
+    /// clean exit).
     ///
     /// - Returns: The exit code to end with: the app's (shell style, 128+N after signal N) when
-    ///   its exit ended the watch, 0 after cancellation.
+    ///   its exit ended the watch, 0 after cancellation or shutdown.
     /// - Throws: ``AutoupdateError`` when the app cannot be started at all.
+    @discardableResult
     public func run() async throws -> Int32 {
         guard !started else {
             throw AutoupdateError(.processRunning, "this watch has already run; make a new Watcher")
@@ -165,42 +179,116 @@ public actor Watcher {
             _ = try await updater.recoverForStart()
         }
         try await startApp()
-        scheduleCheck(after: configuration.interval + randomJitter())
-        var exitCode: Int32 = 0
-        loop: for await wakeup in wakeups {
-            if Task.isCancelled { break }
+        let sink = wakeupSink
+        let code = await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                await loop(group: &group)
+            }
+        } onGracefulShutdown: {
+            sink.yield(.shutdown)
+        }
+        // Cancelled, shut down or ended by the policy: stop the app gracefully, keep what is installed.
+        await supervisor.terminate()
+        prepared.withLock { $0.take() }?.discard()
+        if let probation {
+            updater.discard(probation.previous)
+            self.probation = nil
+        }
+        exitCode = code
+        eventSink.yield(.stopped(exitCode: code))
+        return code
+    }
+
+    /// The same watch as a `Service` (its exit code is then ``exitCode``).
+    @_disfavoredOverload
+    public func run() async throws {
+        let _: Int32 = try await run()
+    }
+
+    /// Feeds the machine every wake-up and performs what it answers, until the watch is over.
+    private func loop(group: inout DiscardingTaskGroup) async -> Int32 {
+        var pending = machine.watchStarted()
+        var code: Int32 = 0
+        var iterator = wakeups.makeAsyncIterator()
+        while true {
+            // Actions may lead to more (a swap ends in a check schedule): perform until none is left.
+            while !pending.isEmpty {
+                let action = pending.removeFirst()
+                if case .end(let exitCode) = action {
+                    code = exitCode
+                    group.cancelAll()
+                    return code
+                }
+                pending += await perform(action, group: &group)
+            }
+            guard !Task.isCancelled, let wakeup = await iterator.next() else {
+                pending = machine.stop()
+                continue
+            }
             switch wakeup {
             case .exited(let pid, let status, let at):
-                if let code = await appExited(pid: pid, status: status, at: at) {
-                    exitCode = code
-                    break loop
-                }
-            case .checkDue(let generation) where generation == checkGeneration:
-                await check()
+                eventSink.yield(.exited(pid: pid, status: status))
+                pending = machine.appExited(pid: pid, status: status, at: at)
+            case .timer(let timer, let generation):
+                pending = machine.timerFired(timer, generation: generation, at: .now)
             case .checkNow:
-                await check()
-            case .restartDue(let generation) where generation == restartGeneration:
-                do {
-                    try await startApp()
-                } catch {
-                    logger.error("cannot restart the app", metadata: ["error": "\(error)"])
-                    scheduleRestart()
+                pending = machine.checkRequested(at: .now)
+            case .checkFinished(let result, let failure):
+                pending = machine.checkFinished(result)
+                if let failure {
+                    reportCheckFailure(failure, actions: pending)
                 }
-            case .checkDue, .restartDue:
-                break  // superseded
+            case .shutdown:
+                pending = machine.stop()
             }
-            if Task.isCancelled { break }
         }
-        // Cancelled (SIGTERM) or ended by the policy: stop the app gracefully, keep what is installed.
-        checkGeneration += 1
-        restartGeneration += 1
-        await supervisor.terminate()
-        if let window = healthWindow {
-            updater.discard(window.previous)
-            healthWindow = nil
+    }
+
+    /// Performs one action; returns the actions that follow from its outcome.
+    private func perform(_ action: WatchStateMachine.Action, group: inout DiscardingTaskGroup) async -> [WatchStateMachine.Action] {
+        let sink = wakeupSink
+        switch action {
+        case .schedule(let timer, let delay, let generation):
+            if timer == .restart {
+                logger.notice("restarting the app", metadata: ["watch.delay": "\(delay)"])
+            }
+            group.addTask {
+                // A cancelled timer (the watch ended) fires nothing.
+                guard (try? await Task.sleep(for: delay)) != nil else { return }
+                sink.yield(.timer(timer, generation: generation))
+            }
+            return []
+        case .check:
+            let updater = updater
+            let folder = folder
+            let events = eventSink
+            let prepared = prepared
+            group.addTask {
+                let (result, failure) = await Self.check(updater: updater, folder: folder, events: events, prepared: prepared)
+                sink.yield(.checkFinished(result, failure: failure))
+            }
+            return []
+        case .swap:
+            return await swap()
+        case .startApp:
+            do {
+                try await startApp()
+                return []
+            } catch {
+                logger.error("cannot restart the app", metadata: ["error": "\(error)"])
+                return machine.appStartFailed()
+            }
+        case .rollBack(let reason):
+            return await rollBack(because: reason)
+        case .discardPrevious:
+            if let probation {
+                updater.discard(probation.previous)
+                self.probation = nil
+            }
+            return []
+        case .end:
+            return []  // the loop ends on it
         }
-        eventSink.yield(.stopped(exitCode: exitCode))
-        return exitCode
     }
 
     // MARK: The app
@@ -213,7 +301,7 @@ public actor Watcher {
         let pid = try await supervisor.start(holding: lock) { pid, status in
             sink.yield(.exited(pid: pid, status: status, at: .now))
         }
-        lastStart = .now
+        machine.appStarted(pid: pid, at: .now)
         let started = WatchEvent.started(pid: pid, version: folder.readVersionDoc().value)
         if announce {
             eventSink.yield(started)
@@ -221,154 +309,108 @@ public actor Watcher {
         return started
     }
 
-    /// Handles an exit the watch did not ask for. Returns an exit code when the watch ends.
-    private func appExited(pid: Int32, status: TerminationStatus, at: ContinuousClock.Instant) async -> Int32? {
-        eventSink.yield(.exited(pid: pid, status: status))
-        // An exit during a swap was asked for; the swap has started the new app already.
-        guard await supervisor.pid == pid else { return nil }
-        if let window = healthWindow, at < window.until, !status.isSuccess {
-            await rollBack(window, because: "it \(status) \(Self.describe(at - lastStart)) after its start")
-            return nil
-        }
-        switch configuration.restart {
-        case .never:
-            return status.shellExitCode
-        case .onFailure where status.isSuccess:
-            return 0
-        case .always, .onFailure:
-            failedRuns = at - lastStart > configuration.maxRestartDelay ? 1 : failedRuns + 1
-            scheduleRestart()
-            return nil
-        }
-    }
-
-    private func scheduleRestart() {
-        restartGeneration += 1
-        let generation = restartGeneration
-        let delay = exponentialBackoff(failure: failedRuns, base: configuration.retryBase, cap: configuration.maxRestartDelay)
-        logger.notice("restarting the app", metadata: ["watch.delay": "\(delay)"])
-        let sink = wakeupSink
-        Task {
-            try? await Task.sleep(for: delay)
-            sink.yield(.restartDue(generation: generation))
-        }
-    }
-
     // MARK: Updates
 
-    private func scheduleCheck(after delay: Duration) {
-        checkGeneration += 1
-        let generation = checkGeneration
-        let sink = wakeupSink
-        Task {
-            try? await Task.sleep(for: delay)
-            sink.yield(.checkDue(generation: generation))
+    /// Checks the server and prepares a newer version, alongside the app (a child task of
+    /// ``run()``; touches nothing the loop owns but the `prepared` slot).
+    private static func check(
+        updater: Updater, folder: AppFolder, events: AsyncStream<WatchEvent>.Continuation, prepared: Locked<PreparedUpdate?>
+    ) async -> (WatchStateMachine.CheckResult, (any Error)?) {
+        do {
+            return (try await check(updater: updater, folder: folder, events: events, prepared: prepared), nil)
+        } catch is CancellationError {
+            return (.cancelled, nil)
+        } catch {
+            guard !Task.isCancelled else { return (.cancelled, nil) }
+            return (.failed(retryAfter: (error as? AutoupdateError)?.retryAfter), error)
         }
     }
 
-    private func check() async {
-        closeHealthWindowIfOver()
-        if healthWindow != nil {
-            // A new version is on probation; the next check comes once it has passed.
-            scheduleCheck(after: configuration.healthWindow)
-            return
-        }
+    private static func check(
+        updater: Updater, folder: AppFolder, events: AsyncStream<WatchEvent>.Continuation, prepared: Locked<PreparedUpdate?>
+    ) async throws -> WatchStateMachine.CheckResult {
         do {
             let result = try await updater.checkServer()
-            failedChecks = 0
             guard let available = result.available else {
-                eventSink.yield(.upToDate(result.installed, notModified: result.notModified))
-                scheduleCheck(after: configuration.interval + randomJitter())
-                return
+                events.yield(.upToDate(result.installed, notModified: result.notModified))
+                return .upToDate
             }
             if folder.readBadVersions().contains(available) {
                 // Not queued: the next check asks the server again, and finds a newer one.
                 try? folder.removeQueue()
-                eventSink.yield(.skippedBad(available))
-                scheduleCheck(after: configuration.interval + randomJitter())
-                return
+                events.yield(.skippedBad(available))
+                return .skippedBad
             }
-            eventSink.yield(.preparing(available))
-            try await update()
-            scheduleCheck(after: configuration.interval + randomJitter())
-        } catch is CancellationError {
-            return
-        } catch {
-            guard !Task.isCancelled else { return }
-            failedChecks += 1
-            let delay = delayHonouringRetryAfter(
-                (error as? AutoupdateError)?.retryAfter,
-                backoff: exponentialBackoff(failure: failedChecks, base: configuration.retryBase, cap: configuration.interval),
-                interval: configuration.interval)
-            let message = (error as? AutoupdateError)?.message ?? "\(error)"
-            logger.warning("check failed; the app keeps running", metadata: ["error": "\(message)", "watch.retry": "\(delay)"])
-            eventSink.yield(.checkFailed(message: message, retryIn: delay))
-            scheduleCheck(after: delay)
+            events.yield(.preparing(available))
+            guard let update = try await updater.prepare() else {
+                return .upToDate
+            }
+            events.yield(.prepared(update.version))
+            if Task.isCancelled {
+                update.discard()
+                return .cancelled
+            }
+            prepared.withLock { $0 = update }
+            return .prepared
         }
     }
 
-    /// Prepares while the app runs, then swaps: stop, install, start. Nothing slow in between.
-    private func update() async throws {
-        guard let prepared = try await updater.prepare() else { return }
-        eventSink.yield(.prepared(prepared.version))
-        if Task.isCancelled {
-            prepared.discard()
-            throw CancellationError()
+    /// Stops the app, installs the prepared version and starts it: nothing slow in between.
+    private func swap() async -> [WatchStateMachine.Action] {
+        guard let update = prepared.withLock({ $0.take() }) else {
+            return machine.swapFinished(.failed(retryAfter: nil), at: .now)
         }
-        restartGeneration += 1  // a pending restart is superseded by the swap
         let oldPID = await supervisor.pid
         _ = await supervisor.terminate()
         let stoppedAt = ContinuousClock.now
         let previous: PreviousVersion?
         do {
-            previous = try await updater.installKeepingPrevious(prepared)
+            previous = try await updater.installKeepingPrevious(update)
         } catch {
             // The install rolled itself back: the old version runs again.
             logger.error("install failed; restarting the installed version", metadata: ["error": "\(error)"])
             _ = try? await startApp()
-            throw error
+            let actions = machine.swapFinished(.failed(retryAfter: (error as? AutoupdateError)?.retryAfter), at: .now)
+            reportCheckFailure(error, actions: actions)
+            return actions
         }
-        let started = try await startApp(announce: false)
-        let gap = ContinuousClock.now - stoppedAt
-        logger.notice("swapped versions", metadata: [
-            "update.version.old": "\(prepared.installed)", "update.version.new": "\(prepared.version)",
-            "watch.swap_gap": "\(gap)", "process.pid.old": "\(oldPID ?? 0)",
-        ])
-        eventSink.yield(.swapped(from: prepared.installed, to: prepared.version, gap: gap))
-        eventSink.yield(started)
+        do {
+            let started = try await startApp(announce: false)
+            let gap = ContinuousClock.now - stoppedAt
+            logger.notice("swapped versions", metadata: [
+                "update.version.old": "\(update.installed)", "update.version.new": "\(update.version)",
+                "watch.swap_gap": "\(gap)", "process.pid.old": "\(oldPID ?? 0)",
+            ])
+            eventSink.yield(.swapped(from: update.installed, to: update.version, gap: gap))
+            eventSink.yield(started)
+        } catch {
+            logger.error("cannot start the new version", metadata: ["error": "\(error)"])
+        }
         if let previous {
-            healthWindow = (previous, prepared.version, lastStart + configuration.healthWindow)
+            probation = (previous, update.version)
         }
+        return machine.swapFinished(.installed(keptPrevious: previous != nil), at: .now)
     }
 
-    private func rollBack(_ window: (previous: PreviousVersion, bad: Version, until: ContinuousClock.Instant), because reason: String) async {
-        healthWindow = nil
+    private func rollBack(because reason: String) async -> [WatchStateMachine.Action] {
+        guard let probation else {
+            return machine.rollbackFinished(succeeded: false)
+        }
+        self.probation = nil
         do {
-            try await updater.rollBack(to: window.previous, reason: reason)
-            eventSink.yield(.rolledBack(bad: window.bad, to: window.previous.version, reason: reason))
-            failedRuns = 0
-            try await startApp()
+            try await updater.rollBack(to: probation.previous, reason: reason)
+            eventSink.yield(.rolledBack(bad: probation.candidate, to: probation.previous.version, reason: reason))
+            return machine.rollbackFinished(succeeded: true)
         } catch {
             logger.error("rollback failed", metadata: ["error": "\(error)"])
-            scheduleRestart()
+            return machine.rollbackFinished(succeeded: false)
         }
     }
 
-    private func closeHealthWindowIfOver() {
-        if let window = healthWindow, ContinuousClock.now >= window.until {
-            updater.discard(window.previous)
-            healthWindow = nil
-        }
-    }
-
-    // MARK: Timing
-
-    private func randomJitter() -> Duration {
-        let limit = configuration.jitter.milliseconds
-        return limit > 0 ? .milliseconds(Int64.random(in: 0...limit)) : .zero
-    }
-
-    private static func describe(_ duration: Duration) -> String {
-        String(format: "%.1f s", duration.timeInterval)
+    private func reportCheckFailure(_ error: any Error, actions: [WatchStateMachine.Action]) {
+        guard let delay = WatchStateMachine.checkDelay(in: actions) else { return }
+        let message = (error as? AutoupdateError)?.message ?? "\(error)"
+        logger.warning("check failed; the app keeps running", metadata: ["error": "\(message)", "watch.retry": "\(delay)"])
+        eventSink.yield(.checkFailed(message: message, retryIn: delay))
     }
 }

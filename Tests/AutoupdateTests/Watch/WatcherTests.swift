@@ -2,6 +2,7 @@ import Autoupdate
 import AutoupdateTestSupport
 import Foundation
 import Logging
+import ServiceLifecycle
 import Testing
 
 /// An app that records in `events.log` (in the app folder) its start and the SIGTERM it got, then
@@ -72,6 +73,25 @@ struct WatcherTests {
             watch.cancel()
             #expect(try await watch.value == 0)
             #expect(appLog(scenario).suffix(2) == ["2.0 started", "2.0 got TERM"], "stopped gracefully")
+        }
+    }
+
+    @Test("a server app runs the watcher in its own ServiceGroup: a graceful shutdown stops the app with SIGTERM and ends the watch with 0")
+    func serviceGroup() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(app("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await makeUpdater(scenario, server).update()
+            let ready = try Fifo(in: scenario.work.url)
+            let watcher = try makeWatcher(scenario, server)
+            let group = ServiceGroup(services: [watcher], logger: Logger(label: "test"))
+            let running = Task { try await group.run() }
+            defer { running.cancel() }
+            #expect(try await ready.nextLine() == "1.0 started")
+            await group.triggerGracefulShutdown()
+            try await TestTiming.within(.seconds(20), "the group's end") { try await running.value }
+            #expect(await watcher.exitCode == 0)
+            #expect(appLog(scenario) == ["1.0 started", "1.0 got TERM"])
         }
     }
 

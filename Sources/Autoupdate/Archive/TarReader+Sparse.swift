@@ -105,26 +105,25 @@ struct OldGNUSparse {
         self.modificationTime = modificationTime
         self.stored = stored
         let at = reader.offset - 512
-        realSize = try TarReader.number(header, 483, 12, field: "sparse real size", at: at)
-        // Four regions at byte 386, 24 bytes each (offset, length); a NUL ends the list early.
-        try Self.read(header, entries: 4, at: 386, into: &segments, path: path, reader: &reader)
-        hasMoreExtensions = header[482] != 0
+        realSize = try TarReader.number(header, .sparseRealSize, at: at)
+        // Four regions of 24 bytes each (offset, length); a NUL ends the list early.
+        try Self.read(header, regions: .sparseRegions, into: &segments, path: path, reader: &reader)
+        hasMoreExtensions = header[TarField.sparseIsExtended.offset] != 0
     }
 
     /// Reads one extension block: 21 regions, then its own "more follow" flag at byte 504.
     mutating func readExtension(_ block: UnsafeRawBufferPointer, reader: inout TarReader) throws {
-        try Self.read(block, entries: 21, at: 0, into: &segments, path: path, reader: &reader)
-        hasMoreExtensions = block[504] != 0
+        try Self.read(block, regions: .extensionRegions, into: &segments, path: path, reader: &reader)
+        hasMoreExtensions = block[TarField.extensionIsExtended.offset] != 0
     }
 
     private static func read(
-        _ block: UnsafeRawBufferPointer, entries: Int, at start: Int, into segments: inout [SparseSegment], path: String, reader: inout TarReader
+        _ block: UnsafeRawBufferPointer, regions: TarField, into segments: inout [SparseSegment], path: String, reader: inout TarReader
     ) throws {
-        for index in 0..<entries {
-            let field = start + index * 24
-            guard block[field] != 0 else { break }
-            let offset = try TarReader.number(block, field, 12, field: "sparse offset", at: reader.offset - 512)
-            let length = try TarReader.number(block, field + 12, 12, field: "sparse length", at: reader.offset - 512)
+        for region in stride(from: regions.offset, to: regions.offset + regions.length, by: 24) {
+            guard block[region] != 0 else { break }
+            let offset = try TarReader.number(block, .sparseOffset(inRegionAt: region), at: reader.offset - 512)
+            let length = try TarReader.number(block, .sparseLength(inRegionAt: region), at: reader.offset - 512)
             guard segments.count < TarReader.maxSparseSegments else {
                 throw reader.fail("the sparse map of entry \(quoted(path)) has more than \(TarReader.maxSparseSegments) regions", code: .sizeLimitExceeded)
             }

@@ -234,8 +234,8 @@ struct TarReader {
             throw fail("not a tar archive: its first header is invalid (\(error.message))", code: error.code)
         }
 
-        let type = header[156]
-        let size = try Self.number(header, 124, 12, field: "size", at: offset - 512)
+        let type = header[TarField.typeFlag.offset]
+        let size = try Self.number(header, .size, at: offset - 512)
         let padding = Self.padding(size)
         switch type {
         case UInt8(ascii: "x"), UInt8(ascii: "X"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K"):
@@ -285,8 +285,8 @@ struct TarReader {
             throw fail("entry \(quoted(path)) has the unsupported tar type \(shown)", code: .unsupportedArchive)
         }
         let paxSize = try paxNumber("size")
-        let mode = UInt32(try Self.number(header, 100, 8, field: "mode", at: offset - 512) & 0o7777)
-        let mtime = try paxNumber("mtime") ?? Self.number(header, 136, 12, field: "mtime", at: offset - 512)
+        let mode = UInt32(try Self.number(header, .mode, at: offset - 512) & 0o7777)
+        let mtime = try paxNumber("mtime") ?? Self.number(header, .modificationTime, at: offset - 512)
         let pax = localPax
         localPax = PaxRecords()
         longName = nil
@@ -359,11 +359,11 @@ struct TarReader {
     }
 
     private func verifyChecksum(_ header: UnsafeRawBufferPointer) throws {
-        let stored = try Self.number(header, 148, 8, field: "checksum", at: offset - 512)
+        let stored = try Self.number(header, .checksum, at: offset - 512)
         var unsigned: Int64 = 0
         var signed: Int64 = 0
         for (index, byte) in header.enumerated() {
-            let value = (148..<156).contains(index) ? 0x20 : byte
+            let value = TarField.checksum.range.contains(index) ? 0x20 : byte
             unsigned += Int64(value)
             signed += Int64(Int8(bitPattern: value))
         }
@@ -383,10 +383,10 @@ struct TarReader {
         if let longName {
             return longName
         }
-        let name = Self.field(header, 0, 100)
+        let name = Self.field(header, .name)
         // POSIX ustar splits long names into prefix/name; old GNU uses those bytes otherwise.
-        let isPOSIX = Self.field(header, 257, 6).elementsEqual("ustar".utf8) && header[262] == 0
-        let prefix = isPOSIX ? Self.field(header, 345, 155) : header[0..<0]
+        let isPOSIX = header[TarField.magic].elementsEqual("ustar\0".utf8)
+        let prefix = isPOSIX ? Self.field(header, .prefix) : header[0..<0]
         let what = "the name of the entry at byte \(offset - 512)"
         if prefix.isEmpty {
             return try decodeName(name, what: what)
@@ -398,7 +398,7 @@ struct TarReader {
         if let target = try localPax.name("linkpath") ?? longLink {
             return target
         }
-        return try decodeName(Self.field(header, 157, 100), what: "the link target of entry \(quoted(path))")
+        return try decodeName(Self.field(header, .linkName), what: "the link target of entry \(quoted(path))")
     }
 
     private func paxNumber(_ key: String) throws -> Int64? {
@@ -437,15 +437,15 @@ struct TarReader {
     }
 
     /// A NUL-terminated string field.
-    static func field(_ header: UnsafeRawBufferPointer, _ start: Int, _ length: Int) -> Slice<UnsafeRawBufferPointer> {
-        let bytes = header[start..<(start + length)]
-        return bytes.prefix { $0 != 0 }
+    static func field(_ header: UnsafeRawBufferPointer, _ field: TarField) -> Slice<UnsafeRawBufferPointer> {
+        header[field].prefix { $0 != 0 }
     }
 
     /// A numeric field: octal (leading spaces, terminated by a space or NUL), or GNU base-256
     /// when the high bit of its first byte is set.
-    static func number(_ header: UnsafeRawBufferPointer, _ start: Int, _ length: Int, field: String, at offset: Int64) throws -> Int64 {
-        let bytes = header[start..<(start + length)]
+    static func number(_ header: UnsafeRawBufferPointer, _ tarField: TarField, at offset: Int64) throws -> Int64 {
+        let bytes = header[tarField]
+        let field = tarField.name
         if let first = bytes.first, first & 0x80 != 0 {
             guard first != 0xFF else {
                 throw AutoupdateError(.corruptArchive, "tar header at byte \(offset) has a negative \(field)")

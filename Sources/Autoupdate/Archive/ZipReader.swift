@@ -33,22 +33,7 @@ final class ZipReader {
     /// The entry being read.
     private struct Current {
         let header: ZipLocalHeader
-        let offset: Int64
-        /// Compressed bytes left, or `nil` when a data descriptor will tell.
-        var remaining: Int64?
-        var crc = CRC32()
-        var produced: Int64 = 0
-        var consumed: Int64 = 0
-    }
-
-    /// What was streamed, to check against the central directory.
-    private struct Streamed {
-        let name: String
-        let offset: Int64
-        let method: UInt16
-        let crc: UInt32
-        let compressedSize: Int64
-        let uncompressedSize: Int64
+        var verifier: ZipEntryVerifier
     }
 
     static let maxCentralDirectoryBytes = 64 << 20
@@ -58,9 +43,9 @@ final class ZipReader {
     private var recordStart: Int64 = 0
     private var offset: Int64 = 0
     private var current: Current?
-    private var streamed: [Streamed] = []
-    private var inflater: InflateStream?
-    private let inflateBuffer: UnsafeMutableRawBufferPointer
+    /// What was read of each entry so far, to check against the central directory.
+    private var streamed: [ZipEntryVerifier.Summary] = []
+    private var deflate: RawDeflateDecoder?
     private let makeSpool: (() throws -> SpoolFile)?
     private var spool: SpoolFile?
     /// The archive offset of the spool's first byte.
@@ -73,11 +58,6 @@ final class ZipReader {
     ///   without it, such an archive is refused.
     init(makeSpool: (() throws -> SpoolFile)?) {
         self.makeSpool = makeSpool
-        inflateBuffer = .allocate(byteCount: decoderBufferSize, alignment: 16)
-    }
-
-    deinit {
-        inflateBuffer.deallocate()
     }
 
     /// Reads the next bytes of the archive.
@@ -264,24 +244,22 @@ final class ZipReader {
                 .corruptArchive, "stored zip entry \(quoted(header.name)) declares \(header.compressedSize) compressed but \(header.uncompressedSize) bytes")
         }
         buffer = []
-        current = Current(header: header, offset: recordStart, remaining: header.hasDataDescriptor ? nil : header.compressedSize)
+        let declared = header.hasDataDescriptor
+            ? nil : ZipEntryVerifier.Declared(crc: header.crc, compressedSize: header.compressedSize, uncompressedSize: header.uncompressedSize)
+        current = Current(header: header, verifier: ZipEntryVerifier(name: header.name, offset: recordStart, method: header.method, declared: declared))
         try handle(.entry(Self.entry(header, size: header.hasDataDescriptor ? nil : header.uncompressedSize)))
         if header.method == 8 {
-            if let inflater {
-                inflater.reset()
-            } else {
-                inflater = try InflateStream(windowBits: -15)
-            }
+            try startDeflate()
         }
         state = .data
-        if current?.remaining == 0 {
+        if current?.verifier.remaining == 0 {
             try finishEntry(handle)
         }
     }
 
     private func readData(_ rest: inout Slice<UnsafeRawBufferPointer>, _ handle: (ArchiveEvent) throws -> Void) throws {
         guard var entry = current else { return }
-        let available = entry.remaining.map { Int(min($0, Int64(rest.count))) } ?? rest.count
+        let available = entry.verifier.remaining.map { Int(min($0, Int64(rest.count))) } ?? rest.count
         let input = UnsafeRawBufferPointer(rebasing: rest.prefix(available))
         let consumed: Int
         var ended = false
@@ -293,8 +271,7 @@ final class ZipReader {
         }
         rest = rest.dropFirst(consumed)
         offset += Int64(consumed)
-        entry.consumed += Int64(consumed)
-        entry.remaining = entry.remaining.map { $0 - Int64(consumed) }
+        entry.verifier.consumed(consumed)
         current = entry
         if entry.header.hasDataDescriptor {
             if ended {
@@ -302,11 +279,11 @@ final class ZipReader {
             }
             return
         }
-        if ended, entry.remaining != 0 {
+        if ended, entry.verifier.remaining != 0 {
             throw AutoupdateError(
                 .corruptArchive, "the deflate data of zip entry \(quoted(entry.header.name)) ends before its compressed size of \(entry.header.compressedSize) bytes")
         }
-        if entry.remaining == 0 {
+        if entry.verifier.remaining == 0 {
             if entry.header.method == 8, !ended {
                 throw AutoupdateError(
                     .corruptArchive, "the deflate data of zip entry \(quoted(entry.header.name)) is incomplete")
@@ -317,37 +294,33 @@ final class ZipReader {
 
     private func deliver(_ bytes: UnsafeRawBufferPointer, to entry: inout Current, _ handle: (ArchiveEvent) throws -> Void) throws {
         guard !bytes.isEmpty else { return }
-        entry.produced += Int64(bytes.count)
-        if !entry.header.hasDataDescriptor, entry.produced > entry.header.uncompressedSize {
-            throw AutoupdateError(
-                .sizeLimitExceeded, "zip entry \(quoted(entry.header.name)) inflates past its declared size of \(entry.header.uncompressedSize) bytes")
-        }
-        entry.crc.update(bytes)
+        try entry.verifier.produced(bytes)
         try handle(.data(bytes))
     }
 
+    private func startDeflate() throws {
+        if let deflate {
+            deflate.reset()
+        } else {
+            deflate = try RawDeflateDecoder()
+        }
+    }
+
     private func inflate(_ input: UnsafeRawBufferPointer, into entry: inout Current, _ handle: (ArchiveEvent) throws -> Void) throws -> (Int, Bool) {
-        guard let inflater else { return (0, false) }
+        guard let deflate else { return (0, false) }
         do {
-            return try inflater.inflate(input, buffer: inflateBuffer) { try deliver($0, to: &entry, handle) }
-        } catch let failure as InflateFailure {
+            return try deflate.decode(input) { try deliver($0, to: &entry, handle) }
+        } catch let corrupt as RawDeflateDecoder.Corrupt {
             throw AutoupdateError(
-                .corruptArchive, "the deflate data of zip entry \(quoted(entry.header.name)) is corrupt: \(failure.message)",
-                underlying: failure.status)
+                .corruptArchive, "the deflate data of zip entry \(quoted(entry.header.name)) is corrupt: \(corrupt.message)",
+                underlying: corrupt.status)
         }
     }
 
     private func finishEntry(_ handle: (ArchiveEvent) throws -> Void) throws {
         guard let entry = current else { return }
-        let header = entry.header
-        guard entry.crc.value == header.crc else {
-            throw AutoupdateError(.checksumMismatch, "zip entry \(quoted(header.name)) is corrupt: CRC-32 mismatch")
-        }
-        guard entry.produced == header.uncompressedSize else {
-            throw AutoupdateError(
-                .corruptArchive, "zip entry \(quoted(header.name)) has \(entry.produced) bytes, not its declared \(header.uncompressedSize)")
-        }
-        try endEntry(entry, crc: header.crc, handle)
+        try entry.verifier.verifyData()
+        try endEntry(entry, handle)
     }
 
     private func finishDescriptorEntry(_ handle: (ArchiveEvent) throws -> Void) throws {
@@ -356,24 +329,22 @@ final class ZipReader {
         if reader.peekU32 == ZipSignature.dataDescriptor, buffer.count == 8 + descriptorSizesLength {
             _ = try reader.u32()
         }
-        let crc = try reader.u32()
-        let compressed = entry.header.isZip64 ? Int64(bitPattern: try reader.u64()) : Int64(try reader.u32())
-        let uncompressed = entry.header.isZip64 ? Int64(bitPattern: try reader.u64()) : Int64(try reader.u32())
+        let descriptor = try Self.descriptor(&reader, isZip64: entry.header.isZip64)
         buffer = []
-        guard crc == entry.crc.value else {
-            throw AutoupdateError(.checksumMismatch, "zip entry \(quoted(entry.header.name)) is corrupt: CRC-32 mismatch (data descriptor)")
-        }
-        guard compressed == entry.consumed, uncompressed == entry.produced else {
-            throw AutoupdateError(
-                .corruptArchive, "the data descriptor of zip entry \(quoted(entry.header.name)) disagrees with its data (sizes \(compressed)/\(uncompressed), read \(entry.consumed)/\(entry.produced))")
-        }
-        try endEntry(entry, crc: crc, handle)
+        try entry.verifier.verify(descriptor: descriptor)
+        try endEntry(entry, handle)
     }
 
-    private func endEntry(_ entry: Current, crc: UInt32, _ handle: (ArchiveEvent) throws -> Void) throws {
-        streamed.append(Streamed(
-            name: entry.header.name, offset: entry.offset, method: entry.header.method, crc: crc,
-            compressedSize: entry.consumed, uncompressedSize: entry.produced))
+    /// A data descriptor's CRC and sizes (after its optional signature).
+    private static func descriptor(_ reader: inout ByteReader, isZip64: Bool) throws -> ZipEntryVerifier.Declared {
+        let crc = try reader.u32()
+        let compressed = isZip64 ? Int64(bitPattern: try reader.u64()) : Int64(try reader.u32())
+        let uncompressed = isZip64 ? Int64(bitPattern: try reader.u64()) : Int64(try reader.u32())
+        return ZipEntryVerifier.Declared(crc: crc, compressedSize: compressed, uncompressedSize: uncompressed)
+    }
+
+    private func endEntry(_ entry: Current, _ handle: (ArchiveEvent) throws -> Void) throws {
+        streamed.append(entry.verifier.summary)
         current = nil
         buffer = []
         state = .signature
@@ -415,17 +386,7 @@ final class ZipReader {
             }
             try Self.checkMode(record)
             guard index < streamedCount else { continue }
-            let entry = streamed[index]
-            guard record.name == entry.name else {
-                throw AutoupdateError(
-                    .unsafeEntry, "zip entry \(index + 1) is named \(quoted(entry.name)) in its local header but \(quoted(record.name)) in the central directory")
-            }
-            guard record.localHeaderOffset == entry.offset, record.method == entry.method, record.crc == entry.crc,
-                  record.compressedSize == entry.compressedSize, record.uncompressedSize == entry.uncompressedSize
-            else {
-                throw AutoupdateError(
-                    .corruptArchive, "the zip central directory disagrees with local entry \(quoted(entry.name)) (offset, method, CRC or sizes)")
-            }
+            try ZipEntryVerifier.verify(record, number: index + 1, against: streamed[index])
         }
     }
 
@@ -557,14 +518,16 @@ final class ZipReader {
         header.compressedSize = record.compressedSize
         header.uncompressedSize = record.uncompressedSize
         header.crc = record.crc
-        var entry = Current(header: header, offset: record.localHeaderOffset, remaining: record.compressedSize)
+        let declared = ZipEntryVerifier.Declared(crc: record.crc, compressedSize: record.compressedSize, uncompressedSize: record.uncompressedSize)
+        var entry = Current(
+            header: header, verifier: ZipEntryVerifier(name: record.name, offset: record.localHeaderOffset, method: record.method, declared: declared))
         try handle(.entry(Self.entry(header, size: record.uncompressedSize)))
         if header.method == 8 {
-            if let inflater { inflater.reset() } else { inflater = try InflateStream(windowBits: -15) }
+            try startDeflate()
         }
         var position = start + Int64(header.length)
         var ended = header.method == 0
-        while let remaining = entry.remaining, remaining > 0 {
+        while let remaining = entry.verifier.remaining, remaining > 0 {
             let chunk = try spool.read(at: position, count: Int(min(remaining, Int64(decoderBufferSize))))
             let consumed: Int
             if header.method == 0 {
@@ -577,35 +540,22 @@ final class ZipReader {
                 (consumed, ended) = try chunk.withUnsafeBytes { try inflate($0, into: &entry, handle) }
             }
             position += Int64(consumed)
-            entry.consumed += Int64(consumed)
-            entry.remaining = remaining - Int64(consumed)
+            entry.verifier.consumed(consumed)
         }
         guard ended else {
             throw AutoupdateError(.corruptArchive, "the deflate data of zip entry \(quoted(record.name)) is incomplete")
         }
-        guard entry.crc.value == record.crc else {
-            throw AutoupdateError(.checksumMismatch, "zip entry \(quoted(record.name)) is corrupt: CRC-32 mismatch")
-        }
-        guard entry.produced == record.uncompressedSize else {
-            throw AutoupdateError(.corruptArchive, "zip entry \(quoted(record.name)) has \(entry.produced) bytes, not its declared \(record.uncompressedSize)")
-        }
+        try entry.verifier.verifyData()
         if header.hasDataDescriptor {
             let sizes = header.isZip64 ? 16 : 8
             let first = try spool.read(at: position, count: 4)
             let hasSignature = ByteReader(first).peekU32 == ZipSignature.dataDescriptor
             let descriptor = try spool.read(at: position + (hasSignature ? 4 : 0), count: 4 + sizes)
             var reader = ByteReader(descriptor)
-            let crc = try reader.u32()
-            let compressed = header.isZip64 ? Int64(bitPattern: try reader.u64()) : Int64(try reader.u32())
-            let uncompressed = header.isZip64 ? Int64(bitPattern: try reader.u64()) : Int64(try reader.u32())
-            guard crc == record.crc, compressed == record.compressedSize, uncompressed == record.uncompressedSize else {
-                throw AutoupdateError(.corruptArchive, "the data descriptor of zip entry \(quoted(record.name)) disagrees with the central directory")
-            }
+            try entry.verifier.verify(descriptor: try Self.descriptor(&reader, isZip64: header.isZip64))
             position += Int64((hasSignature ? 4 : 0) + 4 + sizes)
         }
-        streamed.append(Streamed(
-            name: record.name, offset: record.localHeaderOffset, method: record.method, crc: record.crc,
-            compressedSize: record.compressedSize, uncompressedSize: record.uncompressedSize))
+        streamed.append(entry.verifier.summary)
         try handle(.entryEnd)
         return position + spoolBase
     }

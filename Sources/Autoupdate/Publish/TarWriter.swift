@@ -100,27 +100,30 @@ struct TarWriter {
 
     private func header(name: String, prefix: String, type: UInt8, size: Int64, mode: UInt32, time: Int64, link: String) -> [UInt8] {
         var block = [UInt8](repeating: 0, count: 512)
-        func put(_ text: String, _ offset: Int, _ length: Int) {
-            for (index, byte) in text.utf8.prefix(length).enumerated() { block[offset + index] = byte }
+        func put(_ text: String, _ field: TarField) {
+            for (index, byte) in text.utf8.prefix(field.length).enumerated() { block[field.offset + index] = byte }
         }
-        func octal(_ value: Int64, _ offset: Int, _ length: Int) {
+        /// Zero-padded octal, leaving the field's last byte as it is (a NUL).
+        func octal(_ value: Int64, _ field: TarField) {
             let digits = String(value, radix: 8)
-            put(String(repeating: "0", count: max(0, length - 1 - digits.count)) + digits, offset, length - 1)
+            let width = field.length - 1
+            put(String(repeating: "0", count: max(0, width - digits.count)) + digits, TarField(offset: field.offset, length: width, name: field.name))
         }
-        put(name, 0, 100)
-        octal(Int64(mode), 100, 8)
-        octal(0, 108, 8)
-        octal(0, 116, 8)
-        octal(size, 124, 12)
-        octal(max(0, time), 136, 12)
-        block[156] = type
-        put(link, 157, 100)
-        put("ustar", 257, 6)
-        put("00", 263, 2)
-        put(prefix, 345, 155)
-        for index in 148..<156 { block[index] = 0x20 }
+        put(name, .name)
+        octal(Int64(mode), .mode)
+        octal(0, .userID)
+        octal(0, .groupID)
+        octal(size, .size)
+        octal(max(0, time), .modificationTime)
+        block[TarField.typeFlag.offset] = type
+        put(link, .linkName)
+        put("ustar", .magic)
+        put("00", .version)
+        put(prefix, .prefix)
+        // The checksum counts its own field as spaces; six digits go in, two spaces stay.
+        for index in TarField.checksum.range { block[index] = 0x20 }
         let sum = block.reduce(0) { $0 + Int64($1) }
-        octal(sum, 148, 7)
+        octal(sum, TarField(offset: TarField.checksum.offset, length: 7, name: "checksum"))
         return block
     }
 }

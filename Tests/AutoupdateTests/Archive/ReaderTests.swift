@@ -255,3 +255,49 @@ struct FuzzRegressionTests {
         #expect(count > 0)
     }
 }
+
+/// The one value both zip paths check entries with.
+@Suite("Zip entry verifier")
+struct ZipEntryVerifierTests {
+    static let data: [UInt8] = Array("hello, zip".utf8)
+
+    static func fed(declared: ZipEntryVerifier.Declared?, bytes: [UInt8] = data) throws -> ZipEntryVerifier {
+        var verifier = ZipEntryVerifier(name: "a.txt", offset: 0, method: 0, declared: declared)
+        verifier.consumed(bytes.count)
+        try bytes.withUnsafeBytes { try verifier.produced($0) }
+        return verifier
+    }
+
+    @Test("declared values: a match passes; a wrong CRC, a short entry or an overlong one fails, naming the entry")
+    func declared() throws {
+        let crc = try Self.fed(declared: nil).summary.crc
+        let good = ZipEntryVerifier.Declared(crc: crc, compressedSize: 10, uncompressedSize: 10)
+        try Self.fed(declared: good).verifyData()
+        var wrongCRC = good
+        wrongCRC.crc ^= 1
+        #expect(throws: AutoupdateError.self) { try Self.fed(declared: wrongCRC).verifyData() }
+        var longer = good
+        longer.uncompressedSize = 11
+        let short = #expect(throws: AutoupdateError.self) { try Self.fed(declared: longer).verifyData() }
+        #expect(short?.message.contains("'a.txt' has 10 bytes, not its declared 11") == true)
+        var shorter = good
+        shorter.uncompressedSize = 9
+        let over = #expect(throws: AutoupdateError.self) { _ = try Self.fed(declared: shorter) }
+        #expect(over?.code == .sizeLimitExceeded)
+    }
+
+    @Test("a data descriptor must agree with the data (streamed) or with the central directory (spooled)")
+    func descriptor() throws {
+        let streamed = try Self.fed(declared: nil)
+        let summary = streamed.summary
+        let matching = ZipEntryVerifier.Declared(crc: summary.crc, compressedSize: 10, uncompressedSize: 10)
+        try streamed.verify(descriptor: matching)
+        var badSize = matching
+        badSize.compressedSize = 12
+        let error = #expect(throws: AutoupdateError.self) { try streamed.verify(descriptor: badSize) }
+        #expect(error?.message.contains("disagrees with its data") == true)
+        let spooled = try Self.fed(declared: matching)
+        let central = #expect(throws: AutoupdateError.self) { try spooled.verify(descriptor: badSize) }
+        #expect(central?.message.contains("disagrees with the central directory") == true)
+    }
+}

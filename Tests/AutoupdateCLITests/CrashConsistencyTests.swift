@@ -1,4 +1,4 @@
-import Autoupdate
+@testable import Autoupdate
 import AutoupdateTestSupport
 import Foundation
 import Testing
@@ -9,12 +9,12 @@ import Testing
 struct CrashConsistencyTests {
     /// v1 and v2 share 1000 files, change 500, and each has 500 of its own; a file of v1 is a
     /// folder in v2 (its rollback must put the file back where the folder was).
-    static func tree(_ version: Int) -> [String: UpdateScenario.Content] {
+    static func tree(_ version: Int, scale: Int = 500) -> [String: UpdateScenario.Content] {
         var tree: [String: UpdateScenario.Content] = [:]
-        for index in 0..<1000 {
+        for index in 0..<(2 * scale) {
             tree["common/d\(index % 20)/f\(index).txt"] = .text("common \(index)\n")
         }
-        for index in 0..<500 {
+        for index in 0..<scale {
             tree["changed/d\(index % 10)/f\(index).txt"] = .text("version \(version) of \(index)\n")
             tree["only\(version)/d\(index % 10)/f\(index).txt"] = .text("only in \(version): \(index)\n")
         }
@@ -24,8 +24,75 @@ struct CrashConsistencyTests {
         } else {
             tree["plugin/main.txt"] = .text("a folder in 2\n")
         }
-        tree["big.bin"] = .bytes(Fixtures.randomBytes(count: 1 << 20, seed: UInt64(version)))
+        tree["big.bin"] = .bytes(Fixtures.randomBytes(count: scale << 11, seed: UInt64(version)))
         return tree
+    }
+
+    /// The app folder with v1 installed and v2 on the server, for one crash.
+    static func prepared(_ scenario: UpdateScenario, _ server: TestHTTPSServer) async throws -> TreeSnapshot {
+        let installed = try await autoupdate("update", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile)
+        try #require(installed.status == 0, "\(installed.stderr)")
+        let v1 = try scenario.appSnapshot()
+        try scenario.publish(Self.tree(2, scale: 10), version: "2.0")
+        return v1
+    }
+
+    /// The app folder after recovery: exactly v1, or exactly v2.
+    static func expectWhole(_ scenario: UpdateScenario, v1: TreeSnapshot, new: Bool, _ label: String) throws {
+        let after = try TreeSnapshot(scenario.appFolder).filtering { path in
+            ![".pyautodownloads", "version_check.log", ".queue"].contains(String(path.split(separator: "/")[0]))
+        }
+        let version = scenario.folder.readVersionDoc().value?.description
+        if new {
+            #expect(version == "2.0", "\(label): version \(version ?? "nil")")
+            #expect(after.filtering { $0.hasPrefix("only2/") }.nodes.count == 20 && after.nodes["only1"] == nil, "\(label): not exactly v2")
+            #expect(after.nodes["plugin/main.txt"] != nil, "\(label)")
+        } else {
+            #expect(after == v1, "\(label): not exactly v1")
+            #expect(version == "1.0", "\(label): version \(version ?? "nil")")
+        }
+        #expect(!FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/journal.json"), "\(label): the journal remains")
+    }
+
+    @Test("killed at each named step of the install, recovery leaves exactly v1 (before the commit) or v2 (from it on)",
+          arguments: InstallStep.allCases.filter { !$0.rawValue.hasPrefix("rollback-") })
+    func killedAtInstallStep(_ step: InstallStep) async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(Self.tree(1, scale: 10), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let v1 = try await Self.prepared(scenario, server)
+            let killed = try await ChildProcess.run(
+                BuiltProducts.cli, ["update", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile],
+                environment: ["AUTOUPDATE_TEST_KILL_AT_STEP": step.rawValue])
+            try #require(killed.status == SIGKILL, "not killed at \(step.rawValue): \(killed.stderr)")
+            let recovered = try await autoupdate("recover", "--dir", scenario.appFolder.path)
+            #expect(recovered.status == 0, "\(recovered.stderr)")
+            try Self.expectWhole(scenario, v1: v1, new: step.isCommitted, step.rawValue)
+            // And the app starts: `run` finds nothing left to recover.
+            let ran = try await autoupdate(
+                "run", "bin/app", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--update", "never")
+            #expect(ran.stdout == (step.isCommitted ? "2\n" : "1\n"), "\(ran.stderr)")
+        }
+    }
+
+    @Test("killed at each step of the rollback that recovery runs, the next recovery still leaves exactly v1",
+          arguments: InstallStep.allCases.filter { $0.rawValue.hasPrefix("rollback-") })
+    func killedAtRollbackStep(_ step: InstallStep) async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(Self.tree(1, scale: 10), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let v1 = try await Self.prepared(scenario, server)
+            let interrupted = try await ChildProcess.run(
+                BuiltProducts.cli, ["update", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile],
+                environment: ["AUTOUPDATE_TEST_KILL_AT_STEP": InstallStep.newEntriesMoved.rawValue])
+            try #require(interrupted.status == SIGKILL)
+            let killed = try await ChildProcess.run(
+                BuiltProducts.cli, ["recover", "--dir", scenario.appFolder.path], environment: ["AUTOUPDATE_TEST_KILL_AT_STEP": step.rawValue])
+            try #require(killed.status == SIGKILL, "not killed at \(step.rawValue): \(killed.stderr)")
+            let recovered = try await autoupdate("recover", "--dir", scenario.appFolder.path)
+            #expect(recovered.status == 0, "\(recovered.stderr)")
+            try Self.expectWhole(scenario, v1: v1, new: false, step.rawValue)
+        }
     }
 
     @Test("killed at random moments, recovery leaves exactly v1 or exactly v2")

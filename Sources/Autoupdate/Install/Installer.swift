@@ -110,30 +110,50 @@ struct Installer {
         // No flush of the staged data yet: a crash before the commit rolls back, so only the
         // commit needs everything on disk, and the flush just before it covers both.
         try writeJournal(journal)
+        InstallStep.journalWritten.reached()
         do {
             // Parents first, so that a folder we may not search does not hide its children.
             for (path, mode) in oldFolderModes.sorted(by: { depth($0.key) < depth($1.key) }) where mode & 0o700 != 0o700 {
                 try app.setFolderMode(components(of: path), mode | 0o700)
             }
+            InstallStep.foldersWritable.reached()
             let backup = try Folder(path: folder.updateDirectory, creating: backupName)
+            InstallStep.backupCreated.reached()
+            var movedOld = false
             for entry in oldEntries where !entry.hasSuffix("/") {
                 try move(components(of: entry), from: app, to: backup, creatingParents: true)
+                if !movedOld {
+                    movedOld = true
+                    InstallStep.firstOldEntryMoved.reached()
+                }
             }
+            InstallStep.oldEntriesMoved.reached()
             for path in replacedFolders.reversed() {
                 try app.removeEmptyFolder(components(of: path))
             }
+            InstallStep.replacedFoldersRemoved.reached()
             // A folder the app lacks moves in whole, with everything in it: one rename instead
             // of one per file. The journal lists its entries all the same.
             let created = Set(createdFolders)
             for path in createdFolders where !created.contains(parentPath(of: path)) {
                 try move(components(of: path), from: stagingFolder, to: app, creatingParents: false)
             }
+            InstallStep.createdFoldersMoved.reached()
+            var movedNew = false
             for entry in newEntries where !entry.hasSuffix("/") && !created.contains(parentPath(of: entry)) {
                 try move(components(of: entry), from: stagingFolder, to: app, creatingParents: true)
+                if !movedNew {
+                    movedNew = true
+                    InstallStep.firstNewEntryMoved.reached()
+                }
             }
+            InstallStep.newEntriesMoved.reached()
             try folder.writeFileList(newEntries)
+            InstallStep.fileListWritten.reached()
             app.syncFileSystem()
+            InstallStep.synced.reached()
             try folder.writeVersionDoc(version)
+            InstallStep.committed.reached()
         } catch {
             logger.error("install failed; rolling back", metadata: ["error": "\(error)"])
             do {
@@ -289,6 +309,7 @@ struct Installer {
                 logger.warning("cannot give a folder its mode", metadata: ["file.path": "\(path)", "error": "\(error)"])
             }
         }
+        InstallStep.folderModesApplied.reached()
         let backup = folder.updateDirectory + "/" + journal.backup
         var kept = false
         if let keepBackupAs, FileManager.default.fileExists(atPath: backup) {
@@ -299,6 +320,7 @@ struct Installer {
                 logger.warning("cannot keep the previous version for a rollback", metadata: ["error": "\(error)"])
             }
         }
+        InstallStep.previousKept.reached()
         if let version = try? Version(journal.version) {
             do {
                 try folder.raiseHighestVersion(to: version)
@@ -312,6 +334,7 @@ struct Installer {
             logger.warning("cannot remove the queue file", metadata: ["error": "\(error)"])
         }
         try folder.removeIfPresent(journalPath)
+        InstallStep.journalRemoved.reached()
         logger.info("installed", metadata: ["update.version.new": "\(journal.version)"])
         if !kept {
             removeLeftover(backup)
@@ -435,6 +458,7 @@ struct Installer {
                 try app.remove(parts)
             }
         }
+        InstallStep.rollbackNewEntriesRemoved.reached()
         // 2. Folders the install created go (they hold nothing of the old version).
         for path in journal.createdFolders.reversed() {
             app.removeFolderIfEmpty(components(of: path))
@@ -447,13 +471,19 @@ struct Installer {
         let backupPath = folder.updateDirectory + "/" + journal.backup
         if FileManager.default.fileExists(atPath: backupPath) {
             let backup = try Folder(path: backupPath)
+            var restored = false
             for entry in journal.oldEntries where !entry.hasSuffix("/") {
                 let parts = components(of: entry)
                 if backup.exists(parts) {
                     try move(parts, from: backup, to: app, creatingParents: true)
+                    if !restored {
+                        restored = true
+                        InstallStep.rollbackFirstOldEntryRestored.reached()
+                    }
                 }
             }
         }
+        InstallStep.rollbackOldEntriesRestored.reached()
         // 5. Folder modes as they were, deepest first.
         for (path, mode) in (journal.oldFolderModes ?? [:]).sorted(by: { depth($0.key) > depth($1.key) }) {
             let parts = components(of: path)
@@ -467,6 +497,7 @@ struct Installer {
         } else {
             try folder.removeIfPresent(folder.path(of: folder.layout.fileList))
         }
+        InstallStep.rollbackFileListRestored.reached()
         app.syncFileSystem()
         try folder.removeIfPresent(journalPath)
         // The app folder is whole again: what follows is clean-up that may fail without harm.

@@ -16,7 +16,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test tsan fuzz demo bench peer-corpus clean
+.PHONY: deps build test docs tsan fuzz demo bench peer-corpus clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -48,9 +48,16 @@ demo: deps
 build: deps
 	$(SWIFT) build -c release
 
-## test: install what is missing, then build (zero warnings) and run every test.
+## test: install what is missing, then build (zero warnings, the examples too), run every test,
+## and build the documentation (zero warnings).
 test: deps
 	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test --parallel
+	$(MAKE) docs
+
+## docs: the library's DocC documentation (.build/plugins/Swift-DocC/outputs/Autoupdate.doccarchive);
+## a warning fails it.
+docs:
+	$(SWIFT) package generate-documentation --target Autoupdate --warnings-as-errors
 
 ## tsan: the whole test suite under ThreadSanitizer (its own build folder).
 tsan: deps

@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Documentation only: `swift package generate-documentation` (`make docs`).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         // Test-only: the HTTPS test server.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
@@ -86,6 +88,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The README's and the documentation's examples, compiled with everything else.
+        .executableTarget(
+            name: "AutoupdateExamples",
+            dependencies: [
+                "Autoupdate",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/AutoupdateExamples",
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "AutoupdateTestSupport",
             dependencies: [
@@ -136,7 +150,8 @@ let package = Package(
         ),
         .testTarget(
             name: "AutoupdateCLITests",
-            dependencies: ["AutoupdateCLI", "AutoupdateTestSupport"],
+            // The examples: built by `make test` so that they compile, and checked against the README.
+            dependencies: ["AutoupdateCLI", "AutoupdateTestSupport", "AutoupdateExamples"],
             swiftSettings: strictSettings
         ),
     ],

@@ -1,5 +1,9 @@
 import Dispatch
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Runs `handler` for each of `signals` instead of its default action, until cancelled.
 final class SignalHandlers {

@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The readers', decoders' and compressors' work alone, in memory, writing nothing: for fuzzing,
 /// round-trip tests and benchmarks of decode and parse throughput.

@@ -1,6 +1,10 @@
 import Foundation
 public import Logging
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SystemPackage
 
 /// Extracts archives (zip, tar, tar.gz, tar.bz2) into a folder, safely, while they arrive.

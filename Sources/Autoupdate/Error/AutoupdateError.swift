@@ -117,6 +117,8 @@ public struct AutoupdateError: Error, Sendable, CustomStringConvertible, CustomD
     ///   - code: What kind of failure this is.
     ///   - message: One sentence naming what is at fault.
     ///   - underlying: The lower-level cause, if any.
+    ///   - file: Where it was thrown (``location``).
+    ///   - line: Where it was thrown (``location``).
     public init(
         _ code: Code,
         _ message: String,

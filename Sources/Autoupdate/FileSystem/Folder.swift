@@ -1,6 +1,10 @@
 import CAutoupdateSystem
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SystemPackage
 
 /// A folder opened by descriptor. Every path inside it is walked one component at a time with

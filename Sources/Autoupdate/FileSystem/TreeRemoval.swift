@@ -1,6 +1,10 @@
 import CAutoupdateSystem
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SystemPackage
 
 /// Removes a file, a symlink or a whole folder tree, never following a symlink, whatever the

@@ -1,6 +1,10 @@
 import Foundation
 public import Logging
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// What a ``Launcher`` is doing, for progress displays and logs.
 public enum LauncherEvent: Sendable {

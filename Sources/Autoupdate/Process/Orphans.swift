@@ -1,6 +1,10 @@
 internal import CAutoupdateSystem
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The children of this process, and the orphans it adopts as a child subreaper.
 ///

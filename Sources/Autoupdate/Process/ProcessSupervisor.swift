@@ -1,6 +1,10 @@
 public import Foundation
 public import Logging
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// What to run and how, for a ``ProcessSupervisor``.
 public struct ProcessConfiguration: Sendable {

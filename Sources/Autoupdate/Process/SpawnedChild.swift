@@ -1,6 +1,10 @@
 internal import CAutoupdateSystem
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SystemPackage
 
 /// One spawned child: its pid, and, from a reaper thread, its end.

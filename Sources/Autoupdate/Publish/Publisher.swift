@@ -95,7 +95,11 @@ public enum Publisher {
     /// Signs the server folder's `version.txt` again, trusted until `expiresIn` from now: what a
     /// publisher's CI runs on a schedule for clients that require freshness.
     ///
-    /// - Parameter app: The app identity to bind, as at publish.
+    /// - Parameters:
+    ///   - output: The server folder, holding `version.txt`.
+    ///   - secretKey: The key that signed the release.
+    ///   - expiresIn: How long from now the signature vouches for `version.txt` being current.
+    ///   - app: The app identity to bind, as at publish.
     /// - Returns: The path of `version.txt.minisig`.
     @discardableResult
     public static func signVersion(in output: String, with secretKey: Minisign.SecretKey, expiresIn: Duration, app: String? = nil) throws -> String {

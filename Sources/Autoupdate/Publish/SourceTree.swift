@@ -1,5 +1,9 @@
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// A folder to publish, listed in a fixed order: what goes into the archive.
 struct SourceTree {

@@ -259,8 +259,11 @@ public enum Minisign {
     /// Signs a file's prehash (``Prehash``) as minisign does (`ED`).
     ///
     /// - Parameters:
+    ///   - prehash: The file's ``Prehash`` digest.
+    ///   - key: The secret key.
     ///   - trustedComment: One line, signed with the signature (minisign's default is
     ///     `timestamp:<unix time>\tfile:<name>\thashed`).
+    ///   - untrustedComment: One line, not signed (a label for people).
     public static func sign(prehash: [UInt8], with key: SecretKey, trustedComment: String, untrustedComment: String = "signature from minisign secret key") throws -> Signature {
         guard !trustedComment.contains(where: \.isNewline), !untrustedComment.contains(where: \.isNewline) else {
             throw AutoupdateError(.invalidArgument, "a signature's comments must be one line each")
@@ -287,6 +290,7 @@ public enum Minisign {
     /// Checks a signature: by one of `keys`, over the file, with its trusted comment.
     ///
     /// - Parameters:
+    ///   - signature: The signature, parsed.
     ///   - prehash: The file's ``Prehash`` digest (for `ED`).
     ///   - message: The whole file, when at hand (needed for a legacy `Ed` signature).
     ///   - keys: The trusted keys (several during a key rotation).

@@ -133,7 +133,7 @@ public struct PreviousVersion: Sendable, Hashable {
 /// ```
 ///
 /// The archive is extracted while it downloads, into a staging folder inside the update folder,
-/// and hashed as it passes. Only then is it installed by a journaled swap (see ``Installer``):
+/// and hashed as it passes. Only then is it installed by a journaled swap:
 /// after any crash the app is entirely the old version or entirely the new one. An update lock
 /// keeps two updaters apart; the install waits for no one: while the app runs it is refused.
 ///
@@ -447,7 +447,9 @@ public actor Updater {
     /// Puts a kept version back (journaled, as any install), and marks the version it replaces
     /// as bad so that it is not installed again (a newer one is).
     ///
-    /// - Parameter reason: Why, for the log and the audit trail.
+    /// - Parameters:
+    ///   - previous: The kept version, as ``installKeepingPrevious(_:onEvent:)`` returned it.
+    ///   - reason: Why, for the log and the audit trail.
     public func rollBack(to previous: PreviousVersion, reason: String) async throws {
         let lock = try folder.lockForUpdate()
         defer { withExtendedLifetime(lock) {} }

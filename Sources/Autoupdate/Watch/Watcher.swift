@@ -1,6 +1,10 @@
 import Foundation
 public import Logging
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 public import ServiceLifecycle
 
 /// How ``Watcher`` keeps an app running and up to date.
@@ -90,14 +94,14 @@ public enum WatchEvent: Sendable, Equatable {
 /// checks back off exponentially (honouring `Retry-After`) and never touch the app. Cancelling
 /// the task that runs the watch stops the app gracefully and leaves no install half-done.
 ///
-/// Every decision is ``WatchStateMachine``'s; this actor performs them. Its timers and its
-/// checks are child tasks of ``run()``, so none outlives it.
+/// Every decision is a value-type state machine's; this actor performs them. Its timers and
+/// its checks are child tasks of `run()`, so none outlives it.
 public actor Watcher: Service {
     public nonisolated let configuration: WatchConfiguration
     public nonisolated let folder: AppFolder
     /// What the watch does, as it does it. Buffers the newest 512 events when nobody reads.
     public nonisolated let events: AsyncStream<WatchEvent>
-    /// The exit code the watch ended with, once ``run()`` has returned.
+    /// The exit code the watch ended with, once `run()` has returned.
     public private(set) var exitCode: Int32?
 
     private let eventSink: AsyncStream<WatchEvent>.Continuation

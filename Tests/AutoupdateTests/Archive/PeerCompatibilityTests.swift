@@ -1,7 +1,11 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Testing
 
 /// Archives that Go's, CPython's and libarchive's readers read (their test corpora, in

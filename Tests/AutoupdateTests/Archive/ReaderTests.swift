@@ -1,7 +1,11 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Testing
 
 /// What a reader reported, in a form that can be compared: entries with their whole content.

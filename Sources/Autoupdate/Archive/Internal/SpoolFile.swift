@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SystemPackage
 
 /// An unnamed temporary file (`O_TMPFILE`) in a given folder: it has no name, so nothing is left

@@ -1,5 +1,9 @@
 import CAutoupdateSystem
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SystemPackage
 
 /// Writes extracted files' contents and closes them on a thread of its own, so that the

@@ -1,5 +1,9 @@
 import CAutoupdateBzip2
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// A libbz2 status code, carried as the `underlying` cause of an ``AutoupdateError``.
 ///

@@ -31,7 +31,7 @@ import SystemPackage
 /// One bad entry fails the whole archive, and everything the extraction created is removed.
 /// Out of scope: what the extracted programs do when run; the signature check decides whether
 /// they may be installed at all.
-public actor Extractor {
+public final class Extractor: Sendable {
     /// Limits every extraction of this extractor uses.
     public let configuration: ExtractionConfiguration
     private let logger: Logger

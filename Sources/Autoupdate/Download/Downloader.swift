@@ -21,11 +21,11 @@ public import Logging
 /// server that stalls, drips or never finishes fails within ``DownloadConfiguration/lowSpeedWindow``
 /// or ``DownloadConfiguration/deadline``. Out of scope: the authenticity of the bytes, which the
 /// signature check establishes.
-public actor Downloader {
+public final class Downloader: Sendable {
     /// The configuration every download of this downloader uses.
-    public nonisolated let configuration: DownloadConfiguration
-    private nonisolated let logger: Logger
-    private nonisolated let liveTransfers = TransferCounter()
+    public let configuration: DownloadConfiguration
+    private let logger: Logger
+    private let liveTransfers = TransferCounter()
 
     /// Creates a downloader.
     ///
@@ -38,7 +38,7 @@ public actor Downloader {
     }
 
     /// Transfers that have started and whose threads have not yet released their handles.
-    public nonisolated var activeTransferCount: Int {
+    public var activeTransferCount: Int {
         liveTransfers.value
     }
 
@@ -51,7 +51,7 @@ public actor Downloader {
     /// - Returns: The body, chunk by chunk. Nothing is sent before iteration starts.
     ///   Iterating throws ``AutoupdateError`` (``AutoupdateError/Code/network``, `.tls`,
     ///   `.httpStatus`, `.timeout`, `.sizeLimitExceeded`, `.invalidURL`) when the download fails.
-    public nonisolated func bytes(from url: URL, expectedLength: Int64? = nil) -> DownloadStream {
+    public func bytes(from url: URL, expectedLength: Int64? = nil) -> DownloadStream {
         let maxBytes = expectedLength ?? configuration.maxBytes
         return stream(url: url, conditional: nil, expectedLength: expectedLength, maxBytes: maxBytes)
     }
@@ -82,7 +82,7 @@ public actor Downloader {
         return .modified(body: body, validator: answered?.isEmpty == false ? answered : nil)
     }
 
-    private nonisolated func stream(
+    private func stream(
         url: URL, conditional: HTTPValidator?, expectedLength: Int64?, maxBytes: Int64,
         onStart: @escaping @Sendable (TransferCore) -> Void = { _ in }
     ) -> DownloadStream {

@@ -31,24 +31,24 @@ public enum LauncherEvent: Sendable {
 /// in it, with its `args` as arguments and the seed's variables in its environment (see
 /// ``UpdateContext``). While it runs it holds the folder's run lock, so no install swaps files
 /// under it: ``updateCode()`` returns `false` then, as in the seed.
-public actor Launcher {
+public final class Launcher: Sendable {
     /// The app's executable, absolute; always inside ``folder``.
-    public nonisolated let filepath: String
+    public let filepath: String
     /// Where updates come from (`version.txt` and the archive).
-    public nonisolated let url: UpdateURL
+    public let url: UpdateURL
     /// The archive's name on the server.
-    public nonisolated let newfiles: ArchiveName
+    public let newfiles: ArchiveName
     /// The level of the launcher's logger, also passed to the app.
-    public nonisolated let logLevel: Logger.Level
+    public let logLevel: Logger.Level
     /// The app's arguments.
-    public nonisolated let args: [String]
+    public let args: [String]
     /// Passed to the app as `AUTOUPDATE_KWARGS`, a JSON object.
-    public nonisolated let kwargs: [String: String]
+    public let kwargs: [String: String]
     /// The app folder.
-    public nonisolated let folder: AppFolder
+    public let folder: AppFolder
     /// Progress of updates and the app's starts and ends. Buffers the newest 256 events when
     /// nobody reads it.
-    public nonisolated let events: AsyncStream<LauncherEvent>
+    public let events: AsyncStream<LauncherEvent>
 
     private let eventSink: AsyncStream<LauncherEvent>.Continuation
     private let updater: Updater
@@ -116,15 +116,15 @@ public actor Launcher {
     // MARK: The layout
 
     /// The installed version's file (`version.txt`).
-    public nonisolated var versionDoc: String { folder.layout.versionDoc }
+    public var versionDoc: String { folder.layout.versionDoc }
     /// The log of every check (`version_check.log`).
-    public nonisolated var versionCheckLog: String { folder.layout.versionCheckLog }
+    public var versionCheckLog: String { folder.layout.versionCheckLog }
     /// The list of installed files (`filelist.txt`).
-    public nonisolated var fileList: String { folder.layout.fileList }
+    public var fileList: String { folder.layout.fileList }
     /// The update folder (`.pyautodownloads`).
-    public nonisolated var updateDir: String { folder.layout.updateDir }
+    public var updateDir: String { folder.layout.updateDir }
     /// The queued version's file (`.queue`).
-    public nonisolated var queueUpdate: String { folder.layout.queueUpdate }
+    public var queueUpdate: String { folder.layout.queueUpdate }
 
     /// Whether `version.txt` exists and holds a valid PEP 440 version; a corrupted one is logged
     /// as a warning (the seed's `CorruptedFileWarning`).
@@ -132,7 +132,7 @@ public actor Launcher {
     /// ```swift
     /// if !launcher.versionDocValidator() { print("version.txt needs repair") }
     /// ```
-    public nonisolated func versionDocValidator() -> Bool {
+    public func versionDocValidator() -> Bool {
         switch folder.readVersionDoc() {
         case .valid: return true
         case .missing:
@@ -146,7 +146,7 @@ public actor Launcher {
 
     /// Whether `version_check.log` is empty or made of the seed's lines (`Old X|New Y|Time T`,
     /// `Old X|Up to date|Time T`, `Old X|Server invalid|Time T`); a missing log counts as empty.
-    public nonisolated func versionLogValidator() -> Bool {
+    public func versionLogValidator() -> Bool {
         switch folder.readCheckLog() {
         case .valid, .missing: return true
         case .corrupted(let reason):

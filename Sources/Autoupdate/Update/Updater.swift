@@ -141,10 +141,10 @@ public struct PreviousVersion: Sendable, Hashable {
 /// HTTPS only, verified; archives are hostile until proven otherwise (see ``Extractor``); a
 /// version older than the installed one is never installed. Out of scope here: who published the
 /// archive (the signature check establishes that).
-public actor Updater {
-    public nonisolated let folder: AppFolder
-    public nonisolated let url: UpdateURL
-    public nonisolated let configuration: UpdaterConfiguration
+public final class Updater: Sendable {
+    public let folder: AppFolder
+    public let url: UpdateURL
+    public let configuration: UpdaterConfiguration
     private let downloader: Downloader
     private let extractor: Extractor
     private let checker: VersionChecker
@@ -235,7 +235,7 @@ public actor Updater {
     }
 
     /// Whether an install was interrupted (a crash, a kill) and waits for ``recover()``.
-    public nonisolated var hasInterruptedInstall: Bool {
+    public var hasInterruptedInstall: Bool {
         FileManager.default.fileExists(atPath: folder.updateDirectory + "/journal.json")
     }
 
@@ -312,7 +312,7 @@ public actor Updater {
         let digest = try SHA256Digest()
         // A signed release says how long its archive is and what it unpacks to: both exact caps,
         // so a server cannot fill the disk before the signature over the bytes is checked.
-        let sink = await extractor.start(format: configuration.archive.format, to: staging, maxBytes: signature?.unpacked)
+        let sink = extractor.start(format: configuration.archive.format, to: staging, maxBytes: signature?.unpacked)
         var verifier = signature?.verifier
         var bytes: Int64 = 0
         let report: ExtractionReport
@@ -466,7 +466,7 @@ public actor Updater {
     }
 
     /// Removes a kept version that is no longer needed.
-    public nonisolated func discard(_ previous: PreviousVersion) {
+    public func discard(_ previous: PreviousVersion) {
         try? TreeRemoval.remove(path: previous.tree)
     }
 

@@ -17,7 +17,7 @@ public import Logging
 ///
 /// A missing `version.txt` counts as `0.0.0` (nothing installed yet); a corrupted one is a
 /// logged warning and counts as `0.0.0` too, so that the next update repairs it.
-public actor VersionChecker {
+public final class VersionChecker: Sendable {
     /// The result of one check.
     public struct Result: Sendable, Equatable {
         /// The installed version (`0.0.0` when none is recorded).
@@ -50,8 +50,8 @@ public actor VersionChecker {
         var body: String
     }
 
-    public nonisolated let folder: AppFolder
-    public nonisolated let url: UpdateURL
+    public let folder: AppFolder
+    public let url: UpdateURL
     private let downloader: Downloader
     private let trust: TrustPolicy
     private let timeout: Duration

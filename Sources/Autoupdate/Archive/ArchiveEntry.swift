@@ -43,7 +43,7 @@ enum ArchiveEvent {
 /// manage. (Zip names that are not UTF-8 are CP437 by the format's definition, and read so.)
 func decodeName(_ bytes: some Collection<UInt8>, what: String) throws -> String {
     guard !bytes.contains(0) else {
-        throw AutoupdateError(.corruptArchive, "\(what) contains a NUL byte")
+        throw AutoupdateError.nulByte(in: what)
     }
     guard let name = String(validating: bytes, as: UTF8.self) else {
         throw AutoupdateError(

@@ -251,7 +251,7 @@ final class ExtractionSession {
         }
         let path = components.joined(separator: "/")
         guard writer.nodes[path] == nil else {
-            throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) collides with an earlier entry of the same name")
+            throw AutoupdateError.symlinkCollides(entry)
         }
         if !symlinkPaths.insert(path).inserted {
             // An earlier symlink of the same name (tar: the later member wins).

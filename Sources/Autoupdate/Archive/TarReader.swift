@@ -453,7 +453,7 @@ struct TarReader {
             var value = Int64(first & 0x7F)
             for byte in bytes.dropFirst() {
                 guard value <= Int64.max >> 8 else {
-                    throw AutoupdateError(.corruptArchive, "tar header at byte \(offset) has an out-of-range \(field)")
+                    throw AutoupdateError.tarNumberOutOfRange(field, at: offset)
                 }
                 value = value << 8 | Int64(byte)
             }
@@ -463,7 +463,7 @@ struct TarReader {
         var value: Int64 = 0
         while let byte = digits.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "7") {
             guard value <= Int64.max >> 3 else {
-                throw AutoupdateError(.corruptArchive, "tar header at byte \(offset) has an out-of-range \(field)")
+                throw AutoupdateError.tarNumberOutOfRange(field, at: offset)
             }
             value = value << 3 | Int64(byte - UInt8(ascii: "0"))
             digits = digits.dropFirst()

@@ -137,7 +137,7 @@ final class TreeWriter {
     }
 
     private func failure(_ what: String, entry: String, errno: Errno) -> AutoupdateError {
-        AutoupdateError(.fileSystem, "extracting \(quoted(entry)): \(what) (\(errno))", underlying: errno)
+        AutoupdateError.extraction(entry, what, errno)
     }
 
     private func record(_ path: String, _ node: Node) {
@@ -169,8 +169,7 @@ final class TreeWriter {
             record(path, .file)
             return descriptor
         case .failure(.fileExists):
-            throw AutoupdateError(
-                .unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
+            throw AutoupdateError.alreadyInDestination(path)
         case .failure(let errno):
             throw failure("cannot create the file", entry: entry, errno: errno)
         }
@@ -205,8 +204,7 @@ final class TreeWriter {
         case .success:
             record(path, .hardlink)
         case .failure(.fileExists):
-            throw AutoupdateError(
-                .unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
+            throw AutoupdateError.alreadyInDestination(path)
         case .failure(let errno):
             throw failure("cannot create the hard link", entry: entry, errno: errno)
         }
@@ -218,14 +216,13 @@ final class TreeWriter {
         let parent = try folder(components.dropLast(), create: true, entry: entry)
         let path = components.joined(separator: "/")
         if nodes[path] != nil {
-            throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) collides with an earlier entry of the same name")
+            throw AutoupdateError.symlinkCollides(entry)
         }
         switch Syscall.symlinkAt(target, parent, components[components.count - 1]) {
         case .success:
             record(path, .symlink)
         case .failure(.fileExists):
-            throw AutoupdateError(
-                .unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
+            throw AutoupdateError.alreadyInDestination(path)
         case .failure(let errno):
             throw failure("cannot create the symlink", entry: entry, errno: errno)
         }

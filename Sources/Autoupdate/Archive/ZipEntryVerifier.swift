@@ -96,8 +96,7 @@ struct ZipEntryVerifier {
     /// The central directory's record must agree with what was read.
     static func verify(_ record: ZipCentralRecord, number: Int, against entry: Summary) throws {
         guard record.name == entry.name else {
-            throw AutoupdateError(
-                .unsafeEntry, "zip entry \(number) is named \(quoted(entry.name)) in its local header but \(quoted(record.name)) in the central directory")
+            throw AutoupdateError.zipNamesDisagree(entry: number, local: entry.name, central: record.name)
         }
         guard record.localHeaderOffset == entry.offset, record.method == entry.method, record.crc == entry.crc,
               record.compressedSize == entry.compressedSize, record.uncompressedSize == entry.uncompressedSize

@@ -285,8 +285,7 @@ final class ZipReader {
         }
         if entry.verifier.remaining == 0 {
             if entry.header.method == 8, !ended {
-                throw AutoupdateError(
-                    .corruptArchive, "the deflate data of zip entry \(quoted(entry.header.name)) is incomplete")
+                throw AutoupdateError.zipDeflateIncomplete(entry.header.name)
             }
             try finishEntry(handle)
         }
@@ -406,7 +405,7 @@ final class ZipReader {
         }
         let end = try ZipEnd.parse(endBytes.bytes, at: 0)
         guard end.centralDirectorySize <= Int64(Self.maxCentralDirectoryBytes), end.centralDirectorySize <= endBytes.offset else {
-            throw AutoupdateError(.corruptArchive, "the zip end record places the central directory where it is not")
+            throw AutoupdateError.zipDirectoryMisplaced()
         }
         // With bytes before the first entry, the offsets may count from the archive's start or
         // from the file's (a stub added after the zip was made): the directory ends where the end
@@ -419,7 +418,7 @@ final class ZipReader {
             base = 0
         }
         guard base >= 0, streamed.isEmpty || base == 0, end.centralDirectoryOffset + base - spoolBase == directoryStart else {
-            throw AutoupdateError(.corruptArchive, "the zip end record places the central directory where it is not")
+            throw AutoupdateError.zipDirectoryMisplaced()
         }
         zipBase = base
         let directory = try spool.read(at: directoryStart, count: Int(end.centralDirectorySize))
@@ -509,8 +508,7 @@ final class ZipReader {
         var header = try ZipLocalHeader.parse(headerBytes, at: record.localHeaderOffset)
         try Self.checkSupported(header)
         guard header.name == record.name else {
-            throw AutoupdateError(
-                .unsafeEntry, "zip entry \(number) is named \(quoted(header.name)) in its local header but \(quoted(record.name)) in the central directory")
+            throw AutoupdateError.zipNamesDisagree(entry: number, local: header.name, central: record.name)
         }
         guard header.method == record.method else {
             throw AutoupdateError(.corruptArchive, "zip entry \(quoted(record.name)) has different methods in its two headers")
@@ -543,7 +541,7 @@ final class ZipReader {
             entry.verifier.consumed(consumed)
         }
         guard ended else {
-            throw AutoupdateError(.corruptArchive, "the deflate data of zip entry \(quoted(record.name)) is incomplete")
+            throw AutoupdateError.zipDeflateIncomplete(record.name)
         }
         try entry.verifier.verifyData()
         if header.hasDataDescriptor {

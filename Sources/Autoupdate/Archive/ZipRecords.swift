@@ -171,7 +171,7 @@ struct ZipCentralRecord {
             if offset32 == .max { offset = Int64(bitPattern: try values.u64()) }
         }
         guard disk == 0 || disk == .max else {
-            throw AutoupdateError(.unsupportedArchive, "the zip archive spans several disks, which is not supported")
+            throw AutoupdateError.zipSpansDisks()
         }
         guard compressed >= 0, uncompressed >= 0, offset >= 0 else {
             throw AutoupdateError(.corruptArchive, "the zip central directory declares a negative size or offset")
@@ -210,7 +210,7 @@ struct ZipEnd {
             let directoryOffset = try reader.u64()
             _ = try reader.take(Int(size) - 44)
             guard disk == 0, directoryDisk == 0 else {
-                throw AutoupdateError(.unsupportedArchive, "the zip archive spans several disks, which is not supported")
+                throw AutoupdateError.zipSpansDisks()
             }
             guard total < 1 << 40, directorySize < 1 << 40, directoryOffset < 1 << 60 else {
                 throw AutoupdateError(.corruptArchive, "the zip64 end record holds impossible values")
@@ -241,7 +241,7 @@ struct ZipEnd {
                 "unexpected data after the zip archive's end record: a zip record at \(record) bytes after it, which readers that search from the end would take instead")
         }
         guard (disk == 0 || disk == .max), (directoryDisk == 0 || directoryDisk == .max) else {
-            throw AutoupdateError(.unsupportedArchive, "the zip archive spans several disks, which is not supported")
+            throw AutoupdateError.zipSpansDisks()
         }
         if let zip64 {
             return zip64
@@ -296,7 +296,7 @@ func zipName(rawName: ArraySlice<UInt8>, flags: UInt16, extra: ZipExtraFields, a
         }
     }
     guard !rawName.contains(0) else {
-        throw AutoupdateError(.corruptArchive, "\(what) contains a NUL byte")
+        throw AutoupdateError.nulByte(in: what)
     }
     if let name = String(validating: rawName, as: UTF8.self) {
         return name

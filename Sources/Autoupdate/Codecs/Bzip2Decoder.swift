@@ -47,7 +47,7 @@ final class Bzip2Decoder: StreamDecoder {
                 // "BZh" and a block size from 1 to 9.
                 guard prefix[0] == 0x42, prefix[1] == 0x5A, prefix[2] == 0x68, (0x31...0x39).contains(prefix[3]) else {
                     throw fail(streams == 0
-                        ? AutoupdateError(.corruptArchive, "not a bzip2 stream: bad magic bytes \(hex(prefix)) (expected 'BZh1'…'BZh9')")
+                        ? AutoupdateError.bzip2BadMagic(prefix)
                         : AutoupdateError(.corruptArchive, "unexpected data after bzip2 stream \(streams) at byte \(offset - 4)"))
                 }
                 if streams > 0 {
@@ -63,8 +63,7 @@ final class Bzip2Decoder: StreamDecoder {
                     offset += Int64(rest.count)
                     return
                 }
-                throw fail(AutoupdateError(
-                    .corruptArchive, "unexpected data after the bzip2 stream at byte \(offset + Int64(garbage - rest.startIndex))"))
+                throw fail(AutoupdateError.bzip2TrailingData(at: offset + Int64(garbage - rest.startIndex)))
             }
         }
     }
@@ -78,8 +77,7 @@ final class Bzip2Decoder: StreamDecoder {
                 ? "the bzip2 stream is empty"
                 : "the bzip2 stream is truncated (in the header of stream \(streams + 1))"))
         case .inStream:
-            throw fail(AutoupdateError(
-                .corruptArchive, "the bzip2 stream is truncated: stream \(streams + 1) ends early, at byte \(offset)"))
+            throw fail(AutoupdateError.bzip2Truncated(stream: streams + 1, at: offset))
         case .streamStart, .trailingZeros:
             return
         }
@@ -98,7 +96,7 @@ final class Bzip2Decoder: StreamDecoder {
         } catch let status as Bzip2Status {
             let number = streams + 1
             throw fail(status.rawValue == BZ_DATA_ERROR
-                ? AutoupdateError(.checksumMismatch, "bzip2 stream \(number) is corrupt near byte \(offset) (a CRC mismatch or a damaged block)", underlying: status)
+                ? AutoupdateError.bzip2Corrupt(stream: number, near: offset, status: status)
                 : AutoupdateError(.corruptArchive, "bzip2 stream \(number) is corrupt near byte \(offset) (\(status))", underlying: status))
         }
     }

@@ -112,7 +112,7 @@ final class ParallelBzip2Decoder: StreamDecoder {
             try checkHead(job.segment, isLast: pending.isEmpty)
         case .block:
             guard case .inStream(let number, let crc) = phase else {
-                throw AutoupdateError(.corruptArchive, "unexpected data after the bzip2 stream at byte \(job.segment.offset)")
+                throw AutoupdateError.bzip2TrailingData(at: job.segment.offset)
             }
             guard let blockCRC = try decodeInOrder(job, stream: number, inputEnded: inputEnded, output: output) else {
                 return false
@@ -130,7 +130,7 @@ final class ParallelBzip2Decoder: StreamDecoder {
             throw AutoupdateError(.corruptArchive, "the bzip2 stream is truncated (in the header of stream 1)")
         }
         guard Self.isHeader(head) else {
-            throw AutoupdateError(.corruptArchive, "not a bzip2 stream: bad magic bytes \(hex(head)) (expected 'BZh1'…'BZh9')")
+            throw AutoupdateError.bzip2BadMagic(head)
         }
         guard !isLast else {
             throw AutoupdateError(.corruptArchive, "the bzip2 stream is truncated: stream 1 ends early, at byte \(segment.bytes.count)")
@@ -189,12 +189,10 @@ final class ParallelBzip2Decoder: StreamDecoder {
 
     private func blockError(_ status: Bzip2Status?, segment: Bzip2Segment, stream: Int, truncated: Bool) -> AutoupdateError {
         if truncated {
-            return AutoupdateError(
-                .corruptArchive, "the bzip2 stream is truncated: stream \(stream) ends early, at byte \(segment.offset + Int64(segment.bytes.count))")
+            return AutoupdateError.bzip2Truncated(stream: stream, at: segment.offset + Int64(segment.bytes.count))
         }
         if let status, status.rawValue == BZ_DATA_ERROR {
-            return AutoupdateError(
-                .checksumMismatch, "bzip2 stream \(stream) is corrupt near byte \(segment.offset) (a CRC mismatch or a damaged block)", underlying: status)
+            return AutoupdateError.bzip2Corrupt(stream: stream, near: segment.offset, status: status)
         }
         return AutoupdateError(.corruptArchive, "bzip2 stream \(stream) is corrupt near byte \(segment.offset) (a damaged block)")
     }
@@ -202,7 +200,7 @@ final class ParallelBzip2Decoder: StreamDecoder {
     /// A stream's end: its CRC, padding, then the next stream's header or zero padding.
     private func endStream(_ first: Bzip2Segment, inputEnded: Bool) throws -> Bool {
         guard case .inStream(let number, let crc) = phase else {
-            throw AutoupdateError(.corruptArchive, "unexpected data after the bzip2 stream at byte \(first.offset)")
+            throw AutoupdateError.bzip2TrailingData(at: first.offset)
         }
         var segment = first
         // A false marker may have cut the end's own 80 bits short.
@@ -215,8 +213,7 @@ final class ParallelBzip2Decoder: StreamDecoder {
             return false
         }
         guard segment.bitCount >= 80 else {
-            throw AutoupdateError(
-                .corruptArchive, "the bzip2 stream is truncated: stream \(number) ends early, at byte \(segment.offset + Int64(segment.bytes.count))")
+            throw AutoupdateError.bzip2Truncated(stream: number, at: segment.offset + Int64(segment.bytes.count))
         }
         guard segment.storedCRC == crc else {
             throw AutoupdateError(
@@ -242,7 +239,7 @@ final class ParallelBzip2Decoder: StreamDecoder {
                 : "unexpected data after bzip2 stream \(number) at byte \(restOffset)")
         }
         if let garbage = rest.firstIndex(where: { $0 != 0 }) {
-            throw AutoupdateError(.corruptArchive, "unexpected data after the bzip2 stream at byte \(restOffset + Int64(garbage - rest.startIndex))")
+            throw AutoupdateError.bzip2TrailingData(at: restOffset + Int64(garbage - rest.startIndex))
         }
         guard segment.droppedOnlyZeros else {
             throw AutoupdateError(.corruptArchive, "unexpected data after the bzip2 stream, past byte \(segment.offset + Int64(segment.bytes.count))")

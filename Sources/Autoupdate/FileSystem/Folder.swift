@@ -19,7 +19,7 @@ final class Folder {
         switch Syscall.openAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY) {
         case .success(let opened): descriptor = opened
         case .failure(let errno):
-            throw AutoupdateError(.fileSystem, "cannot open the folder \(quoted(path)) (\(errno))", underlying: errno)
+            throw AutoupdateError.fileSystem("open the folder", path, errno)
         }
     }
 
@@ -28,7 +28,7 @@ final class Folder {
         switch Syscall.makeDirectoryAt(AT_FDCWD, path + "/" + name, 0o700) {
         case .success, .failure(.fileExists): break
         case .failure(let errno):
-            throw AutoupdateError(.fileSystem, "cannot create \(quoted(path + "/" + name)) (\(errno))", underlying: errno)
+            throw AutoupdateError.fileSystem("create", path + "/" + name, errno)
         }
         try self.init(path: path + "/" + name)
     }
@@ -50,7 +50,7 @@ final class Folder {
             switch Syscall.openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
             case .success(let opened): return Folder(descriptor: opened, path: shown)
             case .failure(let errno):
-                throw AutoupdateError(.fileSystem, "cannot open the folder \(quoted(shown)) (\(errno))", underlying: errno)
+                throw AutoupdateError.fileSystem("open the folder", shown, errno)
             }
         }
     }
@@ -209,7 +209,7 @@ final class Folder {
         forgetParent(under: parts)
         try withParent(parts) { parent, name in
             if case .failure(let errno) = Syscall.unlinkAt(parent, name), errno != .noSuchFileOrDirectory {
-                throw AutoupdateError(.fileSystem, "cannot remove \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))", underlying: errno)
+                throw AutoupdateError.fileSystem("remove", path + "/" + parts.joined(separator: "/"), errno)
             }
         }
     }
@@ -235,7 +235,7 @@ final class Folder {
     func setFolderMode(_ parts: [String], _ mode: UInt32) throws {
         if parts.isEmpty {
             if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(mode)) {
-                throw AutoupdateError(.fileSystem, "cannot set the mode of \(quoted(path)) (\(errno))", underlying: errno)
+                throw AutoupdateError.fileSystem("set the mode of", path, errno)
             }
             return
         }
@@ -268,8 +268,7 @@ final class Folder {
             switch Syscall.makeDirectoryAt(parent, name, mode_t(mode & 0o777)) {
             case .success, .failure(.fileExists): break
             case .failure(let errno):
-                throw AutoupdateError(
-                    .fileSystem, "cannot create \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))", underlying: errno)
+                throw AutoupdateError.fileSystem("create", path + "/" + parts.joined(separator: "/"), errno)
             }
         }
         try setFolderMode(parts, mode)

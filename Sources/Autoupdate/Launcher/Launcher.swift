@@ -218,7 +218,7 @@ public final class Launcher: Sendable {
     public func run(background: Bool = false) async throws -> Int32? {
         if await supervisor.isAlive {
             let pid = await supervisor.pid ?? 0
-            throw AutoupdateError(.processRunning, "\(quoted(filepath)) is already running (pid \(pid))")
+            throw AutoupdateError.alreadyRunning(filepath, pid: pid)
         }
         if updater.hasInterruptedInstall {
             let outcome = try await updater.recoverForStart()

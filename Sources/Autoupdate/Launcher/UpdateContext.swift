@@ -79,7 +79,7 @@ public struct UpdateContext: Sendable, Equatable {
             return value
         }
         func invalid(_ name: String, _ why: String) -> AutoupdateError {
-            AutoupdateError(.invalidArgument, "the environment variable \(name) is invalid: \(why)")
+            AutoupdateError.invalidEnvironment(name, why)
         }
         let url: UpdateURL
         do {
@@ -120,7 +120,7 @@ public struct UpdateContext: Sendable, Equatable {
     /// - Throws: ``AutoupdateError`` `.invalidArgument` naming the malformed variable.
     public static func trustPolicy(from environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TrustPolicy {
         func invalid(_ name: String, _ why: String) -> AutoupdateError {
-            AutoupdateError(.invalidArgument, "the environment variable \(name) is invalid: \(why)")
+            AutoupdateError.invalidEnvironment(name, why)
         }
         var keys: [Minisign.PublicKey] = []
         for text in (environment[Variable.publicKeys] ?? "").split(separator: ",") {

@@ -111,7 +111,7 @@ public actor ProcessSupervisor {
     @discardableResult
     func start(holding lock: FileLock?, onExit: @escaping @Sendable (Int32, TerminationStatus) -> Void) async throws -> Int32 {
         if let child, child.status == nil {
-            throw AutoupdateError(.processRunning, "\(quoted(configuration.executable)) is already running (pid \(child.pid))")
+            throw AutoupdateError.alreadyRunning(configuration.executable, pid: child.pid)
         }
         // The spawn may wait (ETXTBSY); a second start meanwhile must not spawn a second child.
         guard !starting else {

@@ -156,7 +156,7 @@ public enum Publisher {
     /// The size and SHA-256 of a file.
     static func hash(_ path: String) throws -> (Int64, String) {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw AutoupdateError(.fileSystem, "cannot read \(quoted(path))")
+            throw AutoupdateError.unreadable(path)
         }
         defer { try? handle.close() }
         let digest = try SHA256Digest()

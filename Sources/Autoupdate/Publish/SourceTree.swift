@@ -55,7 +55,7 @@ struct SourceTree {
                 let path = relative.isEmpty ? name : relative + "/" + name
                 var info = stat()
                 guard lstat(root + "/" + path, &info) == 0 else {
-                    throw AutoupdateError(.fileSystem, "cannot read \(quoted(root + "/" + path))")
+                    throw AutoupdateError.unreadable(root + "/" + path)
                 }
                 let mode = UInt32(info.st_mode) & 0o777
                 let time = Int64(info.st_mtim.tv_sec)

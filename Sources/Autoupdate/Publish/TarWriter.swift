@@ -47,7 +47,7 @@ struct TarWriter {
 
     private func copyFile(_ path: String, expected: Int64) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw AutoupdateError(.fileSystem, "cannot read \(quoted(path))")
+            throw AutoupdateError.unreadable(path)
         }
         defer { try? handle.close() }
         var written: Int64 = 0
@@ -59,7 +59,7 @@ struct TarWriter {
             written += Int64(data.count)
         }
         guard written == expected else {
-            throw AutoupdateError(.fileSystem, "\(quoted(path)) changed size while it was being published")
+            throw AutoupdateError.changedWhilePublished(path)
         }
         try emit([UInt8](repeating: 0, count: Int((512 - written % 512) % 512)))
     }

@@ -38,7 +38,7 @@ final class ZipWriter {
         switch entry.kind {
         case .file where method == 8:
             guard let input = FileHandle(forReadingAtPath: root + "/" + entry.path) else {
-                throw AutoupdateError(.fileSystem, "cannot read \(quoted(root + "/" + entry.path))")
+                throw AutoupdateError.unreadable(root + "/" + entry.path)
             }
             defer { try? input.close() }
             deflater.reset()
@@ -55,7 +55,7 @@ final class ZipWriter {
             }
             try deflater.finish(output: sink)
             guard uncompressed == size else {
-                throw AutoupdateError(.fileSystem, "\(quoted(entry.path)) changed size while it was being published")
+                throw AutoupdateError.changedWhilePublished(entry.path)
             }
         case .symlink(let target):
             let bytes = Array(target.utf8)

@@ -235,7 +235,7 @@ public enum Minisign {
     /// The ``Prehash`` of a file, read in 1 MiB pieces.
     public static func prehash(ofFile path: String) throws -> [UInt8] {
         guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw AutoupdateError(.fileSystem, "cannot read \(quoted(path))")
+            throw AutoupdateError.unreadable(path)
         }
         defer { try? handle.close() }
         var hasher = Prehash()
@@ -312,7 +312,7 @@ public enum Minisign {
             signed = message
         }
         guard crypto_sign_verify_detached(signature.signature, signed, UInt64(signed.count), key.key) == 0 else {
-            throw AutoupdateError(.signature, "the signature by key \(key.keyIDHex) does not match the file's bytes (altered, or signed over other bytes)")
+            throw AutoupdateError.signatureMismatch(keyID: key.keyIDHex)
         }
         return Verified(key: key, trustedComment: signature.trustedComment)
     }
@@ -394,7 +394,7 @@ public enum Minisign {
                 matches = autoupdate_ed25519_verify_hram(signature.signature, key.key, state.finalize()) == 0
             }
             guard matches else {
-                throw AutoupdateError(.signature, "the signature by key \(key.keyIDHex) does not match the file's bytes (altered, or signed over other bytes)")
+                throw AutoupdateError.signatureMismatch(keyID: key.keyIDHex)
             }
             return Verified(key: key, trustedComment: signature.trustedComment)
         }

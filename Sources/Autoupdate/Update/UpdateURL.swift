@@ -44,17 +44,17 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
         }
 
         guard var components = URLComponents(string: withScheme) else {
-            throw AutoupdateError(.invalidURL, "the update URL \(shown) is not a valid URL")
+            throw AutoupdateError.invalidUpdateURL(shown)
         }
         guard let host = components.host, !host.isEmpty else {
             throw AutoupdateError(.invalidURL, "the update URL \(shown) has no host name")
         }
         // URLComponents takes any number as a port; curl would fail later, with a less clear word.
         if let port = components.port, !(1...65535).contains(port) {
-            throw AutoupdateError(.invalidURL, "the update URL \(shown) has the port \(port); a port is a number from 1 to 65535")
+            throw AutoupdateError.invalidPort(shown, port: "\(port)")
         }
         if components.port == nil, let portText = Self.portText(of: withScheme), !portText.isEmpty {
-            throw AutoupdateError(.invalidURL, "the update URL \(shown) has the port \(quoted(portText)); a port is a number from 1 to 65535")
+            throw AutoupdateError.invalidPort(shown, port: quoted(portText))
         }
         guard components.user == nil, components.password == nil else {
             throw AutoupdateError(
@@ -65,7 +65,7 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
         components.fragment = nil
         components.percentEncodedPath = Self.normalizedPath(components.percentEncodedPath)
         guard let url = components.url else {
-            throw AutoupdateError(.invalidURL, "the update URL \(shown) is not a valid URL")
+            throw AutoupdateError.invalidUpdateURL(shown)
         }
         self.url = url
     }

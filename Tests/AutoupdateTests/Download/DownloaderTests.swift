@@ -115,6 +115,9 @@ struct DownloaderTests {
                 _ = try await downloader.collect(server.url("version.txt"))
             }
             #expect(server.requests.isEmpty, "nothing is sent before the certificate is trusted")
+            // The cause, as a public type a caller can branch on.
+            let error = await #expect(throws: AutoupdateError.self) { _ = try await downloader.collect(server.url("version.txt")) }
+            #expect(error?.underlying as? CurlCode == .peerFailedVerification)
         }
     }
 

@@ -186,7 +186,7 @@ final class WriteBehind {
     }
 
     private static func fileFailure(_ what: String, entry: String, errno: Errno) -> AutoupdateError {
-        AutoupdateError(.fileSystem, "extracting \(quoted(entry)): \(what) (\(errno))", underlying: errno)
+        AutoupdateError.extraction(entry, what, errno)
     }
 }
 

@@ -5,24 +5,6 @@ import Glibc
 import Musl
 #endif
 
-/// A libbz2 status code, carried as the `underlying` cause of an ``AutoupdateError``.
-///
-/// The corresponding C values are `BZ_OK`, `BZ_DATA_ERROR`, ….
-struct Bzip2Status: RawRepresentable, Hashable, Error, CustomStringConvertible {
-    let rawValue: Int32
-
-    var description: String {
-        switch rawValue {
-        case BZ_DATA_ERROR: "BZ_DATA_ERROR"
-        case BZ_DATA_ERROR_MAGIC: "BZ_DATA_ERROR_MAGIC"
-        case BZ_MEM_ERROR: "BZ_MEM_ERROR"
-        case BZ_PARAM_ERROR: "BZ_PARAM_ERROR"
-        case BZ_SEQUENCE_ERROR: "BZ_SEQUENCE_ERROR"
-        default: "libbz2 status \(rawValue)"
-        }
-    }
-}
-
 /// Owns one libbz2 decompression stream (`bz_stream`).
 ///
 /// The stream is heap-allocated and never moves: libbz2 keeps a pointer back to it.

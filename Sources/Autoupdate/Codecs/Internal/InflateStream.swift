@@ -1,28 +1,5 @@
 import CAutoupdateZlib
 
-/// A zlib status code, carried as the `underlying` cause of an ``AutoupdateError``.
-///
-/// The corresponding C values are `Z_OK`, `Z_DATA_ERROR`, ….
-struct ZlibStatus: RawRepresentable, Hashable, Error, CustomStringConvertible {
-    let rawValue: Int32
-
-    static let dataError = ZlibStatus(rawValue: Z_DATA_ERROR)
-    static let memoryError = ZlibStatus(rawValue: Z_MEM_ERROR)
-    static let needDictionary = ZlibStatus(rawValue: Z_NEED_DICT)
-
-    var description: String {
-        switch rawValue {
-        case Z_DATA_ERROR: "Z_DATA_ERROR"
-        case Z_MEM_ERROR: "Z_MEM_ERROR"
-        case Z_NEED_DICT: "Z_NEED_DICT"
-        case Z_STREAM_ERROR: "Z_STREAM_ERROR"
-        case Z_BUF_ERROR: "Z_BUF_ERROR"
-        case Z_VERSION_ERROR: "Z_VERSION_ERROR"
-        default: "zlib status \(rawValue)"
-        }
-    }
-}
-
 /// zlib's failure: the status and zlib's own message ("incorrect data check", …).
 struct InflateFailure: Error {
     let status: ZlibStatus

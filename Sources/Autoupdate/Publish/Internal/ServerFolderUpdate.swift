@@ -135,7 +135,7 @@ final class ServerFolderUpdate {
                     }
                 case .remove(let name):
                     if case .failure(let errno) = Syscall.unlinkAt(directory, name), errno != .noSuchFileOrDirectory {
-                        throw AutoupdateError(.fileSystem, "cannot remove \(quoted(path + "/" + name)) (\(errno))", underlying: errno)
+                        throw AutoupdateError.fileSystem("remove", path + "/" + name, errno)
                     }
                 }
                 done.append((change, backup))

@@ -18,20 +18,18 @@ final class TreeWriter {
         case file, directory, symlink, hardlink
     }
 
-    private let root: Int32
+    /// Walks from the destination's descriptor: every folder an entry needs.
+    private let walker: PathWalker
     private let destination: String
 
     /// The destination's descriptor (for an unnamed spool file inside it).
-    var rootDescriptor: Int32 { root }
+    var rootDescriptor: Int32 { walker.root.raw }
     /// The destination and the folders above it that this writer created, outermost first.
     private let createdFolders: [String]
     /// What this writer created, in order, for rollback.
     private var created: [(path: String, node: Node)] = []
     /// What this writer created, by path.
     private(set) var nodes: [String: Node] = [:]
-    /// Open descriptors of folders, by path; bounded, so huge trees cannot exhaust descriptors.
-    private var folders: [String: Int32] = [:]
-    private static let maxCachedFolders = 128
 
     init(destination: String) throws {
         self.destination = destination
@@ -59,78 +57,32 @@ final class TreeWriter {
             createdFolders = missing
         }
         switch Syscall.openAt(AT_FDCWD, destination, O_RDONLY | O_DIRECTORY) {
-        case .success(let descriptor): root = descriptor
+        case .success(let descriptor): walker = PathWalker(root: OpenDescriptor(taking: descriptor))
         case .failure(let errno):
             throw AutoupdateError(.fileSystem, "cannot open the destination \(quoted(destination)) (\(errno))", underlying: errno)
         }
     }
 
-    deinit {
-        closeFolders()
-        close(root)
-    }
-
-    private func closeFolders() {
-        for descriptor in folders.values {
-            close(descriptor)
-        }
-        folders.removeAll()
-    }
-
-    /// Closes cached folder descriptors when there are too many. Called only at the start of an
-    /// operation, so descriptors handed out within one operation stay valid.
-    private func trimFolderCache() {
-        if folders.count >= Self.maxCachedFolders {
-            closeFolders()
-        }
-    }
-
-    /// The descriptor of a folder inside the destination, creating missing folders if asked.
+    /// The folder at `components` inside the destination, creating missing folders if asked.
     ///
-    /// - Important: Valid until the next operation of this writer.
     /// - Throws: ``AutoupdateError/Code/unsafeEntry`` when a component is a symlink or a file.
-    private func folder(_ components: ArraySlice<String>, create: Bool, entry: String) throws -> Int32 {
-        if components.isEmpty {
-            return root
-        }
-        let key = components.joined(separator: "/")
-        if let descriptor = folders[key] {
-            return descriptor
-        }
-        var descriptor = root
-        var path = ""
-        for component in components {
-            path = path.isEmpty ? component : path + "/" + component
-            if let cached = folders[path] {
-                descriptor = cached
-                continue
-            }
-            var result = Syscall.openAt(descriptor, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
-            if case .failure(.noSuchFileOrDirectory) = result, create {
-                if case .failure(let errno) = Syscall.makeDirectoryAt(descriptor, component, 0o700), errno != .fileExists {
-                    throw failure("cannot create the folder \(quoted(path))", entry: entry, errno: errno)
-                }
-                record(path, .directory)
-                result = Syscall.openAt(descriptor, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
-            }
-            switch result {
-            case .success(let opened):
-                folders[path] = opened
-                descriptor = opened
-            case .failure(.tooManySymbolicLinkLevels), .failure(.notDirectory):
-                throw notAFolder(path, entry: entry)
-            case .failure(let errno):
-                throw failure("cannot open the folder \(quoted(path))", entry: entry, errno: errno)
+    private func folder(_ components: ArraySlice<String>, create: Bool, entry: String) throws -> OpenDescriptor {
+        do {
+            return try walker.folder(components, creatingWith: create ? 0o700 : nil) { record($0, .directory) }
+        } catch {
+            switch error {
+            case .notAFolder(let path, _): throw notAFolder(path, entry: entry)
+            case .cannotCreate(let path, let errno): throw failure("cannot create the folder \(quoted(path))", entry: entry, errno: errno)
+            case .cannotOpen(let path, let errno): throw failure("cannot open the folder \(quoted(path))", entry: entry, errno: errno)
             }
         }
-        return descriptor
     }
 
     private func notAFolder(_ path: String, entry: String) -> AutoupdateError {
         if nodes[path] == .file || nodes[path] == .hardlink {
             return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) needs \(quoted(path)) to be a folder, but an earlier entry made it a file")
         }
-        if case .success(let info) = Syscall.statAt(root, path), info.st_mode & S_IFMT == S_IFLNK {
+        if isForeignSymlink(path.split(separator: "/").map(String.init)) {
             return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) would write through the symlink \(quoted(path))")
         }
         return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) needs \(quoted(path)) to be a folder, but it is not")
@@ -152,19 +104,18 @@ final class TreeWriter {
         if nodes[components.joined(separator: "/")] == .symlink {
             throw AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) is a folder where an earlier entry is a symlink")
         }
-        trimFolderCache()
         _ = try folder(components[...], create: true, entry: entry)
     }
 
     /// Creates an empty file for writing; a file of this archive with the same name is replaced
     /// (a later tar member wins), anything else is refused.
     func createFile(_ components: [String], entry: String, replacing: Bool) throws -> Int32 {
-        trimFolderCache()
-        let parent = try folder(components.dropLast(), create: true, entry: entry)
+        let folder = try folder(components.dropLast(), create: true, entry: entry)
+        let parent = folder.raw
         let name = components[components.count - 1]
         let path = components.joined(separator: "/")
         try makeRoom(for: path, parent: parent, name: name, entry: entry, replacing: replacing)
-        switch Syscall.openAt(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600) {
+        switch withExtendedLifetime(folder, { Syscall.openAt(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600) }) {
         case .success(let descriptor):
             record(path, .file)
             return descriptor
@@ -194,13 +145,15 @@ final class TreeWriter {
             throw AutoupdateError(
                 .unsafeEntry, "hard link \(quoted(entry)) points to \(quoted(targetPath)), which is not an earlier file of the archive")
         }
-        trimFolderCache()
-        let source = try folder(target.dropLast(), create: false, entry: entry)
-        let parent = try folder(components.dropLast(), create: true, entry: entry)
+        let sourceFolder = try folder(target.dropLast(), create: false, entry: entry)
+        let parentFolder = try folder(components.dropLast(), create: true, entry: entry)
         let name = components[components.count - 1]
         let path = components.joined(separator: "/")
-        try makeRoom(for: path, parent: parent, name: name, entry: entry, replacing: replacing)
-        switch Syscall.linkAt(source, target[target.count - 1], parent, name) {
+        try makeRoom(for: path, parent: parentFolder.raw, name: name, entry: entry, replacing: replacing)
+        let linked = withExtendedLifetime((sourceFolder, parentFolder)) {
+            Syscall.linkAt(sourceFolder.raw, target[target.count - 1], parentFolder.raw, name)
+        }
+        switch linked {
         case .success:
             record(path, .hardlink)
         case .failure(.fileExists):
@@ -212,13 +165,12 @@ final class TreeWriter {
 
     /// Creates a symlink (its target was checked by the policy).
     func symlink(_ components: [String], target: String, entry: String) throws {
-        trimFolderCache()
         let parent = try folder(components.dropLast(), create: true, entry: entry)
         let path = components.joined(separator: "/")
         if nodes[path] != nil {
             throw AutoupdateError.symlinkCollides(entry)
         }
-        switch Syscall.symlinkAt(target, parent, components[components.count - 1]) {
+        switch withExtendedLifetime(parent, { Syscall.symlinkAt(target, parent.raw, components[components.count - 1]) }) {
         case .success:
             record(path, .symlink)
         case .failure(.fileExists):
@@ -231,7 +183,10 @@ final class TreeWriter {
     /// Whether a path inside the destination is a symlink this writer did not create.
     func isForeignSymlink(_ components: [String]) -> Bool {
         let path = components.joined(separator: "/")
-        guard nodes[path] == nil, case .success(let info) = Syscall.statAt(root, path) else {
+        // A parent that cannot be walked holds nothing this path could lead through.
+        guard nodes[path] == nil, !components.isEmpty, let parent = try? walker.parent(of: components),
+              case .success(let info) = Syscall.statAt(parent.folder.raw, parent.name)
+        else {
             return false
         }
         return info.st_mode & S_IFMT == S_IFLNK
@@ -239,8 +194,8 @@ final class TreeWriter {
 
     /// Reads a small file this writer created and removes it (a zip symlink's target).
     func takeSmallFile(_ components: [String], limit: Int, entry: String) throws -> [UInt8] {
-        trimFolderCache()
-        let parent = try folder(components.dropLast(), create: false, entry: entry)
+        let folder = try folder(components.dropLast(), create: false, entry: entry)
+        let parent = folder.raw
         let name = components[components.count - 1]
         let descriptor: Int32
         switch Syscall.openAt(parent, name, O_RDONLY | O_NOFOLLOW) {
@@ -256,7 +211,7 @@ final class TreeWriter {
         guard bytes.count <= limit else {
             throw AutoupdateError(.unsafeEntry, "symlink \(quoted(entry)) has a target longer than \(limit) bytes")
         }
-        if case .failure(let errno) = Syscall.unlinkAt(parent, name) {
+        if case .failure(let errno) = withExtendedLifetime(folder, { Syscall.unlinkAt(parent, name) }) {
             throw failure("cannot replace the file by a symlink", entry: entry, errno: errno)
         }
         nodes[components.joined(separator: "/")] = nil
@@ -265,10 +220,9 @@ final class TreeWriter {
 
     /// Sets a file's mode after the fact (zip modes arrive with the central directory).
     func setFileMode(_ components: [String], mode: UInt32, entry: String) throws {
-        trimFolderCache()
         let parent = try folder(components.dropLast(), create: false, entry: entry)
         let descriptor: Int32
-        switch Syscall.openAt(parent, components[components.count - 1], O_RDONLY | O_NOFOLLOW) {
+        switch withExtendedLifetime(parent, { Syscall.openAt(parent.raw, components[components.count - 1], O_RDONLY | O_NOFOLLOW) }) {
         case .success(let opened): descriptor = opened
         case .failure(let errno): throw failure("cannot open the file to set its mode", entry: entry, errno: errno)
         }
@@ -285,26 +239,31 @@ final class TreeWriter {
         let ordered = createdFolders.sorted { $0.split(separator: "/").count > $1.split(separator: "/").count }
         for path in ordered {
             let components = path.split(separator: "/").map(String.init)
-            trimFolderCache()
-            let descriptor = try folder(components[...], create: false, entry: path)
+                let folder = try folder(components[...], create: false, entry: path)
             let wanted = attributes[path]
-            if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(wanted?.mode ?? 0o755)) {
+            if case .failure(let errno) = Syscall.changeMode(folder.raw, mode_t(wanted?.mode ?? 0o755)) {
                 throw failure("cannot set the folder's mode", entry: path, errno: errno)
             }
-            if let time = wanted?.modificationTime, case .failure(let errno) = Syscall.setModificationTime(descriptor, time) {
+            if let time = wanted?.modificationTime, case .failure(let errno) = Syscall.setModificationTime(folder.raw, time) {
                 throw failure("cannot set the folder's time", entry: path, errno: errno)
             }
         }
-        closeFolders()
+        walker.forgetAll()
     }
 
     /// Removes everything this writer created, newest first, and the destination itself and the
     /// folders above it if it created them: the file system is left as it was.
     func rollback() {
-        closeFolders()
+        walker.forgetAll()
         for (path, node) in created.reversed() {
-            _ = Syscall.unlinkAt(root, path, directory: node == .directory)
+            let components = path.split(separator: "/").map(String.init)
+            // Walked like every write: what an entry created is removed where it is, never
+            // through a symlink that replaced one of its folders meanwhile.
+            if let parent = try? walker.parent(of: components) {
+                _ = Syscall.unlinkAt(parent.folder.raw, parent.name, directory: node == .directory)
+            }
         }
+        walker.forgetAll()
         created.removeAll()
         nodes.removeAll()
         if let destinationFolder = createdFolders.last {

@@ -7,17 +7,21 @@ import Musl
 #endif
 import SystemPackage
 
-/// A folder opened by descriptor. Every path inside it is walked one component at a time with
-/// `O_NOFOLLOW`, so a symlink inside (an app's own, or a planted one) is never followed.
+/// A folder opened by descriptor. Every path inside it is walked by a ``PathWalker``: one
+/// component at a time with `O_NOFOLLOW`, so a symlink inside (an app's own, or a planted one)
+/// is never followed.
 final class Folder {
-    let descriptor: Int32
     let path: String
+    private let walker: PathWalker
+
+    /// The folder's own descriptor.
+    var descriptor: Int32 { walker.root.raw }
 
     /// Opens a folder (the folder itself may be reached through symlinks: it is the caller's).
     init(path: String) throws {
         self.path = path
         switch Syscall.openAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY) {
-        case .success(let opened): descriptor = opened
+        case .success(let opened): walker = PathWalker(root: OpenDescriptor(taking: opened))
         case .failure(let errno):
             throw AutoupdateError.fileSystem("open the folder", path, errno)
         }
@@ -33,14 +37,9 @@ final class Folder {
         try self.init(path: path + "/" + name)
     }
 
-    private init(descriptor: Int32, path: String) {
-        self.descriptor = descriptor
+    private init(descriptor: OpenDescriptor, path: String) {
         self.path = path
-    }
-
-    deinit {
-        forgetParent()
-        close(descriptor)
+        walker = PathWalker(root: descriptor)
     }
 
     /// Opens a folder inside this one, walking without following symlinks.
@@ -48,67 +47,34 @@ final class Folder {
         let shown = path + "/" + parts.joined(separator: "/")
         return try withParent(parts) { parent, name in
             switch Syscall.openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
-            case .success(let opened): return Folder(descriptor: opened, path: shown)
+            case .success(let opened): return Folder(descriptor: OpenDescriptor(taking: opened), path: shown)
             case .failure(let errno):
                 throw AutoupdateError.fileSystem("open the folder", shown, errno)
             }
         }
     }
 
-    /// The folder the last operation worked in, kept open: operations on a tree's entries in
-    /// order mostly stay in one folder, and walking to it again costs an `openat` per component.
-    private var lastParent: (parts: ArraySlice<String>, descriptor: Int32)?
-
-    private func forgetParent() {
-        if let lastParent {
-            close(lastParent.descriptor)
-        }
-        lastParent = nil
-    }
-
-    /// Forgets the kept folder if it is `parts` or inside it (it moved or went away).
-    private func forgetParent(under parts: [String]) {
-        if let lastParent, lastParent.parts.starts(with: parts) {
-            forgetParent()
-        }
-    }
-
-    /// Opens the folder holding `parts.last`, walking without following symlinks. The result
-    /// stays valid until the next operation of this folder; the caller does not close it.
-    private func parent(of parts: [String], create: Bool) throws -> Int32 {
-        let folderParts = parts.dropLast()
-        if folderParts.isEmpty {
-            return descriptor
-        }
-        if let lastParent, lastParent.parts == folderParts {
-            return lastParent.descriptor
-        }
-        forgetParent()
-        var current = descriptor
-        for (index, component) in folderParts.enumerated() {
-            var opened = Syscall.openAt(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
-            if case .failure(.noSuchFileOrDirectory) = opened, create {
-                _ = Syscall.makeDirectoryAt(current, component, 0o755)
-                opened = Syscall.openAt(current, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
-            }
-            if current != descriptor {
-                close(current)
-            }
-            switch opened {
-            case .success(let next):
-                current = next
-            case .failure(let errno):
-                let where_ = parts[...index].joined(separator: "/")
-                throw AutoupdateError(
-                    .fileSystem, "\(quoted(path + "/" + where_)) is not a folder that can be entered (\(errno))", underlying: errno)
-            }
-        }
-        lastParent = (folderParts, current)
-        return current
-    }
-
+    /// Runs `body` with the folder holding `parts.last` (walked without following symlinks;
+    /// missing folders made with mode 755 when `create`) and that last name.
     private func withParent<T>(_ parts: [String], create: Bool = false, _ body: (Int32, String) throws -> T) throws -> T {
-        try body(try parent(of: parts, create: create), parts[parts.count - 1])
+        let parent: (folder: OpenDescriptor, name: String)
+        do {
+            parent = try walker.parent(of: parts, creatingWith: create ? 0o755 : nil)
+        } catch {
+            switch error {
+            case .notAFolder(let at, let errno), .cannotOpen(let at, let errno):
+                throw AutoupdateError(
+                    .fileSystem, "\(quoted(path + "/" + at)) is not a folder that can be entered (\(errno))", underlying: errno)
+            case .cannotCreate(let at, let errno):
+                throw AutoupdateError.fileSystem("create", path + "/" + at, errno)
+            }
+        }
+        return try withExtendedLifetime(parent.folder) { try body(parent.folder.raw, parent.name) }
+    }
+
+    /// Forgets the walks into `parts` and below (it moves or goes away).
+    private func forgetParent(under parts: [String]) {
+        walker.forget(under: parts)
     }
 
     private func status(_ parts: [String]) -> stat? {

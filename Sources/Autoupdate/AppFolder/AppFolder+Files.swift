@@ -248,9 +248,8 @@ extension AppFolder {
             return AutoupdateError(.fileSystem, "cannot write \(quoted(file)): \(why)", underlying: errno)
         }
         let directory = try AtomicFile.open(folder: folder)
-        defer { close(directory) }
-        let descriptor = try Syscall.openAt(directory, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW, 0o644).mapError(failure).get()
-        defer { close(descriptor) }
+        let opened = OpenDescriptor(taking: try Syscall.openAt(directory.raw, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW, 0o644).mapError(failure).get())
+        let descriptor = opened.raw
         // pyautoupdate starts each line with a newline, so its files end without one.
         var separator = ""
         let end = lseek(descriptor, 0, SEEK_END)
@@ -261,7 +260,7 @@ extension AppFolder {
             }
         }
         let bytes = Array((separator + text).utf8)
-        if case .failure(let errno) = bytes.withUnsafeBytes({ Syscall.writeAll(descriptor, $0) }) {
+        if case .failure(let errno) = withExtendedLifetime(opened, { bytes.withUnsafeBytes { Syscall.writeAll(descriptor, $0) } }) {
             throw failure(errno)
         }
     }

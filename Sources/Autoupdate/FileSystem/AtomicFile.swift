@@ -13,38 +13,40 @@ enum AtomicFile {
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent().path
         let name = url.lastPathComponent
-        let directory = try open(folder: folder)
-        defer { close(directory) }
+        let folderDescriptor = try open(folder: folder)
+        let directory = folderDescriptor.raw
         let temporary = ".\(name).tmp-\(UInt32.random(in: 0...UInt32.max))"
-        let descriptor: Int32
+        let file: OpenDescriptor
         switch Syscall.openAt(directory, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode) {
-        case .success(let opened): descriptor = opened
+        case .success(let opened): file = OpenDescriptor(taking: opened)
         case .failure(let errno): throw failure("cannot create a temporary file for", path, errno)
         }
         do {
-            defer { close(descriptor) }
-            if case .failure(let errno) = bytes.withUnsafeBytes({ Syscall.writeAll(descriptor, $0) }) {
+            if case .failure(let errno) = bytes.withUnsafeBytes({ Syscall.writeAll(file.raw, $0) }) {
                 throw failure("cannot write", path, errno)
             }
-            if case .failure(let errno) = Syscall.sync(descriptor) {
+            if case .failure(let errno) = Syscall.sync(file.raw) {
                 throw failure("cannot flush", path, errno)
             }
         } catch {
             _ = Syscall.unlinkAt(directory, temporary)
             throw error
         }
-        if case .failure(let errno) = Syscall.renameAt(directory, temporary, directory, name) {
-            _ = Syscall.unlinkAt(directory, temporary)
-            throw failure("cannot replace", path, errno)
-        }
-        if case .failure(let errno) = Syscall.sync(directory) {
-            throw failure("cannot flush the folder of", path, errno)
+        try withExtendedLifetime(folderDescriptor) {
+            if case .failure(let errno) = Syscall.renameAt(directory, temporary, directory, name) {
+                _ = Syscall.unlinkAt(directory, temporary)
+                throw failure("cannot replace", path, errno)
+            }
+            if case .failure(let errno) = Syscall.sync(directory) {
+                throw failure("cannot flush the folder of", path, errno)
+            }
         }
     }
 
-    static func open(folder: String) throws -> Int32 {
+    /// Opens a folder by path; the descriptor closes when the result goes.
+    static func open(folder: String) throws -> OpenDescriptor {
         switch Syscall.openAt(AT_FDCWD, folder, O_RDONLY | O_DIRECTORY) {
-        case .success(let descriptor): return descriptor
+        case .success(let descriptor): return OpenDescriptor(taking: descriptor)
         case .failure(let errno): throw failure("cannot open the folder", folder, errno)
         }
     }

@@ -42,6 +42,14 @@ struct UpdateCommandsTests {
             let invalid = try await autoupdate("check", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile)
             #expect(invalid.status == 1)
             #expect(invalid.stderr.contains("the server's version.txt is not a valid version"))
+            // The library marks it for attention at info; the command shows it as a warning by
+            // default, and not at all with --log-level error.
+            let warning = invalid.stderr.split(separator: "\n").first { $0.contains("warning") && $0.contains("not a valid version") }
+            #expect(warning != nil, "\(invalid.stderr)")
+            #expect(warning?.contains("autoupdate.attention") == false, "the marker itself is not shown")
+            let quiet = try await autoupdate(
+                "check", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile, "--log-level", "error")
+            #expect(!quiet.stderr.contains("warning"), "\(quiet.stderr)")
         }
         let badURL = try await autoupdate("check", "--url", "ftp://example.com/", "--dir", scenario.appFolder.path)
         #expect(badURL.status == 2)

@@ -26,7 +26,7 @@ public final class Fifo: Sendable {
     }
 
     /// The next line a child wrote, waiting at most `timeout` (scaled for slow runs).
-    public func nextLine(timeout: Duration = .seconds(10)) async throws -> String {
+    public func nextLine(timeout: Duration = .seconds(30)) async throws -> String {
         let deadline = ContinuousClock.now + TestTiming.bound(timeout)
         return try await onDedicatedThread { [self] in
             while true {

@@ -1,6 +1,10 @@
 public import Foundation
 
 /// A fresh directory under the system's temporary folder, removed when the value is released.
+///
+/// The removal runs on a thread of its own: a test's last reference often goes on a thread of
+/// the cooperative pool, and removing thousands of files there (seconds on a loaded machine)
+/// would starve every other test's tasks, timers included.
 public final class TemporaryDirectory: Sendable {
     public let url: URL
     public var path: String { url.path }
@@ -16,6 +20,9 @@ public final class TemporaryDirectory: Sendable {
     }
 
     deinit {
-        try? FileManager.default.removeItem(at: url)
+        let url = url
+        Thread.detachNewThread {
+            try? FileManager.default.removeItem(at: url)
+        }
     }
 }

@@ -57,7 +57,8 @@ final class TreeWriter {
             createdFolders = missing
         }
         switch Syscall.openAt(AT_FDCWD, destination, O_RDONLY | O_DIRECTORY) {
-        case .success(let descriptor): walker = PathWalker(root: OpenDescriptor(taking: descriptor))
+        // Bounded, so that a huge tree cannot exhaust descriptors.
+        case .success(let descriptor): walker = PathWalker(root: OpenDescriptor(taking: descriptor), maxCached: 128)
         case .failure(let errno):
             throw AutoupdateError(.fileSystem, "cannot open the destination \(quoted(destination)) (\(errno))", underlying: errno)
         }
@@ -197,14 +198,13 @@ final class TreeWriter {
         let folder = try folder(components.dropLast(), create: false, entry: entry)
         let parent = folder.raw
         let name = components[components.count - 1]
-        let descriptor: Int32
+        let file: OpenDescriptor
         switch Syscall.openAt(parent, name, O_RDONLY | O_NOFOLLOW) {
-        case .success(let opened): descriptor = opened
+        case .success(let opened): file = OpenDescriptor(taking: opened)
         case .failure(let errno): throw failure("cannot read the symlink's target", entry: entry, errno: errno)
         }
-        defer { close(descriptor) }
         let bytes: [UInt8]
-        switch Syscall.readUpTo(descriptor, limit + 1) {
+        switch Syscall.readUpTo(file.raw, limit + 1) {
         case .success(let read): bytes = read
         case .failure(let errno): throw failure("cannot read the symlink's target", entry: entry, errno: errno)
         }
@@ -221,13 +221,12 @@ final class TreeWriter {
     /// Sets a file's mode after the fact (zip modes arrive with the central directory).
     func setFileMode(_ components: [String], mode: UInt32, entry: String) throws {
         let parent = try folder(components.dropLast(), create: false, entry: entry)
-        let descriptor: Int32
+        let file: OpenDescriptor
         switch withExtendedLifetime(parent, { Syscall.openAt(parent.raw, components[components.count - 1], O_RDONLY | O_NOFOLLOW) }) {
-        case .success(let opened): descriptor = opened
+        case .success(let opened): file = OpenDescriptor(taking: opened)
         case .failure(let errno): throw failure("cannot open the file to set its mode", entry: entry, errno: errno)
         }
-        defer { close(descriptor) }
-        if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(mode)) {
+        if case .failure(let errno) = Syscall.changeMode(file.raw, mode_t(mode)) {
             throw failure("cannot set the mode", entry: entry, errno: errno)
         }
     }

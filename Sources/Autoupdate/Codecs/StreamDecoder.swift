@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A streaming decompressor: compressed chunks in, decompressed pieces out, memory bounded by
 /// its buffers whatever the stream's size.

@@ -48,7 +48,9 @@ struct HandoffStateMachine<Element, Waiter: Equatable> {
         case consumerEnded
     }
 
-    private var buffer: [(element: Element, weight: Int)] = []
+    /// Taken slots are emptied at once (`nil`), so a consumed element's memory goes with it,
+    /// not when the array is next compacted.
+    private var buffer: [(element: Element?, weight: Int)] = []
     /// The index of the first buffered element (taking from the front must not move the rest).
     private var head = 0
     private(set) var bufferedWeight = 0
@@ -168,8 +170,9 @@ struct HandoffStateMachine<Element, Waiter: Equatable> {
         case nil:
             break
         }
-        if head < buffer.count {
-            let (element, weight) = buffer[head]
+        if head < buffer.count, let element = buffer[head].element {
+            let weight = buffer[head].weight
+            buffer[head].element = nil
             head += 1
             bufferedWeight -= weight
             if head == buffer.count {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Every decision of a download, sans I/O: which request each attempt makes (resume with
 /// `Range` + `If-Range`, or a conditional request), whether a response may be spliced onto what

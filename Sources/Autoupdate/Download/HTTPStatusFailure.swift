@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 
 /// The details of an HTTP error response, carried as the `underlying` cause of an
 /// ``AutoupdateError`` with code ``AutoupdateError/Code/httpStatus``.

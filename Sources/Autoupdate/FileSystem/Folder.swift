@@ -1,5 +1,9 @@
 import CAutoupdateSystem
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -21,7 +25,7 @@ final class Folder {
     init(path: String) throws {
         self.path = path
         switch Syscall.openAt(AT_FDCWD, path, O_RDONLY | O_DIRECTORY) {
-        case .success(let opened): walker = PathWalker(root: OpenDescriptor(taking: opened))
+        case .success(let opened): walker = PathWalker(root: OpenDescriptor(taking: opened), maxCached: Self.maxCachedFolders)
         case .failure(let errno):
             throw AutoupdateError.fileSystem("open the folder", path, errno)
         }
@@ -39,8 +43,12 @@ final class Folder {
 
     private init(descriptor: OpenDescriptor, path: String) {
         self.path = path
-        walker = PathWalker(root: descriptor)
+        walker = PathWalker(root: descriptor, maxCached: Self.maxCachedFolders)
     }
+
+    /// An install keeps three of these open (the app, the staging and the backup folders), each
+    /// walking entries in order: a few folders at a time.
+    private static let maxCachedFolders = 16
 
     /// Opens a folder inside this one, walking without following symlinks.
     func open(_ parts: [String]) throws -> Folder {
@@ -144,11 +152,10 @@ final class Folder {
                 let error = Errno.current
                 throw AutoupdateError(.fileSystem, "cannot make \(quoted(self.path + "/" + path)) writable to move it (\(error))", underlying: error)
             }
-            let child = try Syscall.openAt(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).mapError {
+            let child = OpenDescriptor(taking: try Syscall.openAt(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).mapError {
                 AutoupdateError(.fileSystem, "cannot list \(quoted(self.path + "/" + path)) (\($0))", underlying: $0)
-            }.get()
-            defer { close(child) }
-            try collect(child, prefix: path, skip: skip, relax: relax, into: &listing)
+            }.get())
+            try withExtendedLifetime(child) { try collect(child.raw, prefix: path, skip: skip, relax: relax, into: &listing) }
         }
     }
 
@@ -211,8 +218,8 @@ final class Folder {
             var result: Result<Void, Errno>
             switch Syscall.openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
             case .success(let opened):
-                result = Syscall.changeMode(opened, mode_t(mode))
-                close(opened)
+                let folder = OpenDescriptor(taking: opened)
+                result = Syscall.changeMode(folder.raw, mode_t(mode))
             case .failure(.permissionDenied):
                 // Unreadable to us: check that it is a folder, then change it by name.
                 guard case .success(let info) = Syscall.statAt(parent, name), info.st_mode & S_IFMT == S_IFDIR else {

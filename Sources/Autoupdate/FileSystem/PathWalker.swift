@@ -31,7 +31,7 @@ extension OpenDescriptor: Sendable {}
 /// A symlink or a file where a folder is expected fails the walk, whatever is on disk, so
 /// nothing can lead an operation outside the tree.
 ///
-/// Walks are cached (bounded: at most ``maxCached`` folders stay open), since operations on a
+/// Walks are cached (bounded: at most `maxCached` folders stay open), since operations on a
 /// tree's entries in order mostly stay in a few folders. A caller that moves or removes a folder
 /// tells the walker (``forget(under:)``) so that no stale descriptor is reused.
 final class PathWalker {
@@ -43,14 +43,18 @@ final class PathWalker {
         case cannotOpen(path: String, errno: Errno)
     }
 
-    static let maxCached = 128
-
     let root: OpenDescriptor
+    /// The most folders kept open.
+    let maxCached: Int
     private var cache: [String: OpenDescriptor] = [:]
 
-    /// Walks from `root`, which the walker now owns.
-    init(root: OpenDescriptor) {
+    /// How many walked folders are open now (besides the root).
+    var cachedCount: Int { cache.count }
+
+    /// Walks from `root`, which the walker now owns, keeping at most `maxCached` folders open.
+    init(root: OpenDescriptor, maxCached: Int) {
         self.root = root
+        self.maxCached = max(1, maxCached)
     }
 
     /// The folder at `components` (relative to the root; empty: the root).
@@ -68,7 +72,7 @@ final class PathWalker {
         if let cached = cache[key] {
             return cached
         }
-        if cache.count >= Self.maxCached {
+        if cache.count >= maxCached {
             cache.removeAll()
         }
         var current = root

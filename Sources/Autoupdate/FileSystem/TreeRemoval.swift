@@ -1,5 +1,9 @@
 import CAutoupdateSystem
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -30,8 +34,8 @@ enum TreeRemoval {
         case .failure(let errno):
             throw AutoupdateError(.fileSystem, "cannot remove \(quoted(path)): cannot open its folder (\(errno))", underlying: errno)
         case .success(let descriptor):
-            defer { close(descriptor) }
-            try remove(url.lastPathComponent, in: descriptor, shownAs: path)
+            let folder = OpenDescriptor(taking: descriptor)
+            try withExtendedLifetime(folder) { try remove(url.lastPathComponent, in: folder.raw, shownAs: path) }
         }
     }
 
@@ -49,32 +53,30 @@ enum TreeRemoval {
         }
         // The folders walked into, below `parent`: their names and identities (to check `..`).
         var path: [(name: String, device: UInt, inode: UInt)] = []
+        // Owned: replacing `current` closes the folder left behind.
         var current = try openFolder(name, in: parent, shownAs: shown)
-        defer { close(current) }
         path.append((name, UInt(info.st_dev), UInt(info.st_ino)))
         while let (here, _, _) = path.last {
             let shownHere = ([shown] + path.dropFirst().map(\.name)).joined(separator: "/")
             var descended = false
-            for (entry, type) in try names(in: current, shownAs: shownHere) {
+            for (entry, type) in try names(in: current.raw, shownAs: shownHere) {
                 var isFolder = type == UInt8(DT_DIR)
-                if type == UInt8(DT_UNKNOWN), case .success(let entryInfo) = Syscall.statAt(current, entry) {
+                if type == UInt8(DT_UNKNOWN), case .success(let entryInfo) = Syscall.statAt(current.raw, entry) {
                     isFolder = entryInfo.st_mode & S_IFMT == S_IFDIR
                 }
                 let shownEntry = shownHere + "/" + entry
                 if isFolder {
-                    let child = try openFolder(entry, in: current, shownAs: shownEntry)
+                    let child = try openFolder(entry, in: current.raw, shownAs: shownEntry)
                     var childInfo = stat()
-                    guard fstat(child, &childInfo) == 0 else {
-                        close(child)
+                    guard fstat(child.raw, &childInfo) == 0 else {
                         throw failure(shownEntry, .current)
                     }
-                    close(current)
                     current = child
                     path.append((entry, UInt(childInfo.st_dev), UInt(childInfo.st_ino)))
                     descended = true
                     break
                 }
-                try unlink(entry, in: current, directory: false, shownAs: shownEntry)
+                try unlink(entry, in: current.raw, directory: false, shownAs: shownEntry)
             }
             if descended { continue }
             // `current` is empty now: go up and remove it.
@@ -83,27 +85,25 @@ enum TreeRemoval {
                 try unlink(here, in: parent, directory: true, shownAs: shown)
                 return
             }
-            let up = try Syscall.openAt(current, "..", O_RDONLY | O_DIRECTORY).mapError { failure(shownHere, $0) }.get()
+            let up = OpenDescriptor(taking: try Syscall.openAt(current.raw, "..", O_RDONLY | O_DIRECTORY).mapError { failure(shownHere, $0) }.get())
             var upInfo = stat()
-            guard fstat(up, &upInfo) == 0, UInt(upInfo.st_dev) == above.device, UInt(upInfo.st_ino) == above.inode else {
-                close(up)
+            guard fstat(up.raw, &upInfo) == 0, UInt(upInfo.st_dev) == above.device, UInt(upInfo.st_ino) == above.inode else {
                 throw AutoupdateError(.fileSystem, "cannot remove \(quoted(shownHere)): its folder was moved while it was being removed")
             }
-            close(current)
             current = up
-            try unlink(here, in: current, directory: true, shownAs: shownHere)
+            try unlink(here, in: current.raw, directory: true, shownAs: shownHere)
         }
     }
 
     /// Opens a folder to list it; one of ours that we may not read or enter is made accessible.
-    private static func openFolder(_ name: String, in parent: Int32, shownAs shown: String) throws -> Int32 {
+    private static func openFolder(_ name: String, in parent: Int32, shownAs shown: String) throws -> OpenDescriptor {
         let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW
         switch Syscall.openAt(parent, name, flags) {
         case .success(let descriptor):
-            return descriptor
+            return OpenDescriptor(taking: descriptor)
         case .failure(.permissionDenied):
             guard fchmodat(parent, name, 0o700, 0) == 0 else { throw failure(shown, .permissionDenied) }
-            return try Syscall.openAt(parent, name, flags).mapError { failure(shown, $0) }.get()
+            return OpenDescriptor(taking: try Syscall.openAt(parent, name, flags).mapError { failure(shown, $0) }.get())
         case .failure(let errno):
             throw failure(shown, errno)
         }

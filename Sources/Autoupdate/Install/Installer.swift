@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -31,7 +35,10 @@ import SystemPackage
 /// Never touched: the layout's own files, and files the app created that `filelist.txt` does not
 /// list (also inside a listed folder). An update whose tree would replace such a file is refused
 /// before anything moves.
-struct Installer {
+///
+/// Every call blocks on the file system (renames, `fsync`, `syncfs`): callers on a task run it
+/// with ``runOnBackgroundThread(name:_:)``, never on the cooperative pool.
+struct Installer: Sendable {
     /// What an interrupted install left, and what recovery did about it.
     enum Recovery: Equatable, Sendable {
         case nothingToDo
@@ -82,7 +89,7 @@ struct Installer {
     func install(staging: String, version: Version) throws {
         let previousList = folder.readFileList()
         if case .corrupted(let reason) = previousList {
-            logger.warning("corrupted file list; no old file will be removed", metadata: ["file.reason": "\(reason)"])
+            logger.attention("corrupted file list; no old file will be removed", metadata: ["file.reason": "\(reason)"])
         }
         let app = try Folder(path: folder.path)
         let stagingFolder = try Folder(path: staging)
@@ -159,7 +166,7 @@ struct Installer {
             try folder.writeVersionDoc(version)
             InstallStep.committed.reached()
         } catch {
-            logger.error("install failed; rolling back", metadata: ["error": "\(error)"])
+            logger.info("install failed; rolling back", metadata: ["error": "\(error)"])
             do {
                 try rollBack(journal)
             } catch let rollbackError {
@@ -310,7 +317,7 @@ struct Installer {
             do {
                 try app.setFolderMode(parts, mode)
             } catch {
-                logger.warning("cannot give a folder its mode", metadata: ["file.path": "\(path)", "error": "\(error)"])
+                logger.attention("cannot give a folder its mode", metadata: ["file.path": "\(path)", "error": "\(error)"])
             }
         }
         InstallStep.folderModesApplied.reached()
@@ -321,7 +328,7 @@ struct Installer {
                 try keepPrevious(backup: backup, journal: journal, at: keepBackupAs)
                 kept = true
             } catch {
-                logger.warning("cannot keep the previous version for a rollback", metadata: ["error": "\(error)"])
+                logger.attention("cannot keep the previous version for a rollback", metadata: ["error": "\(error)"])
             }
         }
         InstallStep.previousKept.reached()
@@ -329,13 +336,13 @@ struct Installer {
             do {
                 try folder.raiseHighestVersion(to: version)
             } catch {
-                logger.warning("cannot record the highest version installed", metadata: ["error": "\(error)"])
+                logger.attention("cannot record the highest version installed", metadata: ["error": "\(error)"])
             }
         }
         do {
             try folder.removeQueue()
         } catch {
-            logger.warning("cannot remove the queue file", metadata: ["error": "\(error)"])
+            logger.attention("cannot remove the queue file", metadata: ["error": "\(error)"])
         }
         try folder.removeIfPresent(journalPath)
         InstallStep.journalRemoved.reached()
@@ -375,7 +382,7 @@ struct Installer {
         do {
             try TreeRemoval.remove(path: path)
         } catch {
-            logger.warning("cannot remove a leftover of the install; the next update tries again", metadata: ["error": "\(error)"])
+            logger.attention("cannot remove a leftover of the install; the next update tries again", metadata: ["error": "\(error)"])
         }
     }
 
@@ -389,11 +396,11 @@ struct Installer {
             return .nothingToDo
         }
         if isCommitted(journal) {
-            logger.notice("finishing an install that was interrupted after its commit", metadata: ["update.version.new": "\(journal.version)"])
+            logger.attention("finishing an install that was interrupted after its commit", metadata: ["update.version.new": "\(journal.version)"])
             try finish(journal)
             return .rolledForward(version: journal.version)
         }
-        logger.notice("rolling back an install that was interrupted", metadata: ["update.version.new": "\(journal.version)"])
+        logger.attention("rolling back an install that was interrupted", metadata: ["update.version.new": "\(journal.version)"])
         try rollBack(journal)
         return .rolledBack(version: journal.version)
     }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 public import Logging
 #if canImport(Glibc)
 import Glibc
@@ -183,7 +187,7 @@ public final class Launcher: Sendable {
     public func updateCode() async throws -> Bool {
         if await supervisor.isAlive {
             let pid = await supervisor.pid ?? 0
-            logger.notice("not updating: the app is running", metadata: ["process.pid": "\(pid)"])
+            logger.attention("not updating: the app is running", metadata: ["process.pid": "\(pid)"])
             return false
         }
         let sink = eventSink
@@ -192,7 +196,7 @@ public final class Launcher: Sendable {
             if case .updated = outcome { return true }
             return false
         } catch let error as AutoupdateError where error.code == .processRunning {
-            logger.notice("not updating: \(error.message)")
+            logger.attention("not updating: \(error.message)")
             return false
         }
     }

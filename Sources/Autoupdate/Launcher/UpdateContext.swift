@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import Logging
 
 /// What a launched app knows about its launcher: the seed's "variables already defined", passed

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import Logging
 #if canImport(Glibc)
 import Glibc
@@ -193,7 +197,7 @@ public actor ProcessSupervisor {
         guard let child, child.signal(signal) else { return false }
         // A clean-up: the grace period holds even when the calling task is being cancelled.
         if await Task.detached(operation: { await child.exitStatus(within: grace) }).value == nil {
-            logger.notice("child ignored the signal for the grace period; killing it", metadata: [
+            logger.attention("child ignored the signal for the grace period; killing it", metadata: [
                 "process.pid": "\(child.pid)", "process.signal": "\(signal)", "process.grace": "\(grace)",
             ])
             child.signal(SIGKILL)

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 extension Downloader {
     /// Fetches and parses a `.minisig` file (at most 16 KiB).

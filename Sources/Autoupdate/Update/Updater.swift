@@ -205,7 +205,7 @@ public final class Updater: Sendable {
     public func recover() async throws -> RecoveryOutcome {
         let lock = try await folder.waitingBriefly(for: folder.lockForUpdate)
         defer { withExtendedLifetime(lock) {} }
-        return try recoverLocked()
+        return try await runOnBackgroundThread(name: "autoupdate.recover") { try self.recoverLocked() }
     }
 
     /// Recovers an interrupted install before the app starts. A failure that leaves the
@@ -225,11 +225,11 @@ public final class Updater: Sendable {
             do {
                 journal = try installer.readJournal()
             } catch {
-                logger.error("the install journal cannot be used; starting the app as it is", metadata: ["error": "\(error)"])
+                logger.attention("the install journal cannot be used; starting the app as it is", metadata: ["error": "\(error)"])
                 return .failedButWhole((error as? AutoupdateError)?.message ?? "\(error)")
             }
             guard let journal, installer.isCommitted(journal) else { throw error }
-            logger.error("finishing a committed install failed; starting the new version", metadata: ["error": "\(error.message)"])
+            logger.attention("finishing a committed install failed; starting the new version", metadata: ["error": "\(error.message)"])
             return .failedButWhole(error.message)
         }
     }
@@ -428,7 +428,9 @@ public final class Updater: Sendable {
         var installer = Installer(folder: folder, logger: logger)
         installer.keepBackupAs = keepingPrevious && hadVersion ? kept : nil
         do {
-            try installer.install(staging: prepared.staging, version: prepared.version)
+            try await runOnBackgroundThread(name: "autoupdate.install") { [installer] in
+                try installer.install(staging: prepared.staging, version: prepared.version)
+            }
         } catch let error as AutoupdateError {
             prepared.discard()
             audit.record(
@@ -457,12 +459,15 @@ public final class Updater: Sendable {
         defer { withExtendedLifetime(installLock) {} }
         let bad = folder.readVersionDoc().value
         // The kept tree is consumed: the install moves its files in.
-        try Installer(folder: folder, logger: logger).install(staging: previous.tree, version: previous.version)
+        let installer = Installer(folder: folder, logger: logger)
+        try await runOnBackgroundThread(name: "autoupdate.install") {
+            try installer.install(staging: previous.tree, version: previous.version)
+        }
         if let bad {
             try folder.markBad(bad)
         }
         audit.record(event: "rollback", version: previous.version.description, decision: "rolled-back", reason: "\(bad.map { "\($0) " } ?? "")\(reason)")
-        logger.warning("rolled back", metadata: ["update.version.bad": "\(bad.map(\.description) ?? "?")", "update.version": "\(previous.version)", "reason": "\(reason)"])
+        logger.attention("rolled back", metadata: ["update.version.bad": "\(bad.map(\.description) ?? "?")", "update.version": "\(previous.version)", "reason": "\(reason)"])
     }
 
     /// Removes a kept version that is no longer needed.

@@ -107,7 +107,7 @@ public final class VersionChecker: Sendable {
         case .valid(let queued) where queued <= installed:
             try folder.removeQueue()  // stale: not newer than what is installed
         case .corrupted(let reason):
-            logger.warning("corrupted queue file ignored", metadata: ["file.reason": "\(reason)"])
+            logger.attention("corrupted queue file ignored", metadata: ["file.reason": "\(reason)"])
             try folder.removeQueue()
         case .valid, .missing:
             break
@@ -124,7 +124,7 @@ public final class VersionChecker: Sendable {
             server = try Version(text)
         } catch {
             try folder.removeQueue()  // the server no longer announces what it may hold
-            logger.warning("the server's version.txt is not a valid version", metadata: [
+            logger.attention("the server's version.txt is not a valid version", metadata: [
                 "update.url": "\(versionURL.displayString)", "update.server.text": "\(quoted(text))",
             ])
             try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
@@ -235,7 +235,7 @@ public final class VersionChecker: Sendable {
         case .missing:
             return Version.zero
         case .corrupted(let reason):
-            logger.warning("corrupted version file; treating the app as not installed", metadata: ["file.reason": "\(reason)"])
+            logger.attention("corrupted version file; treating the app as not installed", metadata: ["file.reason": "\(reason)"])
             return Version.zero
         }
     }

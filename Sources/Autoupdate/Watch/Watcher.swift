@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 public import Logging
 #if canImport(Glibc)
 import Glibc
@@ -254,7 +258,7 @@ public actor Watcher: Service {
         switch action {
         case .schedule(let timer, let delay, let generation):
             if timer == .restart {
-                logger.notice("restarting the app", metadata: ["watch.delay": "\(delay)"])
+                logger.info("restarting the app", metadata: ["watch.delay": "\(delay)"])
             }
             group.addTask {
                 // A cancelled timer (the watch ended) fires nothing.
@@ -279,7 +283,7 @@ public actor Watcher: Service {
                 try await startApp()
                 return []
             } catch {
-                logger.error("cannot restart the app", metadata: ["error": "\(error)"])
+                logger.attention("cannot restart the app", metadata: ["error": "\(error)"])
                 return machine.appStartFailed()
             }
         case .rollBack(let reason):
@@ -372,7 +376,7 @@ public actor Watcher: Service {
             previous = try await updater.installKeepingPrevious(update)
         } catch {
             // The install rolled itself back: the old version runs again.
-            logger.error("install failed; restarting the installed version", metadata: ["error": "\(error)"])
+            logger.info("install failed; restarting the installed version", metadata: ["error": "\(error)"])
             _ = try? await startApp()
             let actions = machine.swapFinished(.failed(retryAfter: (error as? AutoupdateError)?.retryAfter), at: .now)
             reportCheckFailure(error, actions: actions)
@@ -381,14 +385,14 @@ public actor Watcher: Service {
         do {
             let started = try await startApp(announce: false)
             let gap = ContinuousClock.now - stoppedAt
-            logger.notice("swapped versions", metadata: [
+            logger.info("swapped versions", metadata: [
                 "update.version.old": "\(update.installed)", "update.version.new": "\(update.version)",
                 "watch.swap_gap": "\(gap)", "process.pid.old": "\(oldPID ?? 0)",
             ])
             eventSink.yield(.swapped(from: update.installed, to: update.version, gap: gap))
             eventSink.yield(started)
         } catch {
-            logger.error("cannot start the new version", metadata: ["error": "\(error)"])
+            logger.attention("cannot start the new version", metadata: ["error": "\(error)"])
         }
         if let previous {
             probation = (previous, update.version)
@@ -406,7 +410,7 @@ public actor Watcher: Service {
             eventSink.yield(.rolledBack(bad: probation.candidate, to: probation.previous.version, reason: reason))
             return machine.rollbackFinished(succeeded: true)
         } catch {
-            logger.error("rollback failed", metadata: ["error": "\(error)"])
+            logger.attention("rollback failed", metadata: ["error": "\(error)"])
             return machine.rollbackFinished(succeeded: false)
         }
     }
@@ -414,7 +418,7 @@ public actor Watcher: Service {
     private func reportCheckFailure(_ error: any Error, actions: [WatchStateMachine.Action]) {
         guard let delay = WatchStateMachine.checkDelay(in: actions) else { return }
         let message = (error as? AutoupdateError)?.message ?? "\(error)"
-        logger.warning("check failed; the app keeps running", metadata: ["error": "\(message)", "watch.retry": "\(delay)"])
+        logger.info("check failed; the app keeps running", metadata: ["error": "\(message)", "watch.retry": "\(delay)"])
         eventSink.yield(.checkFailed(message: message, retryIn: delay))
     }
 }

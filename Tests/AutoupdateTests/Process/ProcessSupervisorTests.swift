@@ -94,7 +94,8 @@ struct ProcessSupervisorTests {
         let stubbornTime = clock.now - start
         #expect(await stubborn.exitStatus == .signaled(SIGKILL))
         #expect(stubbornTime >= grace)
-        #expect(stubbornTime < grace + TestTiming.bound(.seconds(15)), "killed, not left running")
+        // Generous: the whole suite runs beside it on two cores; a child never killed would take forever.
+        #expect(stubbornTime < grace + TestTiming.bound(.seconds(40)), "killed, not left running")
 
         let cooperative = bench.supervisor(try bench.script("cooperative.sh", "echo ready > \"$FIFO\"\nexec sleep 60"), grace: .seconds(30))
         try await cooperative.start()
@@ -103,7 +104,7 @@ struct ProcessSupervisorTests {
         #expect(await cooperative.terminate())
         let cooperativeTime = clock.now - cooperativeStart
         #expect(await cooperative.exitStatus == .signaled(SIGTERM))
-        #expect(cooperativeTime < TestTiming.bound(.seconds(15)), "well under the 30 s grace: it ended on SIGTERM")
+        #expect(cooperativeTime < TestTiming.bound(.seconds(25)), "under the 30 s grace: it ended on SIGTERM")
         print("terminate: cooperative child gone after \(cooperativeTime), stubborn after \(stubbornTime) (grace \(grace))")
         #expect(await !cooperative.terminate(), "nothing left to terminate")
     }

@@ -175,7 +175,11 @@ struct UpdaterTests {
             let dump = scenario.folder.serverInvalidDumpPath
             #expect(try String(contentsOfFile: dump, encoding: .utf8) == "banana\n")
             #expect(scenario.folder.readCheckLog().value?.last?.outcome == .serverInvalid)
-            #expect(logs.entries.contains { $0.level == .warning && $0.message.description.contains("not a valid version") })
+            // Logged at info, marked for a person's attention (the CLI shows it as a warning).
+            #expect(logs.entries.contains {
+                $0.level == .info && $0.metadata[Logger.attentionKey] == "true" && $0.message.description.contains("not a valid version")
+            })
+            #expect(!logs.entries.contains { $0.level > .info }, "the library logs at info and below")
         }
     }
 
@@ -231,7 +235,8 @@ struct UpdaterTests {
             let result = try await makeUpdater(scenario, server, logger: Logger(label: "test") { _ in logs }).check()
             #expect(result.installed == .zero)
             #expect(result.available == (try Version("1.0")))
-            #expect(logs.entries.filter { $0.level == .warning }.count == 1)
+            #expect(logs.entries.filter { $0.metadata[Logger.attentionKey] == "true" }.count == 1)
+            #expect(!logs.entries.contains { $0.level > .info }, "the library logs at info and below")
         }
     }
 

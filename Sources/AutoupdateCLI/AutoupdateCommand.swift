@@ -12,7 +12,10 @@ struct AutoupdateCommand: AsyncParsableCommand {
             child process.
             """,
         version: AutoupdateCommand.versionText,
-        subcommands: [RunCommand.self, WatchCommand.self, CheckCommand.self, UpdateCommand.self, PublishCommand.self, KeygenCommand.self, SignCommand.self, VerifyCommand.self, RecoverCommand.self, ExtractCommand.self, VersionCommand.self]
+        subcommands: [
+            RunCommand.self, WatchCommand.self, CheckCommand.self, UpdateCommand.self, PublishCommand.self, KeygenCommand.self,
+            SignCommand.self, VerifyCommand.self, RecoverCommand.self, ExtractCommand.self, VersionCommand.self,
+        ]
     )
 
     /// `autoupdate --version`: ours, then the C libraries, for bug reports.

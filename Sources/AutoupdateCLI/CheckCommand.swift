@@ -34,7 +34,8 @@ struct CheckCommand: AsyncParsableCommand {
             case .serverInvalid:
                 throw AutoupdateError(
                     .corruptedFile,
-                    "the server's version.txt is not a valid version (its text is kept in \(options.folder().serverInvalidDumpPath)); nothing to update")
+                    "the server's version.txt is not a valid version (its text is kept in \(options.folder().serverInvalidDumpPath)); nothing to update"
+                )
             }
         }
     }

@@ -31,10 +31,16 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "Sign the archive with this minisign secret key (ARCHIVE.minisig, binding the version and the archive's name).")
     var secretKey: String?
 
-    @Option(help: "With --secret-key: also sign version.txt (version.txt.minisig), trusted for this many seconds, for clients that require freshness.")
+    @Option(
+        help:
+            "With --secret-key: also sign version.txt (version.txt.minisig), trusted for this many seconds, for clients that require freshness."
+    )
     var expiresIn: Double?
 
-    @Option(help: "With --secret-key: the app the signatures are for. Clients refuse another app's releases (with one key for several apps, give each its name); they expect their URL's last path component unless given --app.")
+    @Option(
+        help:
+            "With --secret-key: the app the signatures are for. Clients refuse another app's releases (with one key for several apps, give each its name); they expect their URL's last path component unless given --app."
+    )
     var app: String?
 
     func validate() throws {
@@ -54,11 +60,16 @@ struct PublishCommand: AsyncParsableCommand {
         try await Failure.reporting {
             let result = try Publisher.publish(
                 source: source, version: try Version(version), to: out, archive: try ArchiveName(archive),
-                secretKey: try secretKey.map(Minisign.SecretKey.init(file:)), versionExpiresIn: expiresIn.map { .milliseconds(Int64($0 * 1000)) },
+                secretKey: try secretKey.map(Minisign.SecretKey.init(file:)),
+                versionExpiresIn: expiresIn.map { .milliseconds(Int64($0 * 1000)) },
                 app: app)
-            print("published \(result.version): \(result.archive) (\(count(result.entries, "entry", plural: "entries")), \(ProgressDisplay.bytes(result.bytes)), sha256 \(result.sha256)) and \(out)/version.txt")
+            print(
+                "published \(result.version): \(result.archive) (\(count(result.entries, "entry", plural: "entries")), \(ProgressDisplay.bytes(result.bytes)), sha256 \(result.sha256)) and \(out)/version.txt"
+            )
             if let signature = result.signature {
-                print("signed\(result.app.map { " for app '\($0)'" } ?? ""): \(signature)\(result.versionSignature.map { " and \($0)" } ?? "")")
+                print(
+                    "signed\(result.app.map { " for app '\($0)'" } ?? ""): \(signature)\(result.versionSignature.map { " and \($0)" } ?? "")"
+                )
             }
         }
     }

@@ -34,7 +34,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The archive's name on the server: .zip, .tar.gz or .tar.bz2. Default: $AUTOUPDATE_NEWFILES, else project.zip.")
     var archive: String?
 
-    @Option(help: "Before starting: install a newer version (auto), ask on the terminal and decline without one (ask), or skip the check (never).")
+    @Option(
+        help:
+            "Before starting: install a newer version (auto), ask on the terminal and decline without one (ask), or skip the check (never)."
+    )
     var update: UpdatePolicy = .auto
 
     @Option(help: "Seconds the app gets to end after SIGTERM (or a forwarded SIGINT) before SIGKILL.")
@@ -60,7 +63,8 @@ struct RunCommand: AsyncParsableCommand {
                 filepath: resolvedFile(in: folder), url: try options.updateURL().description,
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
                 folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
-                trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)), grace: .milliseconds(Int64(grace * 1000)),
+                trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)),
+                grace: .milliseconds(Int64(grace * 1000)),
                 foregroundTerminal: ownsTerminal ? 0 : nil, adoptsOrphans: true, logger: Logger(label: "autoupdate"))
             if update != .never {
                 await updateIfWanted(launcher)

@@ -81,7 +81,8 @@ struct SignCommand: AsyncParsableCommand {
 
     func validate() throws {
         if trustedComment != nil, version != nil || expiresIn != nil || app != nil {
-            throw ValidationError("--trusted-comment replaces the default comment; do not combine it with --version, --expires-in or --app.")
+            throw ValidationError(
+                "--trusted-comment replaces the default comment; do not combine it with --version, --expires-in or --app.")
         }
         if let expiresIn, !(expiresIn > 0 && expiresIn.isFinite) {
             throw ValidationError("--expires-in must be a positive number of seconds.")
@@ -96,9 +97,11 @@ struct SignCommand: AsyncParsableCommand {
             let now = Date()
             if let app { try ReleaseComment.validate(app: app) }
             let size = version == nil ? nil : (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value
-            let comment = try trustedComment ?? ReleaseComment.make(
-                file: name, version: version.map { try Version($0) }, timestamp: now,
-                expires: expiresIn.map { now.addingTimeInterval($0) }, app: app, size: size)
+            let comment =
+                try trustedComment
+                ?? ReleaseComment.make(
+                    file: name, version: version.map { try Version($0) }, timestamp: now,
+                    expires: expiresIn.map { now.addingTimeInterval($0) }, app: app, size: size)
             let signature = try Minisign.sign(prehash: try Minisign.prehash(ofFile: file), with: key, trustedComment: comment)
             let output = file + ".minisig"
             do {

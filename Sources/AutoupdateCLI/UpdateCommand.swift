@@ -27,7 +27,8 @@ struct UpdateCommand: AsyncParsableCommand {
         global.bootstrapLogging()
         try await Failure.reporting {
             let configuration = try options.updaterConfiguration(archive: archive, trust: trust)
-            let updater = Updater(folder: options.folder(), url: try options.updateURL(), configuration: configuration, logger: Logger(label: "autoupdate"))
+            let updater = Updater(
+                folder: options.folder(), url: try options.updateURL(), configuration: configuration, logger: Logger(label: "autoupdate"))
             let progress = ProgressDisplay()
             let outcome = try await updater.update { progress.show($0) }
             progress.end()

@@ -13,10 +13,14 @@ struct UpdateOptions: ParsableArguments {
     @Option(help: "The app folder. Default: $AUTOUPDATE_DIR, else the current directory.")
     var dir: String?
 
-    @Option(help: "A PEM file of CA certificates to trust besides the system's (a private CA, a test server). Default: $AUTOUPDATE_CA_FILE.")
+    @Option(
+        help: "A PEM file of CA certificates to trust besides the system's (a private CA, a test server). Default: $AUTOUPDATE_CA_FILE.")
     var caFile: String?
 
-    @Option(help: "The most bytes an update may download, and the most its files may hold once extracted. Default: 4 GiB downloaded, 8 GiB extracted (a signed release's own sizes cap both exactly).")
+    @Option(
+        help:
+            "The most bytes an update may download, and the most its files may hold once extracted. Default: 4 GiB downloaded, 8 GiB extracted (a signed release's own sizes cap both exactly)."
+    )
     var maxBytes: Int64?
 
     @Option(help: "Seconds one check of the server may take in all, however the server behaves (default: 5 for run, 30 otherwise).")
@@ -86,7 +90,9 @@ struct UpdateOptions: ParsableArguments {
 struct TrustOptions: ParsableArguments {
     @Option(
         name: .customLong("public-key"),
-        help: "A minisign public key (a file, or the one-line RWQ… key) whose signature every archive must carry. Repeat it during a key rotation. Default: $AUTOUPDATE_PUBLIC_KEYS.")
+        help:
+            "A minisign public key (a file, or the one-line RWQ… key) whose signature every archive must carry. Repeat it during a key rotation. Default: $AUTOUPDATE_PUBLIC_KEYS."
+    )
     var publicKeys: [String] = []
 
     @Flag(help: "Require version.txt.minisig, signed by a --public-key, not yet expired (freeze protection).")
@@ -95,7 +101,10 @@ struct TrustOptions: ParsableArguments {
     @Option(help: "With --public-key: also require version.txt.minisig to be at most this many seconds old.")
     var maxAge: Double?
 
-    @Option(help: "The app's name, which signatures must give (publish --app): another app's release is refused. Default: the URL's last path component, for signatures that name an app.")
+    @Option(
+        help:
+            "The app's name, which signatures must give (publish --app): another app's release is refused. Default: the URL's last path component, for signatures that name an app."
+    )
     var app: String?
 
     private var inherited: TrustPolicy? {
@@ -103,7 +112,7 @@ struct TrustOptions: ParsableArguments {
     }
 
     func validate() throws {
-        if (requireFresh || maxAge != nil), publicKeys.isEmpty, inherited?.requiresSignatures != true {
+        if requireFresh || maxAge != nil, publicKeys.isEmpty, inherited?.requiresSignatures != true {
             throw ValidationError("--require-fresh and --max-age need --public-key to check the signature with.")
         }
         if let maxAge, !(maxAge > 0 && maxAge.isFinite) {

@@ -5,7 +5,6 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-
 struct WatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
@@ -65,7 +64,9 @@ struct WatchCommand: AsyncParsableCommand {
     var arguments: [String] = []
 
     func validate() throws {
-        for (name, value, zeroAllowed) in [("--interval", interval, false), ("--jitter", jitter, true), ("--grace", grace, true), ("--health-window", healthWindow, true)] {
+        for (name, value, zeroAllowed) in [
+            ("--interval", interval, false), ("--jitter", jitter, true), ("--grace", grace, true), ("--health-window", healthWindow, true),
+        ] {
             guard value.isFinite, zeroAllowed ? value >= 0 : value > 0 else {
                 throw ValidationError("\(name) must be a number of seconds\(zeroAllowed ? ", 0 or more" : " above 0").")
             }
@@ -96,10 +97,11 @@ struct WatchCommand: AsyncParsableCommand {
             // SIGTERM and SIGINT shut the group down gracefully (the app gets SIGTERM, nothing is
             // left half-installed); SIGHUP asks for a check. The app's own exit, when the
             // restart policy lets it end the watch, ends the group too.
-            let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-                services: [.init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: Logger(label: "autoupdate.services")))
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(
+                    services: [.init(service: watcher, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: Logger(label: "autoupdate.services")))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) {

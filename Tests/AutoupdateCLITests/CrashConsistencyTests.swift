@@ -47,7 +47,9 @@ struct CrashConsistencyTests {
         #expect(!FileManager.default.fileExists(atPath: folder.updateDirectory + "/journal.json"), "\(label): the journal remains")
     }
 
-    @Test("killed at each named step of the install, and of the rollback recovery runs: recovery leaves exactly v1 (before the commit) or v2 (from it on)")
+    @Test(
+        "killed at each named step of the install, and of the rollback recovery runs: recovery leaves exactly v1 (before the commit) or v2 (from it on)"
+    )
     func killedAtEachStep() async throws {
         let scenario = try UpdateScenario(inMemory: true)
         try scenario.publish(Self.tree(1, scale: 10), version: "1.0")
@@ -116,7 +118,8 @@ struct CrashConsistencyTests {
                 let calibration = scenario.work.url.appending(path: "calibration-\(run)")
                 try await shell("cp -a '\(scenario.appFolder.path)' '\(calibration.path)'", in: scenario.work.url)
                 let started = clock.now
-                let timed = try LiveProcess(BuiltProducts.cli, ["update", "--url", url, "--dir", calibration.path, "--ca-file", TestPKI.caFile])
+                let timed = try LiveProcess(
+                    BuiltProducts.cli, ["update", "--url", url, "--dir", calibration.path, "--ca-file", TestPKI.caFile])
                 var installStarted = started
                 for await line in timed.stderrLines where line.hasPrefix("installing") { installStarted = clock.now }
                 #expect(try await timed.waitForExit() == 0)
@@ -157,8 +160,9 @@ struct CrashConsistencyTests {
                 } else {
                     outcomes.new += 1
                     let v2Files = after.filtering { $0.hasPrefix("only2/") }.nodes.count
-                    #expect(version == "2.0" && v2Files == 510 && after.nodes["only1"] == nil,
-                            "iteration \(iteration): neither v1 nor v2 after recovery (version \(version ?? "nil"))")
+                    #expect(
+                        version == "2.0" && v2Files == 510 && after.nodes["only1"] == nil,
+                        "iteration \(iteration): neither v1 nor v2 after recovery (version \(version ?? "nil"))")
                 }
                 if iteration % 4 == 3 {
                     // A later update completes from whatever state the crash left.

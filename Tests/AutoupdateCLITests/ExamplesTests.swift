@@ -23,7 +23,8 @@ struct ExamplesTests {
                 current!.append(line)
             }
         }
-        return blocks
+        return
+            blocks
             .filter { $0.first?.hasPrefix("// Package.swift") != true }
             .map { $0.filter { !$0.hasPrefix("import ") }.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
     }

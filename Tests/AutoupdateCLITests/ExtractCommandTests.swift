@@ -40,13 +40,21 @@ struct ExtractCommandTests {
         // A zip's files are written by a thread of their own, a tar.gz's by the extraction thread.
         let work = try TemporaryDirectory()
         let made = try await ChildProcess.run(
-            "/bin/sh", ["-c", "mkdir src && head -c 1000000 /dev/urandom > src/big.bin && echo hi > src/small.txt && (cd src && zip -qr ../a.zip . && tar -czf ../a.tgz .)"],
+            "/bin/sh",
+            [
+                "-c",
+                "mkdir src && head -c 1000000 /dev/urandom > src/big.bin && echo hi > src/small.txt && (cd src && zip -qr ../a.zip . && tar -czf ../a.tgz .)",
+            ],
             currentDirectory: work.path)
         try #require(made.status == 0)
         // Files may not grow past 64 blocks; with SIGXFSZ ignored, write(2) fails with EFBIG.
         let out = work.url.appending(path: "out").path
         let result = try await ChildProcess.run(
-            "/bin/sh", ["-c", "ulimit -f 64 && trap '' XFSZ && exec \"$0\" extract \"$1\" \"$2\"", BuiltProducts.cli, work.url.appending(path: archive).path, out])
+            "/bin/sh",
+            [
+                "-c", "ulimit -f 64 && trap '' XFSZ && exec \"$0\" extract \"$1\" \"$2\"", BuiltProducts.cli,
+                work.url.appending(path: archive).path, out,
+            ])
         #expect(result.status == 1)
         #expect(result.stderr.contains("big.bin': cannot write"), "\(result.stderr)")
         #expect(result.stderr.contains("File too large"), "\(result.stderr)")
@@ -56,9 +64,11 @@ struct ExtractCommandTests {
     @Test("--max-bytes stops a bomb; a file that is no archive is named")
     func limitsAndGarbage() async throws {
         let work = try TemporaryDirectory()
-        let made = try await ChildProcess.run("/bin/sh", ["-c", "head -c 5000000 /dev/zero > z && tar -czf z.tgz z && echo hello > junk"], currentDirectory: work.path)
+        let made = try await ChildProcess.run(
+            "/bin/sh", ["-c", "head -c 5000000 /dev/zero > z && tar -czf z.tgz z && echo hello > junk"], currentDirectory: work.path)
         try #require(made.status == 0)
-        let bomb = try await autoupdate("extract", work.url.appending(path: "z.tgz").path, work.url.appending(path: "o").path, "--max-bytes", "1000000")
+        let bomb = try await autoupdate(
+            "extract", work.url.appending(path: "z.tgz").path, work.url.appending(path: "o").path, "--max-bytes", "1000000")
         #expect(bomb.status == 1)
         #expect(bomb.stderr.contains("'z' of 5000000 bytes would take the archive past the limit of 1000000 bytes"))
         let junk = try await autoupdate("extract", work.url.appending(path: "junk").path, work.url.appending(path: "o").path)
@@ -82,6 +92,8 @@ struct ExtractCommandTests {
         #expect(help.status == 0)
         // Help text is wrapped to the terminal's width.
         let words = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        #expect(words.contains("Names must be UTF-8 text without control characters: an update records every path it installs in filelist.txt"), "\(help.stdout)")
+        #expect(
+            words.contains("Names must be UTF-8 text without control characters: an update records every path it installs in filelist.txt"),
+            "\(help.stdout)")
     }
 }

@@ -38,16 +38,21 @@ struct PublishCommandTests {
         #expect(before.nodes.count == 4, "\(before)")
         // Files may not grow past 200 blocks of 512 bytes; with SIGXFSZ ignored, write(2) fails with EFBIG.
         let result = try await ChildProcess.run(
-            "/bin/sh", ["-c", "ulimit -f 200 && trap '' XFSZ && exec \"$0\" \"$@\"", BuiltProducts.cli,
-                        "publish", setup.work.url.appending(path: "v2").path, "--version", "2.0", "--out", setup.server.path,
-                        "--archive", archive, "--secret-key", setup.key, "--expires-in", "3600"])
+            "/bin/sh",
+            [
+                "-c", "ulimit -f 200 && trap '' XFSZ && exec \"$0\" \"$@\"", BuiltProducts.cli,
+                "publish", setup.work.url.appending(path: "v2").path, "--version", "2.0", "--out", setup.server.path,
+                "--archive", archive, "--secret-key", setup.key, "--expires-in", "3600",
+            ])
         #expect(result.status == 1)
         #expect(result.stderr == "autoupdate: error: cannot write '\(setup.server.path)/\(archive)': File too large\n")
         let after = try TreeSnapshot(setup.server)
         #expect(after.differences(from: before).isEmpty, "\(after.differences(from: before))")
     }
 
-    @Test("a full disk leaves the server folder as it was (a small tmpfs)", .enabled(if: Unprivileged.isRoot, "mounting a tmpfs needs root"), arguments: formats)
+    @Test(
+        "a full disk leaves the server folder as it was (a small tmpfs)", .enabled(if: Unprivileged.isRoot, "mounting a tmpfs needs root"),
+        arguments: formats)
     func diskFull(archive: String) async throws {
         let work = try TemporaryDirectory()
         try Fixtures.writeRandomFile("big.bin", in: work.url, count: 400_000)
@@ -82,10 +87,12 @@ struct PublishCommandTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: root.appending(path: "v2/z-secret").path)
         try Unprivileged.give(root)
         let server = root.appending(path: "server").path
-        let first = try await Unprivileged.run(BuiltProducts.cli, ["publish", root.appending(path: "v1").path, "--version", "1.0", "--out", server, "--archive", archive])
+        let first = try await Unprivileged.run(
+            BuiltProducts.cli, ["publish", root.appending(path: "v1").path, "--version", "1.0", "--out", server, "--archive", archive])
         try #require(first.status == 0, "\(first.stderr)")
         let before = try TreeSnapshot(URL(fileURLWithPath: server))
-        let second = try await Unprivileged.run(BuiltProducts.cli, ["publish", root.appending(path: "v2").path, "--version", "2.0", "--out", server, "--archive", archive])
+        let second = try await Unprivileged.run(
+            BuiltProducts.cli, ["publish", root.appending(path: "v2").path, "--version", "2.0", "--out", server, "--archive", archive])
         #expect(second.status == 1)
         #expect(second.stderr.contains("cannot read '\(root.path)/v2/z-secret'"), "\(second.stderr)")
         #expect(try TreeSnapshot(URL(fileURLWithPath: server)).differences(from: before).isEmpty)
@@ -100,7 +107,11 @@ struct PublishCommandTests {
         try Fixtures.writeRandomFile("big.bin", in: source, count: 300_000)
         let out = work.url.appending(path: "new/server").path
         let result = try await ChildProcess.run(
-            "/bin/sh", ["-c", "ulimit -f 100 && trap '' XFSZ && exec \"$0\" publish \"$1\" --version 1.0 --out \"$2\"", BuiltProducts.cli, source.path, out])
+            "/bin/sh",
+            [
+                "-c", "ulimit -f 100 && trap '' XFSZ && exec \"$0\" publish \"$1\" --version 1.0 --out \"$2\"", BuiltProducts.cli,
+                source.path, out,
+            ])
         #expect(result.status == 1)
         #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "new").path))
     }

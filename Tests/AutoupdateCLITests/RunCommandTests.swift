@@ -28,7 +28,8 @@ struct RunCommandTests {
             #expect(never.status == 3)
             #expect(never.stdout == "app 1.0: \nupdate available: 1.0 → 2.0\n", "the child's check queued 2.0")
 
-            let declined = try await autoupdate("run", "bin/app", "--url", url, "--dir", dir, "--update", "ask", "--ca-file", TestPKI.caFile)
+            let declined = try await autoupdate(
+                "run", "bin/app", "--url", url, "--dir", dir, "--update", "ask", "--ca-file", TestPKI.caFile)
             #expect(declined.stderr.contains("update 1.0 → 2.0? no terminal to ask on: declined"), "\(declined.stderr)")
             #expect(declined.stdout.hasPrefix("app 1.0"))
 
@@ -49,11 +50,13 @@ struct RunCommandTests {
         #expect(offline.stderr.contains("autoupdate: warning: no update:"), "\(offline.stderr)")
         #expect(offline.stderr.contains("running the installed version"))
 
-        let missing = try await autoupdate("run", "bin/nothing", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never")
+        let missing = try await autoupdate(
+            "run", "bin/nothing", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never")
         #expect(missing.status == 1)
         #expect(missing.stderr == "autoupdate: error: cannot start '\(scenario.appFolder.path)/bin/nothing': no such file\n")
 
-        let outside = try await autoupdate("run", "/bin/sh", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never")
+        let outside = try await autoupdate(
+            "run", "/bin/sh", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never")
         #expect(outside.status == 1)
         #expect(outside.stderr.contains("is outside the app folder"))
 
@@ -66,7 +69,8 @@ struct RunCommandTests {
     func deathBySignal() async throws {
         let scenario = try UpdateScenario()
         try UpdateScenario.write(app("1.0", "kill -KILL $$"), to: scenario.appFolder)
-        let result = try await autoupdate("run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never")
+        let result = try await autoupdate(
+            "run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never")
         #expect(result.status == 137)
     }
 
@@ -84,7 +88,8 @@ struct RunCommandTests {
         try UpdateScenario.write(app("1.0", cooperative), to: scenario.appFolder)
         for (signal, expected) in [(SIGTERM, ("got TERM", Int32(7))), (SIGINT, ("got INT", 8))] {
             let process = try LiveProcess(
-                BuiltProducts.cli, ["run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never"])
+                BuiltProducts.cli,
+                ["run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never"])
             #expect(try await fifo.nextLine() == "ready")
             process.signal(SIGHUP)
             #expect(try await fifo.nextLine() == "got HUP", "HUP is passed on and the app keeps running")
@@ -93,9 +98,11 @@ struct RunCommandTests {
             #expect(try await process.waitForExit(timeout: TestTiming.bound(.seconds(20))) == expected.1)
         }
 
-        try UpdateScenario.write(app("1.0", "trap '' TERM\necho ready > \"\(fifo.path)\"\nwhile :; do sleep 0.05; done"), to: scenario.appFolder)
+        try UpdateScenario.write(
+            app("1.0", "trap '' TERM\necho ready > \"\(fifo.path)\"\nwhile :; do sleep 0.05; done"), to: scenario.appFolder)
         let stubborn = try LiveProcess(
-            BuiltProducts.cli, ["run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never", "--grace", "0.3"])
+            BuiltProducts.cli,
+            ["run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never", "--grace", "0.3"])
         #expect(try await fifo.nextLine() == "ready")
         stubborn.signal(SIGTERM)
         #expect(try await stubborn.waitForExit(timeout: TestTiming.bound(.seconds(20))) == 128 + SIGKILL)
@@ -164,7 +171,9 @@ struct RunCommandTests {
             while :; do sleep 0.05; done
             """
         try UpdateScenario.write(app("1.0", body), to: scenario.appFolder)
-        let run = try LiveProcess(BuiltProducts.cli, ["run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never", "--grace", "1"])
+        let run = try LiveProcess(
+            BuiltProducts.cli,
+            ["run", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", scenario.appFolder.path, "--update", "never", "--grace", "1"])
         var pids: [Int32] = []
         for _ in 0..<2 {
             let line = try await fifo.nextLine()
@@ -185,8 +194,10 @@ struct RunCommandTests {
         try UpdateScenario.write(app("1.0", "read name\necho \"hello $name\"\nexit 5"), to: scenario.appFolder)
         // `script` (util-linux) runs the command on a fresh pseudo-terminal; a background process
         // group reading it would be stopped by SIGTTIN and never answer.
-        let command = "\(BuiltProducts.cli) run bin/app --url https://127.0.0.1:1/ --dir \(scenario.appFolder.path) --update never; echo \"exit=$?\"; awk '{ print ($5 == $8) ? \"foreground\" : \"background\" }' /proc/$$/stat"
-        let result = try await ChildProcess.run("/bin/sh", ["-c", "echo bob | script -qec \"$0\" /dev/null", command], currentDirectory: scenario.work.path)
+        let command =
+            "\(BuiltProducts.cli) run bin/app --url https://127.0.0.1:1/ --dir \(scenario.appFolder.path) --update never; echo \"exit=$?\"; awk '{ print ($5 == $8) ? \"foreground\" : \"background\" }' /proc/$$/stat"
+        let result = try await ChildProcess.run(
+            "/bin/sh", ["-c", "echo bob | script -qec \"$0\" /dev/null", command], currentDirectory: scenario.work.path)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("hello bob"), "\(result.stdout)")
         #expect(result.stdout.contains("exit=5"))

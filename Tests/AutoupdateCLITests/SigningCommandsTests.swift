@@ -23,8 +23,11 @@ struct SigningCommandsTests {
         let published = try await autoupdate(
             "publish", source.path, "--version", "1.0", "--out", scenario.serverFolder.path, "--secret-key", secret, "--expires-in", "3600")
         #expect(published.status == 0, "\(published.stderr)")
-        #expect(published.stdout.contains("signed: \(scenario.serverFolder.path)/project.zip.minisig and \(scenario.serverFolder.path)/version.txt.minisig"))
-        let tool = try await ChildProcess.run("/usr/bin/minisign", ["-V", "-p", pub, "-m", scenario.serverFolder.appending(path: "project.zip").path])
+        #expect(
+            published.stdout.contains(
+                "signed: \(scenario.serverFolder.path)/project.zip.minisig and \(scenario.serverFolder.path)/version.txt.minisig"))
+        let tool = try await ChildProcess.run(
+            "/usr/bin/minisign", ["-V", "-p", pub, "-m", scenario.serverFolder.appending(path: "project.zip").path])
         #expect(tool.status == 0, "\(tool.stderr)")
         #expect(tool.stdout.contains("file:project.zip\tversion:1.0\tsize:"), "\(tool.stdout)")
 
@@ -35,7 +38,8 @@ struct SigningCommandsTests {
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             let url = server.baseURL.absoluteString
             let dir = scenario.appFolder.path
-            let update = try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--public-key", pub, "--require-fresh")
+            let update = try await autoupdate(
+                "update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--public-key", pub, "--require-fresh")
             #expect(update.status == 0, "\(update.stderr)")
             #expect(update.stdout == "updated 0.0.0 → 1.0 (signature verified)\n")
 
@@ -43,7 +47,8 @@ struct SigningCommandsTests {
             let otherSecret = work.appending(path: "other.key").path
             _ = try await autoupdate("keygen", "--secret-key", otherSecret, "--public-key", work.appending(path: "other.pub").path)
             try UpdateScenario.write(["bin/app": .text("#!/bin/sh\necho two\n", mode: 0o755)], to: source)
-            _ = try await autoupdate("publish", source.path, "--version", "2.0", "--out", scenario.serverFolder.path, "--secret-key", otherSecret)
+            _ = try await autoupdate(
+                "publish", source.path, "--version", "2.0", "--out", scenario.serverFolder.path, "--secret-key", otherSecret)
             let refused = try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--public-key", pub)
             #expect(refused.status == 1)
             #expect(refused.stderr.contains("which is not a trusted key"), "\(refused.stderr)")
@@ -55,7 +60,8 @@ struct SigningCommandsTests {
         #expect(badFlags.stderr.contains("--public-key"))
         let tampered = work.appending(path: "tampered.bin")
         try Data("x".utf8).write(to: tampered)
-        try FileManager.default.copyItem(atPath: scenario.serverFolder.appending(path: "project.zip.minisig").path, toPath: tampered.path + ".minisig")
+        try FileManager.default.copyItem(
+            atPath: scenario.serverFolder.appending(path: "project.zip.minisig").path, toPath: tampered.path + ".minisig")
         let wrong = try await autoupdate("verify", tampered.path, "--public-key", work.appending(path: "other.pub").path)
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("does not match the file's bytes"))
@@ -82,7 +88,8 @@ struct SigningCommandsTests {
         let crlf = try await autoupdate("verify", file.path, "--public-key", key.publicKey.base64)
         #expect(crlf.status == 0, "\(crlf.stderr)")
         try Data(key.publicKey.fileText.utf8).write(to: work.url.appending(path: "release.pub"))
-        let tool = try await ChildProcess.run("/usr/bin/minisign", ["-V", "-p", work.url.appending(path: "release.pub").path, "-m", file.path])
+        let tool = try await ChildProcess.run(
+            "/usr/bin/minisign", ["-V", "-p", work.url.appending(path: "release.pub").path, "-m", file.path])
         #expect(tool.status == 0, "minisign agrees: \(tool.stderr)")
     }
 }

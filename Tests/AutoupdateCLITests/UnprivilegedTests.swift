@@ -83,15 +83,20 @@ struct UnprivilegedTests {
         try Data(builder.bytes).write(to: work.url.appending(path: "bad.tar"))
         try Unprivileged.give(work.url)
 
-        let good = try await Unprivileged.run(BuiltProducts.cli, ["extract", work.url.appending(path: "good.tar").path, work.url.appending(path: "out/a/b").path])
+        let good = try await Unprivileged.run(
+            BuiltProducts.cli, ["extract", work.url.appending(path: "good.tar").path, work.url.appending(path: "out/a/b").path])
         #expect(good.status == 0, "\(good.stderr)")
-        let compared = try await ChildProcess.run("cmp", [work.url.appending(path: "src/ro/sparse").path, work.url.appending(path: "out/a/b/ro/sparse").path])
+        let compared = try await ChildProcess.run(
+            "cmp", [work.url.appending(path: "src/ro/sparse").path, work.url.appending(path: "out/a/b/ro/sparse").path])
         #expect(compared.status == 0, "\(compared.stdout)")
         var info = stat()
-        #expect(stat(work.url.appending(path: "out/a/b/ro/sparse").path, &info) == 0 && Int(info.st_blocks) * 512 < 1 << 20, "written with its hole")
+        #expect(
+            stat(work.url.appending(path: "out/a/b/ro/sparse").path, &info) == 0 && Int(info.st_blocks) * 512 < 1 << 20,
+            "written with its hole")
         #expect(stat(work.url.appending(path: "out/a/b/ro").path, &info) == 0 && info.st_mode & 0o777 == 0o555)
 
-        let bad = try await Unprivileged.run(BuiltProducts.cli, ["extract", work.url.appending(path: "bad.tar").path, work.url.appending(path: "out2/x/y").path])
+        let bad = try await Unprivileged.run(
+            BuiltProducts.cli, ["extract", work.url.appending(path: "bad.tar").path, work.url.appending(path: "out2/x/y").path])
         #expect(bad.status == 1)
         #expect(bad.stderr.contains("'ro/dev' is a device file"), "\(bad.stderr)")
         #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "out2").path))

@@ -37,7 +37,9 @@ struct UpdateCommandsTests {
             let url = server.baseURL.absoluteString
             let untrusted = try await autoupdate("update", "--url", url, "--dir", scenario.appFolder.path)
             #expect(untrusted.status == 1)
-            #expect(untrusted.stderr.split(separator: "\n").last?.hasPrefix("autoupdate: error: downloading \(url)version.txt: TLS failed") == true)
+            #expect(
+                untrusted.stderr.split(separator: "\n").last?.hasPrefix("autoupdate: error: downloading \(url)version.txt: TLS failed")
+                    == true)
             try Data("not-a-version".utf8).write(to: scenario.serverFolder.appending(path: "version.txt"))
             let invalid = try await autoupdate("check", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile)
             #expect(invalid.status == 1)
@@ -57,12 +59,16 @@ struct UpdateCommandsTests {
         for command in ["check", "update"] {
             let badPort = try await autoupdate(command, "--url", "https://127.0.0.1:99999/", "--dir", scenario.appFolder.path)
             #expect(badPort.status == 2, "\(command): \(badPort.stderr)")
-            #expect(badPort.stderr == "autoupdate: error: the update URL 'https://127.0.0.1:99999/' has the port 99999; a port is a number from 1 to 65535\n")
+            #expect(
+                badPort.stderr
+                    == "autoupdate: error: the update URL 'https://127.0.0.1:99999/' has the port 99999; a port is a number from 1 to 65535\n"
+            )
         }
         let badArchive = try await autoupdate("update", "--url", "https://127.0.0.1:1/", "--archive", "app.rar")
         #expect(badArchive.status == 1)
         #expect(badArchive.stderr.contains("must end with .zip, .tar.gz or .tar.bz2"))
-        let badVersion = try await autoupdate("publish", scenario.work.path, "--version", "x.y", "--out", scenario.work.url.appending(path: "o").path)
+        let badVersion = try await autoupdate(
+            "publish", scenario.work.path, "--version", "x.y", "--out", scenario.work.url.appending(path: "o").path)
         #expect(badVersion.status == 2)
     }
 }

@@ -11,9 +11,11 @@ struct VersionCommandTests {
         #expect(result.stderr.isEmpty)
     }
 
-    @Test("compare prints <, == or >", arguments: [
-        ("1.0rc1", "1.0", "<"), ("1.0", "1.0.0", "=="), ("1.0.post1", "1.0", ">"), ("1!0.1", "2.0", ">"),
-    ])
+    @Test(
+        "compare prints <, == or >",
+        arguments: [
+            ("1.0rc1", "1.0", "<"), ("1.0", "1.0.0", "=="), ("1.0.post1", "1.0", ">"), ("1!0.1", "2.0", ">"),
+        ])
     func compare(left: String, right: String, expected: String) async throws {
         let result = try await autoupdate("version", "compare", left, right)
         #expect(result.status == 0)

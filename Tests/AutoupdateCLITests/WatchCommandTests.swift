@@ -37,7 +37,10 @@ struct WatchCommandTests {
             let url = server.baseURL.absoluteString
             let dir = scenario.appFolder.path
             #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
-            let arguments = ["watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0", "--health-window", "1"]
+            let arguments = [
+                "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
+                "--health-window", "1",
+            ]
 
             try scenario.publish(app("2.0"), version: "2.0")
             server.inject([.drip(bytes: 64, every: .milliseconds(50))], at: "/project.zip")
@@ -52,7 +55,8 @@ struct WatchCommandTests {
             let log = try String(contentsOf: scenario.appFolder.appending(path: "events.log"), encoding: .utf8)
             #expect(log == "1.0 got TERM\n", "the app was stopped gracefully")
             let updateFolder = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory)
-            #expect(!updateFolder.contains { $0.hasPrefix("staging-") || $0.hasPrefix("backup-") || $0 == "journal.json" }, "\(updateFolder)")
+            #expect(
+                !updateFolder.contains { $0.hasPrefix("staging-") || $0.hasPrefix("backup-") || $0 == "journal.json" }, "\(updateFolder)")
 
             server.clearFaults()
             let watch = try LiveProcess(BuiltProducts.cli, arguments)

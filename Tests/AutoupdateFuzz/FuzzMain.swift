@@ -23,7 +23,8 @@ struct FuzzMain {
     static func main() {
         let arguments = CommandLine.arguments
         guard arguments.count >= 2, FuzzTarget.selected != nil else {
-            FileHandle.standardError.write(Data("usage: AutoupdateFuzz <\(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|"))> [inputs]\n".utf8))
+            FileHandle.standardError.write(
+                Data("usage: AutoupdateFuzz <\(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|"))> [inputs]\n".utf8))
             exit(64)
         }
         var replayed = 0

@@ -52,7 +52,8 @@ extension TestHelperCommand {
     struct SlowDownload: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Download through a deliberately slow consumer; print bytes and memory growth.",
-            discussion: "Prints `bytes=N peak-growth-kib=K`: the body's length and how far the peak RSS rose above the RSS before the download."
+            discussion:
+                "Prints `bytes=N peak-growth-kib=K`: the body's length and how far the peak RSS rose above the RSS before the download."
         )
 
         @Argument(help: "The URL to download.")
@@ -82,7 +83,8 @@ extension TestHelperCommand {
     struct SuperviseLoop: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a child to its end N times through one ProcessSupervisor; print what was left behind.",
-            discussion: "Prints `runs=N failures=F fds-before=A fds-after=B threads-before=C threads-after=D zombies=Z` (a process of its own, so no other test's descriptors count)."
+            discussion:
+                "Prints `runs=N failures=F fds-before=A fds-after=B threads-before=C threads-after=D zombies=Z` (a process of its own, so no other test's descriptors count)."
         )
 
         @Option(help: "How many runs.")
@@ -98,7 +100,9 @@ extension TestHelperCommand {
             for _ in 0..<count where try await supervisor.run() != .exited(7) {
                 failures += 1
             }
-            print("runs=\(count) failures=\(failures) fds-before=\(fdsBefore) fds-after=\(ProcessTable.openDescriptors) threads-before=\(threadsBefore) threads-after=\(ProcessTable.threads) zombies=\(ProcessTable.zombieChildren().count)")
+            print(
+                "runs=\(count) failures=\(failures) fds-before=\(fdsBefore) fds-after=\(ProcessTable.openDescriptors) threads-before=\(threadsBefore) threads-after=\(ProcessTable.threads) zombies=\(ProcessTable.zombieChildren().count)"
+            )
         }
     }
 }

@@ -4,7 +4,8 @@ public import Foundation
 public enum BuiltProducts {
     public static let directory: URL = {
         // The test runner is `.build/<config>/<package>PackageTests.xctest`; its folder holds the products.
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: executable).deletingLastPathComponent()
     }()

@@ -49,7 +49,9 @@ public final class EventRecorder<Event: Sendable>: Sendable {
     /// The next event after those already returned that `matches`; the ones before it are skipped.
     ///
     /// - Throws: ``TestFailure`` listing what came, when none matched within `timeout` (scaled).
-    public func next(timeout: Duration = .seconds(30), _ description: String = "a matching event", where matches: (Event) -> Bool) async throws -> Event {
+    public func next(
+        timeout: Duration = .seconds(30), _ description: String = "a matching event", where matches: (Event) -> Bool
+    ) async throws -> Event {
         let deadline = ContinuousClock.now + TestTiming.bound(timeout)
         while true {
             let (found, finished) = state.withLockedValue { state -> (Event?, Bool) in

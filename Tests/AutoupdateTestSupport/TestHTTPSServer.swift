@@ -174,7 +174,8 @@ public final class TestHTTPSServer: Sendable {
 
     /// Applies `faults` to the next `times` requests for `path` (all of them when `nil`).
     public func inject(_ faults: [Fault], at path: String, times: Int? = nil) {
-        let rule = times.map { FaultRule(queue: Array(repeating: faults, count: $0), repeating: nil) }
+        let rule =
+            times.map { FaultRule(queue: Array(repeating: faults, count: $0), repeating: nil) }
             ?? FaultRule(queue: [], repeating: faults)
         state.withLockedValue { $0.rules[Self.normalized(path)] = rule }
     }
@@ -352,9 +353,9 @@ public final class TestHTTPSServer: Sendable {
             }
         }
         guard let file = resolve(path), let attributes = try? FileManager.default.attributesOfItem(atPath: file.path),
-              attributes[.type] as? FileAttributeType == .typeRegular,
-              let size = (attributes[.size] as? NSNumber)?.int64Value,
-              let modified = attributes[.modificationDate] as? Date
+            attributes[.type] as? FileAttributeType == .typeRegular,
+            let size = (attributes[.size] as? NSNumber)?.int64Value,
+            let modified = attributes[.modificationDate] as? Date
         else {
             plan.status = .notFound
             plan.body = .text("not found\n")
@@ -367,7 +368,8 @@ public final class TestHTTPSServer: Sendable {
             return plan
         }
 
-        let entityTag = faults.lazy.compactMap { if case .entityTag(let tag) = $0 { tag } else { nil } }.first
+        let entityTag =
+            faults.lazy.compactMap { if case .entityTag(let tag) = $0 { tag } else { nil } }.first
             ?? "\"\(size)-\(Int64(modified.timeIntervalSince1970 * 1_000_000))\""
         let lastModified = Self.httpDate(modified)
         let sendValidators = !faults.contains(.noValidators)
@@ -383,7 +385,8 @@ public final class TestHTTPSServer: Sendable {
                 return plan
             }
         } else if sendValidators, let since = head.headers.first(name: "If-Modified-Since"),
-                  let date = Self.parseHTTPDate(since), modified.timeIntervalSince1970.rounded(.down) <= date.timeIntervalSince1970 {
+            let date = Self.parseHTTPDate(since), modified.timeIntervalSince1970.rounded(.down) <= date.timeIntervalSince1970
+        {
             plan.status = .notModified
             return plan
         }
@@ -509,7 +512,9 @@ private final class ConnectionHandler: ChannelInboundHandler {
             let plan = server.plan(head)
             if let delay = plan.delay {
                 let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000))) {
+                context.eventLoop.assumeIsolated().scheduleTask(
+                    in: .nanoseconds(Int64(delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000))
+                ) {
                     self.begin(loopBound.value, plan)
                 }
             } else {

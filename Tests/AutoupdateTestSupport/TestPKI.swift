@@ -14,11 +14,12 @@ public enum TestPKI {
     public static var otherCAFile: String { folder.appending(path: "other-ca.pem").path }
 
     static func serverContext(for identity: TestHTTPSServer.Identity) throws -> NIOSSLContext {
-        let (certificate, keyFile): (String, String) = switch identity {
-        case .localhost: (folder.appending(path: "server.pem").path, folder.appending(path: "server-key.pem").path)
-        case .wrongHost: (folder.appending(path: "wrong-host.pem").path, folder.appending(path: "wrong-host-key.pem").path)
-        case .files(let certificate, let key): (certificate, key)
-        }
+        let (certificate, keyFile): (String, String) =
+            switch identity {
+            case .localhost: (folder.appending(path: "server.pem").path, folder.appending(path: "server-key.pem").path)
+            case .wrongHost: (folder.appending(path: "wrong-host.pem").path, folder.appending(path: "wrong-host-key.pem").path)
+            case .files(let certificate, let key): (certificate, key)
+            }
         let chain = try NIOSSLCertificate.fromPEMFile(certificate)
         let key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
         let configuration = TLSConfiguration.makeServerConfiguration(

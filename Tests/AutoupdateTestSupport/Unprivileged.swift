@@ -17,7 +17,8 @@ public enum Unprivileged {
         timeout: Duration = .seconds(120)
     ) async throws -> ChildProcess.Result {
         guard isRoot else {
-            return try await ChildProcess.run(executable, arguments, environment: environment, currentDirectory: currentDirectory, timeout: timeout)
+            return try await ChildProcess.run(
+                executable, arguments, environment: environment, currentDirectory: currentDirectory, timeout: timeout)
         }
         let executable = executable.hasPrefix("/") ? try reachable(executable) : executable
         // runuser resets most of the environment; pass what the caller set explicitly.

@@ -127,11 +127,12 @@ extension AppFolder {
 
     /// Appends `Old X|New Y|Time T` (or `Up to date`, `Server invalid`) to the check log.
     func appendCheckLog(old: Version, outcome: CheckOutcome, at date: Date = Date()) throws {
-        let middle = switch outcome {
-        case .newVersion(let version): "New \(version)"
-        case .upToDate: "Up to date"
-        case .serverInvalid: "Server invalid"
-        }
+        let middle =
+            switch outcome {
+            case .newVersion(let version): "New \(version)"
+            case .upToDate: "Up to date"
+            case .serverInvalid: "Server invalid"
+            }
         let line = "Old \(old)|\(middle)|Time \(Self.pythonUTCString(date))\n"
         try append(line, toFileNamed: layout.versionCheckLog, in: path)
     }
@@ -161,7 +162,7 @@ extension AppFolder {
     static func parseCheckLogLine(_ line: String) -> CheckLogLine? {
         let fields = line.split(separator: "|", omittingEmptySubsequences: false)
         guard fields.count == 3, fields[0].hasPrefix("Old "), fields[2].hasPrefix("Time "),
-              let old = try? Version(String(fields[0].dropFirst(4)))
+            let old = try? Version(String(fields[0].dropFirst(4)))
         else { return nil }
         let time = String(fields[2].dropFirst(5))
         guard !time.isEmpty else { return nil }
@@ -188,7 +189,8 @@ extension AppFolder {
             let text = String(value ?? 0)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(parts.year, 4))-\(pad(parts.month, 2))-\(pad(parts.day, 2)) \(pad(parts.hour, 2)):\(pad(parts.minute, 2)):\(pad(parts.second, 2)).\(pad(micros, 6))"
+        return
+            "\(pad(parts.year, 4))-\(pad(parts.month, 2))-\(pad(parts.day, 2)) \(pad(parts.hour, 2)):\(pad(parts.minute, 2)):\(pad(parts.second, 2)).\(pad(micros, 6))"
     }
 
     // MARK: filelist.txt
@@ -248,7 +250,8 @@ extension AppFolder {
             return AutoupdateError(.fileSystem, "cannot write \(quoted(file)): \(why)", underlying: errno)
         }
         let directory = try AtomicFile.open(folder: folder)
-        let opened = OpenDescriptor(taking: try Syscall.openAt(directory.raw, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW, 0o644).mapError(failure).get())
+        let opened = OpenDescriptor(
+            taking: try Syscall.openAt(directory.raw, name, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW, 0o644).mapError(failure).get())
         let descriptor = opened.raw
         // pyautoupdate starts each line with a newline, so its files end without one.
         var separator = ""
@@ -356,7 +359,9 @@ extension AppFolder {
         while true {
             do {
                 return try take()
-            } catch let error as AutoupdateError where [.locked, .processRunning].contains(error.code) && ContinuousClock.now + delay < deadline {
+            } catch let error as AutoupdateError
+                where [.locked, .processRunning].contains(error.code) && ContinuousClock.now + delay < deadline
+            {
                 try await Task.sleep(for: delay)
                 delay *= 2
             }

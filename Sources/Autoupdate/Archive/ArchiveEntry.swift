@@ -48,7 +48,8 @@ func decodeName(_ bytes: some Collection<UInt8>, what: String) throws -> String 
     guard let name = String(validating: bytes, as: UTF8.self) else {
         throw AutoupdateError(
             .unsupportedArchive,
-            "\(what) is not UTF-8 (bytes \(hex(bytes.prefix(32)))): names must be UTF-8 text, as filelist.txt records installed files, so other encodings are refused rather than guessed")
+            "\(what) is not UTF-8 (bytes \(hex(bytes.prefix(32)))): names must be UTF-8 text, as filelist.txt records installed files, so other encodings are refused rather than guessed"
+        )
     }
     return name
 }

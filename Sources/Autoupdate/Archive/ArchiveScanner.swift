@@ -64,7 +64,9 @@ public enum ArchiveScanner {
         var offset = 0
         let step = max(1, chunkSize)
         while offset < input.count {
-            try decoder.decode(UnsafeRawBufferPointer(rebasing: input[offset..<min(offset + step, input.count)])) { total += Int64($0.count) }
+            try decoder.decode(UnsafeRawBufferPointer(rebasing: input[offset..<min(offset + step, input.count)])) {
+                total += Int64($0.count)
+            }
             offset += step
         }
         try decoder.finish { total += Int64($0.count) }
@@ -88,11 +90,12 @@ public enum ArchiveScanner {
     /// Compresses `input` as `publish` does (gzip level 6, bzip2 -9), handing it to the
     /// compressor in pieces whose sizes `pieceSizes` gives in turn, empty ones included.
     public static func compressed(_ input: UnsafeRawBufferPointer, format: ArchiveFormat, pieceSizes: [Int]) throws -> [UInt8] {
-        let compressor: any StreamCompressor = switch format {
-        case .tarGzip: try DeflateStream(gzip: true, level: 6)
-        case .tarBzip2: try Bzip2CompressStream()
-        case .tar, .zip: throw AutoupdateError(.invalidArgument, "\(format) has no compression layer of its own")
-        }
+        let compressor: any StreamCompressor =
+            switch format {
+            case .tarGzip: try DeflateStream(gzip: true, level: 6)
+            case .tarBzip2: try Bzip2CompressStream()
+            case .tar, .zip: throw AutoupdateError(.invalidArgument, "\(format) has no compression layer of its own")
+            }
         var output: [UInt8] = []
         var offset = 0
         var turn = 0

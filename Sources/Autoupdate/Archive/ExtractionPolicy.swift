@@ -20,7 +20,8 @@ enum ExtractionPolicy {
         guard !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             throw AutoupdateError(
                 .unsafeEntry,
-                "entry \(shown) has a control character in its name; filelist.txt, which lists installed files one per line, could not record it")
+                "entry \(shown) has a control character in its name; filelist.txt, which lists installed files one per line, could not record it"
+            )
         }
         guard !name.hasPrefix("/") else {
             throw AutoupdateError(.unsafeEntry, "entry \(shown) has an absolute path; archive entries must be relative")

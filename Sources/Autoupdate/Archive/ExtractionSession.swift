@@ -162,10 +162,12 @@ final class ExtractionSession {
             current = nil
             if let declared = file.declaredSize, file.written != declared {
                 try? writeBehind.close(file.descriptor, attributes: nil, startsWriteBack: false)
-                throw AutoupdateError(.corruptArchive, "entry \(quoted(file.entry)) holds \(file.written) bytes, not its declared \(declared)")
+                throw AutoupdateError(
+                    .corruptArchive, "entry \(quoted(file.entry)) holds \(file.written) bytes, not its declared \(declared)")
             }
             let attributes = WriteBehind.FileAttributes(
-                mode: ExtractionPolicy.permissions(file.mode, isDirectory: false), modificationTime: file.modificationTime, entry: file.entry)
+                mode: ExtractionPolicy.permissions(file.mode, isDirectory: false), modificationTime: file.modificationTime,
+                entry: file.entry)
             try writeBehind.close(file.descriptor, attributes: attributes, startsWriteBack: configuration.startsWriteBack)
         }
     }
@@ -178,7 +180,8 @@ final class ExtractionSession {
         report.bytes += count
         guard report.bytes <= configuration.maxBytes else {
             throw AutoupdateError(
-                .sizeLimitExceeded, "the archive expands to more than the limit of \(configuration.maxBytes) bytes (at entry \(quoted(file.entry)))")
+                .sizeLimitExceeded,
+                "the archive expands to more than the limit of \(configuration.maxBytes) bytes (at entry \(quoted(file.entry)))")
         }
         file.written += count
         if let declared = file.declaredSize, file.written > declared {
@@ -208,7 +211,8 @@ final class ExtractionSession {
         // Nothing may be written through, or over, a symlink of this archive.
         for length in 1..<components.count where symlinkPaths.contains(components[..<length].joined(separator: "/")) {
             throw AutoupdateError(
-                .unsafeEntry, "entry \(quoted(entry.path)) would write through the symlink \(quoted(components[..<length].joined(separator: "/")))")
+                .unsafeEntry,
+                "entry \(quoted(entry.path)) would write through the symlink \(quoted(components[..<length].joined(separator: "/")))")
         }
         // A later tar member replaces an earlier one; a symlink may be replaced by a symlink only
         // (it is not created yet: nothing was written through it).
@@ -225,7 +229,8 @@ final class ExtractionSession {
         case .file:
             if let size = entry.size, report.bytes + size > configuration.maxBytes {
                 throw AutoupdateError(
-                    .sizeLimitExceeded, "entry \(quoted(entry.path)) of \(size) bytes would take the archive past the limit of \(configuration.maxBytes) bytes")
+                    .sizeLimitExceeded,
+                    "entry \(quoted(entry.path)) of \(size) bytes would take the archive past the limit of \(configuration.maxBytes) bytes")
             }
             let descriptor = try writer.createFile(components, entry: entry.path, replacing: !isZip)
             current = OpenFile(
@@ -242,7 +247,8 @@ final class ExtractionSession {
                 throw AutoupdateError(.unsafeEntry, "hard link \(quoted(entry.path)) points to \(quoted(target)), outside the destination")
             }
             guard !targetComponents.isEmpty, !symlinkPaths.contains(targetComponents.joined(separator: "/")) else {
-                throw AutoupdateError(.unsafeEntry, "hard link \(quoted(entry.path)) points to \(quoted(target)), which is not a file of the archive")
+                throw AutoupdateError(
+                    .unsafeEntry, "hard link \(quoted(entry.path)) points to \(quoted(target)), which is not a file of the archive")
             }
             try writer.link(components, to: targetComponents, entry: entry.path, replacing: true)
             report.hardlinks += 1
@@ -298,8 +304,9 @@ final class ExtractionSession {
     private func createSymlinks() throws {
         let targets = Dictionary(uniqueKeysWithValues: pendingSymlinks.map { ($0.components.joined(separator: "/"), $0.target) })
         for link in pendingSymlinks {
-            guard ExtractionPolicy.symlinkStaysInside(
-                link: link.components, target: link.target, symlinks: targets, isForeignSymlink: writer.isForeignSymlink)
+            guard
+                ExtractionPolicy.symlinkStaysInside(
+                    link: link.components, target: link.target, symlinks: targets, isForeignSymlink: writer.isForeignSymlink)
             else {
                 throw AutoupdateError(
                     .unsafeEntry, "symlink \(quoted(link.entry)) points to \(quoted(link.target)), which leaves the destination")

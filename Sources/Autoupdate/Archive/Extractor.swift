@@ -74,7 +74,8 @@ public final class Extractor: Sendable {
                 let count = read(input, buffer.baseAddress, buffer.count)
                 if count < 0 {
                     if errno == EINTR { continue }
-                    throw AutoupdateError(.fileSystem, "cannot read the archive \(quoted(path)) (\(Errno.current))", underlying: Errno.current)
+                    throw AutoupdateError(
+                        .fileSystem, "cannot read the archive \(quoted(path)) (\(Errno.current))", underlying: Errno.current)
                 }
                 if count == 0 {
                     return

@@ -34,9 +34,11 @@ struct SparseCursor {
         var total: Int64 = 0
         for segment in segments {
             guard segment.offset >= 0, segment.length >= 0, segment.offset <= Int64.max - segment.length,
-                  segment.offset + segment.length <= realSize, segment.offset >= end
+                segment.offset + segment.length <= realSize, segment.offset >= end
             else {
-                throw reader.fail("the sparse map of entry \(quoted(path)) has a region out of order, overlapping or past the file's size of \(realSize) bytes")
+                throw reader.fail(
+                    "the sparse map of entry \(quoted(path)) has a region out of order, overlapping or past the file's size of \(realSize) bytes"
+                )
             }
             end = segment.offset + segment.length
             total += segment.length
@@ -125,7 +127,9 @@ struct OldGNUSparse {
             let offset = try TarReader.number(block, .sparseOffset(inRegionAt: region), at: reader.offset - 512)
             let length = try TarReader.number(block, .sparseLength(inRegionAt: region), at: reader.offset - 512)
             guard segments.count < TarReader.maxSparseSegments else {
-                throw reader.fail("the sparse map of entry \(quoted(path)) has more than \(TarReader.maxSparseSegments) regions", code: .sizeLimitExceeded)
+                throw reader.fail(
+                    "the sparse map of entry \(quoted(path)) has more than \(TarReader.maxSparseSegments) regions", code: .sizeLimitExceeded
+                )
             }
             segments.append(SparseSegment(offset: offset, length: length))
         }
@@ -193,7 +197,7 @@ struct PaxSparse {
             }
         }
         guard let countText = pax.text("GNU.sparse.numblocks"), let count = Int(countText), count >= 0,
-              count <= TarReader.maxSparseSegments, numbers.count == 2 * count
+            count <= TarReader.maxSparseSegments, numbers.count == 2 * count
         else {
             throw reader.fail("the sparse map of entry \(quoted(name)) does not hold the number of regions it announces")
         }
@@ -259,7 +263,9 @@ struct SparsePending {
         }
         guard wanted != nil else {
             guard number <= Int64(TarReader.maxSparseSegments) else {
-                throw reader.fail("the sparse map of entry \(quoted(path)) has more than \(TarReader.maxSparseSegments) regions", code: .sizeLimitExceeded)
+                throw reader.fail(
+                    "the sparse map of entry \(quoted(path)) has more than \(TarReader.maxSparseSegments) regions", code: .sizeLimitExceeded
+                )
             }
             wanted = Int(number) * 2
             return

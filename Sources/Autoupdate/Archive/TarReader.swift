@@ -104,9 +104,10 @@ struct TarReader {
         case .data, .extended, .skip, .sparseMap, .sparseData, .sparseExtension:
             throw fail("the tar archive is truncated inside an entry's data, at byte \(offset)")
         case .header:
-            throw fail(block.isEmpty
-                ? "the tar archive is truncated: no end-of-archive marker after byte \(offset)"
-                : "the tar archive is truncated inside a header, at byte \(offset)")
+            throw fail(
+                block.isEmpty
+                    ? "the tar archive is truncated: no end-of-archive marker after byte \(offset)"
+                    : "the tar archive is truncated inside a header, at byte \(offset)")
         }
     }
 
@@ -159,7 +160,9 @@ struct TarReader {
                 let piece = rest.prefix(taken)
                 rest = rest.dropFirst(taken)
                 offset += Int64(taken)
-                if let cursor = try pending.take(UnsafeRawBufferPointer(rebasing: piece), storedAfter: remaining - Int64(taken), reader: &self) {
+                if let cursor = try pending.take(
+                    UnsafeRawBufferPointer(rebasing: piece), storedAfter: remaining - Int64(taken), reader: &self)
+                {
                     try start(cursor, storedRemaining: remaining - Int64(taken), padding: padding, handle)
                 } else if remaining == Int64(taken) {
                     throw fail("the sparse map of entry \(quoted(pending.path)) does not end within its data")
@@ -216,7 +219,8 @@ struct TarReader {
             // After the end, a header would be read by some readers and not by others.
             if !isZero, (try? verifyChecksum(header)) != nil {
                 throw fail(
-                    "another tar header follows the end-of-archive marker, at byte \(offset - 512): readers differ on whether to read on, so the archive is refused")
+                    "another tar header follows the end-of-archive marker, at byte \(offset - 512): readers differ on whether to read on, so the archive is refused"
+                )
             }
             state = .ended
             return
@@ -239,12 +243,13 @@ struct TarReader {
         let padding = Self.padding(size)
         switch type {
         case UInt8(ascii: "x"), UInt8(ascii: "X"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K"):
-            let kind: ExtendedKind = switch type {
-            case UInt8(ascii: "x"), UInt8(ascii: "X"): .pax
-            case UInt8(ascii: "g"): .globalPax
-            case UInt8(ascii: "L"): .longName
-            default: .longLink
-            }
+            let kind: ExtendedKind =
+                switch type {
+                case UInt8(ascii: "x"), UInt8(ascii: "X"): .pax
+                case UInt8(ascii: "g"): .globalPax
+                case UInt8(ascii: "L"): .longName
+                default: .longLink
+                }
             guard size <= kind.limit else {
                 throw fail("a \(kind.label) of \(size) bytes is larger than the limit of \(kind.limit)", code: .sizeLimitExceeded)
             }
@@ -295,11 +300,12 @@ struct TarReader {
 
         // What follows the header: a file's data; a dumpdir's listing (skipped); for a hard link
         // with a pax size, its data (skipped); nothing for the other types.
-        let stored: Int64 = switch type {
-        case UInt8(ascii: "1"): paxSize ?? 0
-        case UInt8(ascii: "2"), UInt8(ascii: "5"): 0
-        default: paxSize ?? size
-        }
+        let stored: Int64 =
+            switch type {
+            case UInt8(ascii: "1"): paxSize ?? 0
+            case UInt8(ascii: "2"), UInt8(ascii: "5"): 0
+            default: paxSize ?? size
+            }
         if type == UInt8(ascii: "S") {
             let sparse = try OldGNUSparse(header: header, path: path, mode: mode, modificationTime: mtime, stored: stored, reader: &self)
             if sparse.hasMoreExtensions {
@@ -314,7 +320,8 @@ struct TarReader {
             try handle(.entry(entry))
             switch sparse.map {
             case .known(let segments):
-                let cursor = try SparseCursor(segments: segments, realSize: sparse.realSize, stored: stored, path: sparse.name, reader: &self)
+                let cursor = try SparseCursor(
+                    segments: segments, realSize: sparse.realSize, stored: stored, path: sparse.name, reader: &self)
                 try start(cursor, storedRemaining: stored, padding: Self.padding(stored), handle)
             case .inData:
                 let pending = SparsePending(path: sparse.name, realSize: sparse.realSize)
@@ -340,7 +347,9 @@ struct TarReader {
     }
 
     /// Starts delivering a sparse file's stored data along its map (the entry event was sent).
-    private mutating func start(_ cursor: SparseCursor, storedRemaining: Int64, padding: Int64, _ handle: (ArchiveEvent) throws -> Void) throws {
+    private mutating func start(
+        _ cursor: SparseCursor, storedRemaining: Int64, padding: Int64, _ handle: (ArchiveEvent) throws -> Void
+    ) throws {
         var cursor = cursor
         if cursor.isComplete {
             try cursor.finish(handle)
@@ -352,9 +361,11 @@ struct TarReader {
     }
 
     private mutating func startOldGNUSparse(_ sparse: OldGNUSparse, _ handle: (ArchiveEvent) throws -> Void) throws {
-        let entry = ArchiveEntry(path: sparse.path, kind: .file, mode: sparse.mode, size: sparse.realSize, modificationTime: sparse.modificationTime)
+        let entry = ArchiveEntry(
+            path: sparse.path, kind: .file, mode: sparse.mode, size: sparse.realSize, modificationTime: sparse.modificationTime)
         try handle(.entry(entry))
-        let cursor = try SparseCursor(segments: sparse.segments, realSize: sparse.realSize, stored: sparse.stored, path: sparse.path, reader: &self)
+        let cursor = try SparseCursor(
+            segments: sparse.segments, realSize: sparse.realSize, stored: sparse.stored, path: sparse.path, reader: &self)
         try start(cursor, storedRemaining: sparse.stored, padding: Self.padding(sparse.stored), handle)
     }
 
@@ -488,9 +499,9 @@ struct PaxRecords {
         var index = 0
         while index < data.count {
             guard let space = data[index...].firstIndex(of: UInt8(ascii: " ")),
-                  let length = Int(String(decoding: data[index..<space], as: UTF8.self)),
-                  length > space - index + 1, index + length <= data.count,
-                  data[index + length - 1] == UInt8(ascii: "\n")
+                let length = Int(String(decoding: data[index..<space], as: UTF8.self)),
+                length > space - index + 1, index + length <= data.count,
+                data[index + length - 1] == UInt8(ascii: "\n")
             else {
                 throw AutoupdateError(.corruptArchive, "a pax header record is malformed at offset \(index)")
             }

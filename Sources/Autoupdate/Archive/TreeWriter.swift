@@ -52,7 +52,8 @@ final class TreeWriter {
             do {
                 try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
             } catch {
-                throw AutoupdateError(.fileSystem, "cannot create the destination \(quoted(destination)): \(error.localizedDescription)", underlying: error)
+                throw AutoupdateError(
+                    .fileSystem, "cannot create the destination \(quoted(destination)): \(error.localizedDescription)", underlying: error)
             }
             createdFolders = missing
         }
@@ -81,7 +82,8 @@ final class TreeWriter {
 
     private func notAFolder(_ path: String, entry: String) -> AutoupdateError {
         if nodes[path] == .file || nodes[path] == .hardlink {
-            return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) needs \(quoted(path)) to be a folder, but an earlier entry made it a file")
+            return AutoupdateError(
+                .unsafeEntry, "entry \(quoted(entry)) needs \(quoted(path)) to be a folder, but an earlier entry made it a file")
         }
         if isForeignSymlink(path.split(separator: "/").map(String.init)) {
             return AutoupdateError(.unsafeEntry, "entry \(quoted(entry)) would write through the symlink \(quoted(path))")
@@ -186,7 +188,7 @@ final class TreeWriter {
         let path = components.joined(separator: "/")
         // A parent that cannot be walked holds nothing this path could lead through.
         guard nodes[path] == nil, !components.isEmpty, let parent = try? walker.parent(of: components),
-              case .success(let info) = Syscall.statAt(parent.folder.raw, parent.name)
+            case .success(let info) = Syscall.statAt(parent.folder.raw, parent.name)
         else {
             return false
         }
@@ -238,7 +240,7 @@ final class TreeWriter {
         let ordered = createdFolders.sorted { $0.split(separator: "/").count > $1.split(separator: "/").count }
         for path in ordered {
             let components = path.split(separator: "/").map(String.init)
-                let folder = try folder(components[...], create: false, entry: path)
+            let folder = try folder(components[...], create: false, entry: path)
             let wanted = attributes[path]
             if case .failure(let errno) = Syscall.changeMode(folder.raw, mode_t(wanted?.mode ?? 0o755)) {
                 throw failure("cannot set the folder's mode", entry: path, errno: errno)

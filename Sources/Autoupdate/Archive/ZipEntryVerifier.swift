@@ -65,7 +65,8 @@ struct ZipEntryVerifier {
             throw AutoupdateError(.checksumMismatch, "zip entry \(quoted(name)) is corrupt: CRC-32 mismatch")
         }
         guard produced == declared.uncompressedSize else {
-            throw AutoupdateError(.corruptArchive, "zip entry \(quoted(name)) has \(produced) bytes, not its declared \(declared.uncompressedSize)")
+            throw AutoupdateError(
+                .corruptArchive, "zip entry \(quoted(name)) has \(produced) bytes, not its declared \(declared.uncompressedSize)")
         }
     }
 
@@ -74,7 +75,8 @@ struct ZipEntryVerifier {
     func verify(descriptor: Declared) throws {
         if let declared {
             guard descriptor == declared else {
-                throw AutoupdateError(.corruptArchive, "the data descriptor of zip entry \(quoted(name)) disagrees with the central directory")
+                throw AutoupdateError(
+                    .corruptArchive, "the data descriptor of zip entry \(quoted(name)) disagrees with the central directory")
             }
             return
         }
@@ -84,7 +86,8 @@ struct ZipEntryVerifier {
         guard descriptor.compressedSize == consumed, descriptor.uncompressedSize == produced else {
             throw AutoupdateError(
                 .corruptArchive,
-                "the data descriptor of zip entry \(quoted(name)) disagrees with its data (sizes \(descriptor.compressedSize)/\(descriptor.uncompressedSize), read \(consumed)/\(produced))")
+                "the data descriptor of zip entry \(quoted(name)) disagrees with its data (sizes \(descriptor.compressedSize)/\(descriptor.uncompressedSize), read \(consumed)/\(produced))"
+            )
         }
     }
 
@@ -99,10 +102,11 @@ struct ZipEntryVerifier {
             throw AutoupdateError.zipNamesDisagree(entry: number, local: entry.name, central: record.name)
         }
         guard record.localHeaderOffset == entry.offset, record.method == entry.method, record.crc == entry.crc,
-              record.compressedSize == entry.compressedSize, record.uncompressedSize == entry.uncompressedSize
+            record.compressedSize == entry.compressedSize, record.uncompressedSize == entry.uncompressedSize
         else {
             throw AutoupdateError(
-                .corruptArchive, "the zip central directory disagrees with local entry \(quoted(entry.name)) (offset, method, CRC or sizes)")
+                .corruptArchive, "the zip central directory disagrees with local entry \(quoted(entry.name)) (offset, method, CRC or sizes)"
+            )
         }
     }
 }

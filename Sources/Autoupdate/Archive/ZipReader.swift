@@ -87,7 +87,9 @@ final class ZipReader {
             case .signature where offset == 0:
                 throw AutoupdateError(.corruptArchive, "the zip archive is empty")
             default:
-                throw AutoupdateError(.corruptArchive, "the zip archive is truncated at byte \(offset)\(currentName.map { ", in entry \(quoted($0))" } ?? "")")
+                throw AutoupdateError(
+                    .corruptArchive, "the zip archive is truncated at byte \(offset)\(currentName.map { ", in entry \(quoted($0))" } ?? "")"
+                )
             }
             state = .finished
         } catch let error as AutoupdateError {
@@ -117,7 +119,8 @@ final class ZipReader {
                 return
             case .centralDirectory:
                 guard buffer.count + rest.count <= Self.maxCentralDirectoryBytes else {
-                    throw AutoupdateError(.sizeLimitExceeded, "the zip central directory is larger than \(Self.maxCentralDirectoryBytes) bytes")
+                    throw AutoupdateError(
+                        .sizeLimitExceeded, "the zip central directory is larger than \(Self.maxCentralDirectoryBytes) bytes")
                 }
                 buffer += rest
                 offset += Int64(rest.count)
@@ -139,7 +142,9 @@ final class ZipReader {
                     guard let makeSpool else {
                         throw recordStart == 0
                             ? AutoupdateError(.corruptArchive, "not a zip archive: it starts with \(hex(buffer)), not a local file header")
-                            : AutoupdateError(.corruptArchive, "unexpected bytes \(hex(buffer)) at byte \(recordStart) of the zip archive, where a record should start")
+                            : AutoupdateError(
+                                .corruptArchive,
+                                "unexpected bytes \(hex(buffer)) at byte \(recordStart) of the zip archive, where a record should start")
                     }
                     // A zip record must come soon: a stub or a gap is short, and garbage (or an
                     // endless body) must fail fast, not fill the spool.
@@ -209,10 +214,13 @@ final class ZipReader {
         let limit = unexpected.start == 0 ? Self.maxStub : Self.maxGap
         guard offset + Int64(input.count) - unexpected.start <= limit else {
             throw unexpected.start == 0
-                ? AutoupdateError(.corruptArchive, "not a zip archive: it starts with \(hex(unexpected.first)), and no zip record follows in its first \(limit >> 20) MiB")
+                ? AutoupdateError(
+                    .corruptArchive,
+                    "not a zip archive: it starts with \(hex(unexpected.first)), and no zip record follows in its first \(limit >> 20) MiB")
                 : AutoupdateError(
                     .corruptArchive,
-                    "unexpected bytes \(hex(unexpected.first)) at byte \(unexpected.start) of the zip archive, where a record should start, and no record follows within \(limit >> 20) MiB")
+                    "unexpected bytes \(hex(unexpected.first)) at byte \(unexpected.start) of the zip archive, where a record should start, and no record follows within \(limit >> 20) MiB"
+                )
         }
     }
 
@@ -241,12 +249,16 @@ final class ZipReader {
         }
         if header.method == 0, header.compressedSize != header.uncompressedSize {
             throw AutoupdateError(
-                .corruptArchive, "stored zip entry \(quoted(header.name)) declares \(header.compressedSize) compressed but \(header.uncompressedSize) bytes")
+                .corruptArchive,
+                "stored zip entry \(quoted(header.name)) declares \(header.compressedSize) compressed but \(header.uncompressedSize) bytes")
         }
         buffer = []
-        let declared = header.hasDataDescriptor
-            ? nil : ZipEntryVerifier.Declared(crc: header.crc, compressedSize: header.compressedSize, uncompressedSize: header.uncompressedSize)
-        current = Current(header: header, verifier: ZipEntryVerifier(name: header.name, offset: recordStart, method: header.method, declared: declared))
+        let declared =
+            header.hasDataDescriptor
+            ? nil
+            : ZipEntryVerifier.Declared(crc: header.crc, compressedSize: header.compressedSize, uncompressedSize: header.uncompressedSize)
+        current = Current(
+            header: header, verifier: ZipEntryVerifier(name: header.name, offset: recordStart, method: header.method, declared: declared))
         try handle(.entry(Self.entry(header, size: header.hasDataDescriptor ? nil : header.uncompressedSize)))
         if header.method == 8 {
             try startDeflate()
@@ -281,7 +293,9 @@ final class ZipReader {
         }
         if ended, entry.verifier.remaining != 0 {
             throw AutoupdateError(
-                .corruptArchive, "the deflate data of zip entry \(quoted(entry.header.name)) ends before its compressed size of \(entry.header.compressedSize) bytes")
+                .corruptArchive,
+                "the deflate data of zip entry \(quoted(entry.header.name)) ends before its compressed size of \(entry.header.compressedSize) bytes"
+            )
         }
         if entry.verifier.remaining == 0 {
             if entry.header.method == 8, !ended {
@@ -305,7 +319,9 @@ final class ZipReader {
         }
     }
 
-    private func inflate(_ input: UnsafeRawBufferPointer, into entry: inout Current, _ handle: (ArchiveEvent) throws -> Void) throws -> (Int, Bool) {
+    private func inflate(
+        _ input: UnsafeRawBufferPointer, into entry: inout Current, _ handle: (ArchiveEvent) throws -> Void
+    ) throws -> (Int, Bool) {
         guard let deflate else { return (0, false) }
         do {
             return try deflate.decode(input) { try deliver($0, to: &entry, handle) }
@@ -362,7 +378,9 @@ final class ZipReader {
         let end = try ZipEnd.parse(buffer, at: reader.position)
         guard end.centralDirectoryOffset == start, end.centralDirectorySize == directorySize else {
             throw AutoupdateError(
-                .corruptArchive, "the zip end record places the central directory at byte \(end.centralDirectoryOffset) (\(end.centralDirectorySize) bytes), but it is at byte \(start) (\(directorySize) bytes)")
+                .corruptArchive,
+                "the zip end record places the central directory at byte \(end.centralDirectoryOffset) (\(end.centralDirectorySize) bytes), but it is at byte \(start) (\(directorySize) bytes)"
+            )
         }
         try check(records, end: end, streamedCount: streamed.count)
         centralRecords = records
@@ -414,7 +432,8 @@ final class ZipReader {
         let directoryStart = endBytes.offset - end.centralDirectorySize
         var base = spoolBase + directoryStart - end.centralDirectoryOffset
         if streamed.isEmpty, base > 0, end.centralDirectoryOffset >= spoolBase,
-           try Self.holdsRecord(spool, at: end.centralDirectoryOffset - spoolBase, ZipSignature.centralDirectory) {
+            try Self.holdsRecord(spool, at: end.centralDirectoryOffset - spoolBase, ZipSignature.centralDirectory)
+        {
             base = 0
         }
         guard base >= 0, streamed.isEmpty || base == 0, end.centralDirectoryOffset + base - spoolBase == directoryStart else {
@@ -438,7 +457,8 @@ final class ZipReader {
             let start = record.localHeaderOffset + zipBase
             guard start >= position else {
                 throw AutoupdateError(
-                    .corruptArchive, "zip entry \(quoted(record.name)) starts at byte \(start), inside the previous entry (which ends at byte \(position))")
+                    .corruptArchive,
+                    "zip entry \(quoted(record.name)) starts at byte \(start), inside the previous entry (which ends at byte \(position))")
             }
             try checkUncovered(spool, from: position, to: start)
             position = try readSpooledEntry(record, number: index + 1, from: spool, handle)
@@ -466,7 +486,8 @@ final class ZipReader {
         if let record = Self.firstRecordSignature(in: bytes[...]) {
             throw AutoupdateError(
                 .unsafeEntry,
-                "the zip archive holds a record at byte \(start + Int64(record)) that its central directory does not list (a reader that walks local headers would see another entry)")
+                "the zip archive holds a record at byte \(start + Int64(record)) that its central directory does not list (a reader that walks local headers would see another entry)"
+            )
         }
     }
 
@@ -482,7 +503,8 @@ final class ZipReader {
         var index = bytes.startIndex
         while index + 4 <= bytes.endIndex {
             if bytes[index] == 0x50, bytes[index + 1] == 0x4B {
-                let value = UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24
+                let value =
+                    UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24
                 if recordSignatures.contains(value) { return index - bytes.startIndex }
             }
             index += 1
@@ -497,11 +519,14 @@ final class ZipReader {
     }
 
     /// Reads one entry from the spool; returns the archive offset right after it.
-    private func readSpooledEntry(_ record: ZipCentralRecord, number: Int, from spool: SpoolFile, _ handle: (ArchiveEvent) throws -> Void) throws -> Int64 {
+    private func readSpooledEntry(
+        _ record: ZipCentralRecord, number: Int, from spool: SpoolFile, _ handle: (ArchiveEvent) throws -> Void
+    ) throws -> Int64 {
         let start = record.localHeaderOffset + zipBase - spoolBase
         var headerBytes = try spool.read(at: start, count: ZipLocalHeader.fixedLength)
         guard ByteReader(headerBytes).peekU32 == ZipSignature.localFileHeader else {
-            throw AutoupdateError(.corruptArchive, "zip entry \(quoted(record.name)) has no local header at byte \(record.localHeaderOffset)")
+            throw AutoupdateError(
+                .corruptArchive, "zip entry \(quoted(record.name)) has no local header at byte \(record.localHeaderOffset)")
         }
         let variable = (Int(headerBytes[26]) | Int(headerBytes[27]) << 8) + (Int(headerBytes[28]) | Int(headerBytes[29]) << 8)
         headerBytes += try spool.read(at: start + Int64(ZipLocalHeader.fixedLength), count: variable)
@@ -516,9 +541,11 @@ final class ZipReader {
         header.compressedSize = record.compressedSize
         header.uncompressedSize = record.uncompressedSize
         header.crc = record.crc
-        let declared = ZipEntryVerifier.Declared(crc: record.crc, compressedSize: record.compressedSize, uncompressedSize: record.uncompressedSize)
+        let declared = ZipEntryVerifier.Declared(
+            crc: record.crc, compressedSize: record.compressedSize, uncompressedSize: record.uncompressedSize)
         var entry = Current(
-            header: header, verifier: ZipEntryVerifier(name: record.name, offset: record.localHeaderOffset, method: record.method, declared: declared))
+            header: header,
+            verifier: ZipEntryVerifier(name: record.name, offset: record.localHeaderOffset, method: record.method, declared: declared))
         try handle(.entry(Self.entry(header, size: record.uncompressedSize)))
         if header.method == 8 {
             try startDeflate()
@@ -533,7 +560,8 @@ final class ZipReader {
                 consumed = chunk.count
             } else {
                 guard !ended else {
-                    throw AutoupdateError(.corruptArchive, "the deflate data of zip entry \(quoted(record.name)) ends before its compressed size")
+                    throw AutoupdateError(
+                        .corruptArchive, "the deflate data of zip entry \(quoted(record.name)) ends before its compressed size")
                 }
                 (consumed, ended) = try chunk.withUnsafeBytes { try inflate($0, into: &entry, handle) }
             }
@@ -576,11 +604,14 @@ final class ZipReader {
                     // the end record needs it (a field at its sentinel) or agrees with it: a
                     // locator's signature alone may be an entry's bytes (Go's issue 12449).
                     if index >= 20, ByteReader(tail, at: index - 20).peekU32 == ZipSignature.zip64Locator,
-                       let record = try zip64Record(in: spool, locatorAt: tailStart + Int64(index - 20), endRecord: Array(tail[index..<(index + 22)])) {
+                        let record = try zip64Record(
+                            in: spool, locatorAt: tailStart + Int64(index - 20), endRecord: Array(tail[index..<(index + 22)]))
+                    {
                         return (try spool.read(at: record, count: Int(spool.size - record)), record)
                     }
                     guard !Self.endRecordNeedsZip64(tail[index..<(index + 22)]) else {
-                        throw AutoupdateError(.corruptArchive, "the zip end record refers to a zip64 end record, and there is none before it")
+                        throw AutoupdateError(
+                            .corruptArchive, "the zip end record refers to a zip64 end record, and there is none before it")
                     }
                     return (Array(tail[index...]), tailStart + Int64(index))
                 }
@@ -600,7 +631,9 @@ final class ZipReader {
         for candidate in [locator - 56, said] where candidate >= 0 && candidate + 56 <= locator {
             let bytes = try spool.read(at: candidate, count: 56)
             var record = ByteReader(bytes)
-            guard try record.u32() == ZipSignature.zip64EndOfCentralDirectory, Int64(bitPattern: try record.u64()) + 12 == locator - candidate else {
+            guard try record.u32() == ZipSignature.zip64EndOfCentralDirectory,
+                Int64(bitPattern: try record.u64()) + 12 == locator - candidate
+            else {
                 continue
             }
             if Self.endRecordNeedsZip64(endRecord[...]) {
@@ -625,7 +658,8 @@ final class ZipReader {
         let bytes = Array(record)
         func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 }
         func u32(_ at: Int) -> UInt32 { UInt32(u16(at)) | UInt32(u16(at + 2)) << 16 }
-        return u16(4) == 0xFFFF || u16(6) == 0xFFFF || u16(8) == 0xFFFF || u16(10) == 0xFFFF || u32(12) == 0xFFFF_FFFF || u32(16) == 0xFFFF_FFFF
+        return u16(4) == 0xFFFF || u16(6) == 0xFFFF || u16(8) == 0xFFFF || u16(10) == 0xFFFF || u32(12) == 0xFFFF_FFFF
+            || u32(16) == 0xFFFF_FFFF
     }
 
     // MARK: Checks

@@ -215,7 +215,8 @@ struct ZipEnd {
             guard total < 1 << 40, directorySize < 1 << 40, directoryOffset < 1 << 60 else {
                 throw AutoupdateError(.corruptArchive, "the zip64 end record holds impossible values")
             }
-            zip64 = ZipEnd(entryCount: Int64(total), centralDirectoryOffset: Int64(directoryOffset), centralDirectorySize: Int64(directorySize))
+            zip64 = ZipEnd(
+                entryCount: Int64(total), centralDirectoryOffset: Int64(directoryOffset), centralDirectorySize: Int64(directorySize))
             guard try reader.u32() == ZipSignature.zip64Locator else {
                 throw AutoupdateError(.corruptArchive, "the zip64 end record is not followed by its locator")
             }
@@ -238,9 +239,10 @@ struct ZipEnd {
         if let record = ZipReader.firstRecordSignature(in: bytes[reader.position...]) {
             throw AutoupdateError(
                 .corruptArchive,
-                "unexpected data after the zip archive's end record: a zip record at \(record) bytes after it, which readers that search from the end would take instead")
+                "unexpected data after the zip archive's end record: a zip record at \(record) bytes after it, which readers that search from the end would take instead"
+            )
         }
-        guard (disk == 0 || disk == .max), (directoryDisk == 0 || directoryDisk == .max) else {
+        guard disk == 0 || disk == .max, directoryDisk == 0 || directoryDisk == .max else {
             throw AutoupdateError.zipSpansDisks()
         }
         if let zip64 {

@@ -46,9 +46,10 @@ final class Bzip2Decoder: StreamDecoder {
                 }
                 // "BZh" and a block size from 1 to 9.
                 guard prefix[0] == 0x42, prefix[1] == 0x5A, prefix[2] == 0x68, (0x31...0x39).contains(prefix[3]) else {
-                    throw fail(streams == 0
-                        ? AutoupdateError.bzip2BadMagic(prefix)
-                        : AutoupdateError(.corruptArchive, "unexpected data after bzip2 stream \(streams) at byte \(offset - 4)"))
+                    throw fail(
+                        streams == 0
+                            ? AutoupdateError.bzip2BadMagic(prefix)
+                            : AutoupdateError(.corruptArchive, "unexpected data after bzip2 stream \(streams) at byte \(offset - 4)"))
                 }
                 if streams > 0 {
                     try stream.restart()
@@ -73,9 +74,12 @@ final class Bzip2Decoder: StreamDecoder {
         case .failed(let error):
             throw error
         case .streamStart(let prefix) where streams == 0 || !prefix.isEmpty:
-            throw fail(AutoupdateError(.corruptArchive, streams == 0 && prefix.isEmpty
-                ? "the bzip2 stream is empty"
-                : "the bzip2 stream is truncated (in the header of stream \(streams + 1))"))
+            throw fail(
+                AutoupdateError(
+                    .corruptArchive,
+                    streams == 0 && prefix.isEmpty
+                        ? "the bzip2 stream is empty"
+                        : "the bzip2 stream is truncated (in the header of stream \(streams + 1))"))
         case .inStream:
             throw fail(AutoupdateError.bzip2Truncated(stream: streams + 1, at: offset))
         case .streamStart, .trailingZeros:
@@ -95,9 +99,11 @@ final class Bzip2Decoder: StreamDecoder {
             return consumed
         } catch let status as Bzip2Status {
             let number = streams + 1
-            throw fail(status.rawValue == BZ_DATA_ERROR
-                ? AutoupdateError.bzip2Corrupt(stream: number, near: offset, status: status)
-                : AutoupdateError(.corruptArchive, "bzip2 stream \(number) is corrupt near byte \(offset) (\(status))", underlying: status))
+            throw fail(
+                status.rawValue == BZ_DATA_ERROR
+                    ? AutoupdateError.bzip2Corrupt(stream: number, near: offset, status: status)
+                    : AutoupdateError(
+                        .corruptArchive, "bzip2 stream \(number) is corrupt near byte \(offset) (\(status))", underlying: status))
         }
     }
 

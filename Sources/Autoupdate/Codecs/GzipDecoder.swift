@@ -47,9 +47,10 @@ final class GzipDecoder: StreamDecoder {
                     return
                 }
                 guard prefix == Self.magic else {
-                    throw fail(members == 0
-                        ? AutoupdateError(.corruptArchive, "not a gzip stream: bad magic bytes \(hex(prefix)) (expected 1f 8b 08)")
-                        : AutoupdateError(.corruptArchive, "unexpected data after gzip member \(members) at byte \(offset - 3)"))
+                    throw fail(
+                        members == 0
+                            ? AutoupdateError(.corruptArchive, "not a gzip stream: bad magic bytes \(hex(prefix)) (expected 1f 8b 08)")
+                            : AutoupdateError(.corruptArchive, "unexpected data after gzip member \(members) at byte \(offset - 3)"))
                 }
                 if members > 0 {
                     stream.reset()
@@ -64,8 +65,9 @@ final class GzipDecoder: StreamDecoder {
                     offset += Int64(rest.count)
                     return
                 }
-                throw fail(AutoupdateError(
-                    .corruptArchive, "unexpected data after the gzip stream at byte \(offset + Int64(garbage - rest.startIndex))"))
+                throw fail(
+                    AutoupdateError(
+                        .corruptArchive, "unexpected data after the gzip stream at byte \(offset + Int64(garbage - rest.startIndex))"))
             }
         }
     }
@@ -75,12 +77,16 @@ final class GzipDecoder: StreamDecoder {
         case .failed(let error):
             throw error
         case .memberStart(let prefix) where members == 0 || !prefix.isEmpty:
-            throw fail(AutoupdateError(.corruptArchive, members == 0 && prefix.isEmpty
-                ? "the gzip stream is empty"
-                : "the gzip stream is truncated (in the header of member \(members + 1))"))
+            throw fail(
+                AutoupdateError(
+                    .corruptArchive,
+                    members == 0 && prefix.isEmpty
+                        ? "the gzip stream is empty"
+                        : "the gzip stream is truncated (in the header of member \(members + 1))"))
         case .inMember:
-            throw fail(AutoupdateError(
-                .corruptArchive, "the gzip stream is truncated: member \(members + 1) ends early, at byte \(offset)"))
+            throw fail(
+                AutoupdateError(
+                    .corruptArchive, "the gzip stream is truncated: member \(members + 1) ends early, at byte \(offset)"))
         case .memberStart, .trailingZeros:
             return
         }
@@ -99,9 +105,14 @@ final class GzipDecoder: StreamDecoder {
             return consumed
         } catch let failure as InflateFailure {
             let member = members + 1
-            throw fail(failure.isChecksumMismatch
-                ? AutoupdateError(.checksumMismatch, "gzip member \(member) is corrupt: \(failure.message) (CRC-32 or length mismatch)", underlying: failure.status)
-                : AutoupdateError(.corruptArchive, "gzip member \(member) is corrupt near byte \(offset): \(failure.message)", underlying: failure.status))
+            throw fail(
+                failure.isChecksumMismatch
+                    ? AutoupdateError(
+                        .checksumMismatch, "gzip member \(member) is corrupt: \(failure.message) (CRC-32 or length mismatch)",
+                        underlying: failure.status)
+                    : AutoupdateError(
+                        .corruptArchive, "gzip member \(member) is corrupt near byte \(offset): \(failure.message)",
+                        underlying: failure.status))
         }
     }
 

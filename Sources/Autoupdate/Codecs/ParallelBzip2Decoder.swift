@@ -217,7 +217,8 @@ final class ParallelBzip2Decoder: StreamDecoder {
         }
         guard segment.storedCRC == crc else {
             throw AutoupdateError(
-                .checksumMismatch, "bzip2 stream \(number) is corrupt: its CRC \(hex32(segment.storedCRC)) does not match its blocks' \(hex32(crc))")
+                .checksumMismatch,
+                "bzip2 stream \(number) is corrupt: its CRC \(hex32(segment.storedCRC)) does not match its blocks' \(hex32(crc))")
         }
         // Whole bytes after the end-of-stream bits (whose last byte is padded).
         let afterEnd = min((segment.startBit + 80 + 7) >> 3, segment.bytes.count)
@@ -226,23 +227,28 @@ final class ParallelBzip2Decoder: StreamDecoder {
         guard pending.isEmpty else {
             // Another stream follows: exactly its header, then its first piece at a byte boundary.
             guard Self.isHeader(rest), segment.endsAtByte, !segment.isOverlong else {
-                throw AutoupdateError(.corruptArchive, rest.first == 0
-                    ? "unexpected data after the bzip2 stream at byte \(restOffset)"
-                    : "unexpected data after bzip2 stream \(number) at byte \(restOffset)")
+                throw AutoupdateError(
+                    .corruptArchive,
+                    rest.first == 0
+                        ? "unexpected data after the bzip2 stream at byte \(restOffset)"
+                        : "unexpected data after bzip2 stream \(number) at byte \(restOffset)")
             }
             phase = .inStream(number: number + 1, crc: 0)
             return true
         }
         if let first = rest.first, first != 0 {
-            throw AutoupdateError(.corruptArchive, Array(rest.prefix(3)) == Array("BZh".utf8.prefix(rest.count))
-                ? "the bzip2 stream is truncated (in the header of stream \(number + 1))"
-                : "unexpected data after bzip2 stream \(number) at byte \(restOffset)")
+            throw AutoupdateError(
+                .corruptArchive,
+                Array(rest.prefix(3)) == Array("BZh".utf8.prefix(rest.count))
+                    ? "the bzip2 stream is truncated (in the header of stream \(number + 1))"
+                    : "unexpected data after bzip2 stream \(number) at byte \(restOffset)")
         }
         if let garbage = rest.firstIndex(where: { $0 != 0 }) {
             throw AutoupdateError.bzip2TrailingData(at: restOffset + Int64(garbage - rest.startIndex))
         }
         guard segment.droppedOnlyZeros else {
-            throw AutoupdateError(.corruptArchive, "unexpected data after the bzip2 stream, past byte \(segment.offset + Int64(segment.bytes.count))")
+            throw AutoupdateError(
+                .corruptArchive, "unexpected data after the bzip2 stream, past byte \(segment.offset + Int64(segment.bytes.count))")
         }
         phase = .trailing
         return true

@@ -22,12 +22,13 @@ final class BackgroundThread<Value: Sendable>: Sendable {
         }
         // The box is retained for the thread, which releases it when the body has run.
         let context = Unmanaged.passRetained(work).toOpaque()
-        let status = autoupdate_start_thread({ context in
-            guard let context else { return nil }
-            let work = Unmanaged<Work>.fromOpaque(context).takeRetainedValue()
-            work.run()
-            return nil
-        }, context, stackSize ?? 0)
+        let status = autoupdate_start_thread(
+            { context in
+                guard let context else { return nil }
+                let work = Unmanaged<Work>.fromOpaque(context).takeRetainedValue()
+                work.run()
+                return nil
+            }, context, stackSize ?? 0)
         // Out of threads (EAGAIN) is not a state a runtime can go on from without its work done.
         precondition(status == 0, "cannot start the thread \(name): error \(status)")
         return thread

@@ -255,8 +255,9 @@ struct DownloadStateMachine {
         switch end {
         case .completed:
             if let expected = request.expectedLength, received != expected {
-                return .fail(AutoupdateError(
-                    .checksumMismatch, "downloading \(url): received \(received) bytes, expected \(expected)"))
+                return .fail(
+                    AutoupdateError(
+                        .checksumMismatch, "downloading \(url): received \(received) bytes, expected \(expected)"))
             }
             return .complete
         case .aborted:
@@ -300,7 +301,7 @@ struct DownloadStateMachine {
             return nil
         case 206:
             guard attempt.sentRange, let range = attempt.headers.contentRange, range.first == attempt.offset,
-                  totalLength == nil || range.completeLength == nil || range.completeLength == totalLength
+                totalLength == nil || range.completeLength == nil || range.completeLength == totalLength
             else {
                 rangesBroken = true
                 return .badContentRange(attempt.headers["content-range"])
@@ -370,40 +371,50 @@ struct DownloadStateMachine {
         case .cancelled:
             return .cancelled
         case .stalled:
-            return .failed(AutoupdateError(
-                .timeout,
-                "downloading \(url): the server sent fewer than \(configuration.lowSpeedLimit) bytes/s for \(window.seconds) s (stalled after \(received) bytes)"),
+            return .failed(
+                AutoupdateError(
+                    .timeout,
+                    "downloading \(url): the server sent fewer than \(configuration.lowSpeedLimit) bytes/s for \(window.seconds) s (stalled after \(received) bytes)"
+                ),
                 retryable: true)
         case .tooSlow(let windows):
-            return .failed(AutoupdateError(
-                .timeout,
-                "downloading \(url): the server sent fewer than \(configuration.lowSpeedLimit) bytes/s in \(windows) windows of \(window.seconds) s in a row, over any number of connections (stalled after \(received) bytes)"),
+            return .failed(
+                AutoupdateError(
+                    .timeout,
+                    "downloading \(url): the server sent fewer than \(configuration.lowSpeedLimit) bytes/s in \(windows) windows of \(window.seconds) s in a row, over any number of connections (stalled after \(received) bytes)"
+                ),
                 retryable: false)
         case .deadlineExceeded:
             return .failed(deadlineError(), retryable: false)
         case .tooLarge(let size):
-            return .failed(AutoupdateError(
-                .sizeLimitExceeded,
-                "downloading \(url): the body is larger than the limit of \(cap) bytes (\(size) bytes or more)"),
+            return .failed(
+                AutoupdateError(
+                    .sizeLimitExceeded,
+                    "downloading \(url): the body is larger than the limit of \(cap) bytes (\(size) bytes or more)"),
                 retryable: false)
         case .contentChanged:
-            return .failed(AutoupdateError(
-                .network, "downloading \(url): the file changed on the server during the download; try again"),
+            return .failed(
+                AutoupdateError(
+                    .network, "downloading \(url): the file changed on the server during the download; try again"),
                 retryable: false)
         case .badContentRange(let header):
-            return .failed(AutoupdateError(
-                .network,
-                "downloading \(url): the server answered the resume request at byte \(attempt.offset) with a wrong Content-Range (\(header ?? "none")); restarting from the beginning"),
+            return .failed(
+                AutoupdateError(
+                    .network,
+                    "downloading \(url): the server answered the resume request at byte \(attempt.offset) with a wrong Content-Range (\(header ?? "none")); restarting from the beginning"
+                ),
                 retryable: true)
         case .lengthMismatch(let announced):
-            return .failed(AutoupdateError(
-                .checksumMismatch,
-                "downloading \(url): the server announced \(announced) bytes, expected \(request.expectedLength ?? 0)"),
+            return .failed(
+                AutoupdateError(
+                    .checksumMismatch,
+                    "downloading \(url): the server announced \(announced) bytes, expected \(request.expectedLength ?? 0)"),
                 retryable: false)
         case .unexpectedStatus(let status):
-            return .failed(AutoupdateError(
-                .httpStatus, "downloading \(url): unexpected HTTP status \(status)",
-                underlying: HTTPStatusFailure(status: status, url: request.url, retryAfter: nil)),
+            return .failed(
+                AutoupdateError(
+                    .httpStatus, "downloading \(url): unexpected HTTP status \(status)",
+                    underlying: HTTPStatusFailure(status: status, url: request.url, retryAfter: nil)),
                 retryable: false)
         }
     }
@@ -415,10 +426,11 @@ struct DownloadStateMachine {
         case .httpStatus(416, _) where attempt.sentRange:
             // Resuming at the end of what the server really has: its Content-Length was a lie.
             let announced = totalLength.map { "announced \($0) bytes" } ?? "announced more bytes"
-            return .failed(AutoupdateError(
-                .network,
-                "downloading \(url): the server \(announced) but has none after byte \(received) (HTTP 416 on resume); its Content-Length is wrong",
-                underlying: HTTPStatusFailure(status: 416, url: request.url, retryAfter: nil)),
+            return .failed(
+                AutoupdateError(
+                    .network,
+                    "downloading \(url): the server \(announced) but has none after byte \(received) (HTTP 416 on resume); its Content-Length is wrong",
+                    underlying: HTTPStatusFailure(status: 416, url: request.url, retryAfter: nil)),
                 retryable: false)
         case .httpStatus(let status, let effectiveURL):
             let statusFailure = HTTPStatusFailure(
@@ -430,21 +442,25 @@ struct DownloadStateMachine {
             return .failed(AutoupdateError(.httpStatus, message, underlying: statusFailure), retryable: false)
         case .redirectRefused(let target):
             let shown = target.map { URL(string: $0)?.displayString ?? $0 } ?? "a non-HTTPS URL"
-            return .failed(AutoupdateError(
-                .network, "downloading \(url): refused to follow a redirect to \(shown): only https is allowed",
-                underlying: underlying), retryable: false)
+            return .failed(
+                AutoupdateError(
+                    .network, "downloading \(url): refused to follow a redirect to \(shown): only https is allowed",
+                    underlying: underlying), retryable: false)
         case .tooManyRedirects:
-            return .failed(AutoupdateError(
-                .network, "downloading \(url): more than \(configuration.maxRedirects) redirects", underlying: underlying),
+            return .failed(
+                AutoupdateError(
+                    .network, "downloading \(url): more than \(configuration.maxRedirects) redirects", underlying: underlying),
                 retryable: false)
         case .fileSizeExceeded:
-            return .failed(AutoupdateError(
-                .sizeLimitExceeded, "downloading \(url): the server announced more than the limit of \(cap) bytes",
-                underlying: underlying), retryable: false)
+            return .failed(
+                AutoupdateError(
+                    .sizeLimitExceeded, "downloading \(url): the server announced more than the limit of \(cap) bytes",
+                    underlying: underlying), retryable: false)
         case .timedOut where attempt.networkBytes == 0 && attempt.finalStatus == 0:
-            return .failed(AutoupdateError(
-                .timeout, "downloading \(url): no connection within \(configuration.connectTimeout.seconds) s (\(detail))",
-                underlying: underlying), retryable: true)
+            return .failed(
+                AutoupdateError(
+                    .timeout, "downloading \(url): no connection within \(configuration.connectTimeout.seconds) s (\(detail))",
+                    underlying: underlying), retryable: true)
         case .tls(let untrustedPeer):
             var message = "downloading \(url): TLS failed: \(detail)"
             if untrustedPeer {
@@ -453,8 +469,9 @@ struct DownloadStateMachine {
             return .failed(AutoupdateError(.tls, message, underlying: underlying), retryable: false)
         case .transient, .timedOut:
             let progress = totalLength.map { "after \(received) of \($0) bytes" } ?? "after \(received) bytes"
-            return .failed(AutoupdateError(
-                .network, "downloading \(url): the connection failed \(progress): \(detail)", underlying: underlying),
+            return .failed(
+                AutoupdateError(
+                    .network, "downloading \(url): the connection failed \(progress): \(detail)", underlying: underlying),
                 retryable: true)
         case .other:
             return .failed(AutoupdateError(.network, "downloading \(url): \(detail)", underlying: underlying), retryable: false)

@@ -99,10 +99,12 @@ final class TransferRunner {
             case .fail(let error):
                 throw error
             case .retry(let delay, let error):
-                logger.info("download interrupted; resuming", metadata: [
-                    "download.url": "\(request.displayURL)", "download.bytes": "\(machine.received)",
-                    "download.delay": "\(delay)", "error": "\(error.message)",
-                ])
+                logger.info(
+                    "download interrupted; resuming",
+                    metadata: [
+                        "download.url": "\(request.displayURL)", "download.bytes": "\(machine.received)",
+                        "download.delay": "\(delay)", "error": "\(error.message)",
+                    ])
                 guard core.waitBeforeRetry(delay) else { throw CancellationError() }
                 if let error = machine.retryWaitEnded(now: networkTime) {
                     throw error
@@ -111,7 +113,9 @@ final class TransferRunner {
         }
     }
 
-    private func performAttempt(_ multi: CurlMulti, _ attempt: DownloadStateMachine.AttemptRequest) -> (DownloadStateMachine.TransportEnd, DownloadStateMachine.Response) {
+    private func performAttempt(
+        _ multi: CurlMulti, _ attempt: DownloadStateMachine.AttemptRequest
+    ) -> (DownloadStateMachine.TransportEnd, DownloadStateMachine.Response) {
         let easy: CurlEasy
         do {
             easy = try makeHandle(attempt)
@@ -205,19 +209,23 @@ final class TransferRunner {
 
         let context = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
         try easy.set(CURLOPT_WRITEDATA, pointer: context)
-        try easy.set(CURLOPT_WRITEFUNCTION, callback: { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let runner = Unmanaged<TransferRunner>.fromOpaque(context).takeUnretainedValue()
-            return runner.receiveBody(UnsafeRawBufferPointer(start: data, count: size * count))
-        })
+        try easy.set(
+            CURLOPT_WRITEFUNCTION,
+            callback: { data, size, count, context in
+                guard let data, let context else { return 0 }
+                let runner = Unmanaged<TransferRunner>.fromOpaque(context).takeUnretainedValue()
+                return runner.receiveBody(UnsafeRawBufferPointer(start: data, count: size * count))
+            })
         try easy.set(CURLOPT_HEADERDATA, pointer: context)
-        try easy.set(CURLOPT_HEADERFUNCTION, callback: { data, size, count, context in
-            guard let data, let context else { return 0 }
-            let runner = Unmanaged<TransferRunner>.fromOpaque(context).takeUnretainedValue()
-            let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
-            runner.machine.headerLine(String(decoding: bytes, as: UTF8.self))
-            return size * count
-        })
+        try easy.set(
+            CURLOPT_HEADERFUNCTION,
+            callback: { data, size, count, context in
+                guard let data, let context else { return 0 }
+                let runner = Unmanaged<TransferRunner>.fromOpaque(context).takeUnretainedValue()
+                let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
+                runner.machine.headerLine(String(decoding: bytes, as: UTF8.self))
+                return size * count
+            })
 
         try easy.setHeaders(attempt.headers)
         return easy
@@ -284,16 +292,17 @@ final class TransferRunner {
         guard code != .ok else {
             return .completed
         }
-        let kind: DownloadStateMachine.TransportFailure.Kind = switch code {
-        case .httpReturnedError: .httpStatus(easy.responseCode, effectiveURL: easy.effectiveURL.flatMap(URL.init(string:)))
-        case .unsupportedProtocol: .redirectRefused(target: easy.redirectURL)
-        case .tooManyRedirects: .tooManyRedirects
-        case .fileSizeExceeded: .fileSizeExceeded
-        case .operationTimedOut: .timedOut
-        case _ where code.isTLSFailure: .tls(untrustedPeer: code == .peerFailedVerification)
-        case _ where code.isTransient: .transient
-        default: .other
-        }
+        let kind: DownloadStateMachine.TransportFailure.Kind =
+            switch code {
+            case .httpReturnedError: .httpStatus(easy.responseCode, effectiveURL: easy.effectiveURL.flatMap(URL.init(string:)))
+            case .unsupportedProtocol: .redirectRefused(target: easy.redirectURL)
+            case .tooManyRedirects: .tooManyRedirects
+            case .fileSizeExceeded: .fileSizeExceeded
+            case .operationTimedOut: .timedOut
+            case _ where code.isTLSFailure: .tls(untrustedPeer: code == .peerFailedVerification)
+            case _ where code.isTransient: .transient
+            default: .other
+            }
         return .failed(.init(kind: kind, detail: easy.errorMessage ?? code.description, underlying: code))
     }
 }

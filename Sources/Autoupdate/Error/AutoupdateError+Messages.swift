@@ -29,7 +29,8 @@ extension AutoupdateError {
 
     /// An entry would replace something the extraction did not create.
     static func alreadyInDestination(_ path: String) -> AutoupdateError {
-        AutoupdateError(.unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
+        AutoupdateError(
+            .unsafeEntry, "the destination already contains \(quoted(path)); extraction never overwrites what it did not create")
     }
 
     static func symlinkCollides(_ entry: String) -> AutoupdateError {
@@ -47,7 +48,8 @@ extension AutoupdateError {
 
     static func zipNamesDisagree(entry number: Int, local: String, central: String) -> AutoupdateError {
         AutoupdateError(
-            .unsafeEntry, "zip entry \(number) is named \(quoted(local)) in its local header but \(quoted(central)) in the central directory")
+            .unsafeEntry,
+            "zip entry \(number) is named \(quoted(local)) in its local header but \(quoted(central)) in the central directory")
     }
 
     static func zipDeflateIncomplete(_ entry: String) -> AutoupdateError {
@@ -76,7 +78,9 @@ extension AutoupdateError {
 
     /// A block failed its CRC or did not decode (libbz2's `BZ_DATA_ERROR`).
     static func bzip2Corrupt(stream: Int, near offset: Int64, status: Bzip2Status?) -> AutoupdateError {
-        AutoupdateError(.checksumMismatch, "bzip2 stream \(stream) is corrupt near byte \(offset) (a CRC mismatch or a damaged block)", underlying: status)
+        AutoupdateError(
+            .checksumMismatch, "bzip2 stream \(stream) is corrupt near byte \(offset) (a CRC mismatch or a damaged block)",
+            underlying: status)
     }
 
     // MARK: Signatures, URLs, processes

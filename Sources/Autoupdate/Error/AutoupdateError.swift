@@ -154,7 +154,8 @@ public struct AutoupdateError: Error, Sendable, CustomStringConvertible, CustomD
     /// A copy whose message is prefixed with context from a higher layer, keeping the code and
     /// the cause: "installing project.zip: …".
     public func adding(context: String) -> AutoupdateError {
-        AutoupdateError(code, "\(context): \(message)", underlying: underlying,
-                        file: location.file, line: location.line)
+        AutoupdateError(
+            code, "\(context): \(message)", underlying: underlying,
+            file: location.file, line: location.line)
     }
 }

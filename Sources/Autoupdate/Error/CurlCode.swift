@@ -50,7 +50,9 @@ public struct CurlCode: RawRepresentable, Hashable, Error, Sendable, CustomStrin
 
     /// Failures a later attempt may not repeat: the connection dropped, reset or never came up.
     var isTransient: Bool {
-        [.couldNotConnect, .partialFile, .gotNothing, .sendError, .receiveError, .operationTimedOut, .http2,
-         .http2Stream].contains(self)
+        [
+            .couldNotConnect, .partialFile, .gotNothing, .sendError, .receiveError, .operationTimedOut, .http2,
+            .http2Stream,
+        ].contains(self)
     }
 }

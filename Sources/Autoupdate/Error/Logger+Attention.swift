@@ -10,8 +10,10 @@ extension Logger {
     public static let attentionKey = "autoupdate.attention"
 
     /// Logs at `info`, marked with ``attentionKey``.
-    func attention(_ message: @autoclosure () -> Message, metadata: @autoclosure () -> Metadata? = nil,
-                   file: String = #fileID, function: String = #function, line: UInt = #line) {
+    func attention(
+        _ message: @autoclosure () -> Message, metadata: @autoclosure () -> Metadata? = nil,
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
         var marked = metadata() ?? [:]
         marked[Self.attentionKey] = "true"
         info(message(), metadata: marked, file: file, function: function, line: line)

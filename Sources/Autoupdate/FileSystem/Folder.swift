@@ -150,11 +150,13 @@ final class Folder {
             listing.folderModes[path] = mode
             if relax, mode & 0o700 != 0o700, fchmodat(directory, name, mode_t(mode | 0o700), 0) != 0 {
                 let error = Errno.current
-                throw AutoupdateError(.fileSystem, "cannot make \(quoted(self.path + "/" + path)) writable to move it (\(error))", underlying: error)
+                throw AutoupdateError(
+                    .fileSystem, "cannot make \(quoted(self.path + "/" + path)) writable to move it (\(error))", underlying: error)
             }
-            let child = OpenDescriptor(taking: try Syscall.openAt(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).mapError {
-                AutoupdateError(.fileSystem, "cannot list \(quoted(self.path + "/" + path)) (\($0))", underlying: $0)
-            }.get())
+            let child = OpenDescriptor(
+                taking: try Syscall.openAt(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).mapError {
+                    AutoupdateError(.fileSystem, "cannot list \(quoted(self.path + "/" + path)) (\($0))", underlying: $0)
+                }.get())
             try withExtendedLifetime(child) { try collect(child.raw, prefix: path, skip: skip, relax: relax, into: &listing) }
         }
     }
@@ -164,7 +166,8 @@ final class Folder {
         let target = dup(directory)
         guard target >= 0, let stream = fdopendir(target) else {
             if target >= 0 { close(target) }
-            throw AutoupdateError(.fileSystem, "cannot list \(quoted(shown.isEmpty ? path : path + "/" + shown))", underlying: Errno.current)
+            throw AutoupdateError(
+                .fileSystem, "cannot list \(quoted(shown.isEmpty ? path : path + "/" + shown))", underlying: Errno.current)
         }
         defer { closedir(stream) }
         var names: [(name: String, type: UInt8)] = []
@@ -253,7 +256,8 @@ final class Folder {
         try withParent(parts) { parent, name in
             if case .failure(let errno) = Syscall.unlinkAt(parent, name, directory: true), errno != .noSuchFileOrDirectory {
                 throw AutoupdateError(
-                    .fileSystem, "cannot remove the folder \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))", underlying: errno)
+                    .fileSystem, "cannot remove the folder \(quoted(path + "/" + parts.joined(separator: "/"))) (\(errno))",
+                    underlying: errno)
             }
         }
     }
@@ -275,7 +279,8 @@ final class Folder {
             try destination.withParent(parts, create: creatingParents) { destinationParent, _ in
                 if case .failure(let errno) = Syscall.renameAt(sourceParent, name, destinationParent, name) {
                     throw AutoupdateError(
-                        .fileSystem, "cannot move \(quoted(parts.joined(separator: "/"))) from \(quoted(path)) to \(quoted(destination.path)) (\(errno))",
+                        .fileSystem,
+                        "cannot move \(quoted(parts.joined(separator: "/"))) from \(quoted(path)) to \(quoted(destination.path)) (\(errno))",
                         underlying: errno)
                 }
             }

@@ -106,7 +106,9 @@ final class PathWalker {
     }
 
     /// The folder holding the last of `components`, and that last name.
-    func parent(of components: [String], creatingWith mode: mode_t? = nil, created: (String) -> Void = { _ in }) throws(Failure) -> (folder: OpenDescriptor, name: String) {
+    func parent(
+        of components: [String], creatingWith mode: mode_t? = nil, created: (String) -> Void = { _ in }
+    ) throws(Failure) -> (folder: OpenDescriptor, name: String) {
         precondition(!components.isEmpty, "a path inside the tree has at least one component")
         return (try folder(components.dropLast(), creatingWith: mode, created: created), components[components.count - 1])
     }

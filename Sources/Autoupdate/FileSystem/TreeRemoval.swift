@@ -85,7 +85,8 @@ enum TreeRemoval {
                 try unlink(here, in: parent, directory: true, shownAs: shown)
                 return
             }
-            let up = OpenDescriptor(taking: try Syscall.openAt(current.raw, "..", O_RDONLY | O_DIRECTORY).mapError { failure(shownHere, $0) }.get())
+            let up = OpenDescriptor(
+                taking: try Syscall.openAt(current.raw, "..", O_RDONLY | O_DIRECTORY).mapError { failure(shownHere, $0) }.get())
             var upInfo = stat()
             guard fstat(up.raw, &upInfo) == 0, UInt(upInfo.st_dev) == above.device, UInt(upInfo.st_ino) == above.inode else {
                 throw AutoupdateError(.fileSystem, "cannot remove \(quoted(shownHere)): its folder was moved while it was being removed")

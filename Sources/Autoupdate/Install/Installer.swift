@@ -96,11 +96,12 @@ struct Installer: Sendable {
 
         // Staged folders must be writable to us to be moved and emptied, whatever the release
         // says their modes are: those are applied after the commit.
-        let staged = try stagingFolder.tree(skippingTopLevel: { name in
-            guard folder.layout.reservedNames.contains(name) else { return false }
-            logger.info("the archive's copy of a layout file is ignored", metadata: ["archive.entry": "\(name)"])
-            return true
-        }, makingFoldersAccessible: true)
+        let staged = try stagingFolder.tree(
+            skippingTopLevel: { name in
+                guard folder.layout.reservedNames.contains(name) else { return false }
+                logger.info("the archive's copy of a layout file is ignored", metadata: ["archive.entry": "\(name)"])
+                return true
+            }, makingFoldersAccessible: true)
         let newEntries = staged.entries
         var snapshot = AppSnapshot(app: app)
         let oldEntries = Self.presentEntries(listed: previousList.value ?? [], in: &snapshot)
@@ -108,7 +109,8 @@ struct Installer: Sendable {
         let replacedFolders = try foldersToReplace(app, &snapshot, oldEntries: Set(oldEntries), newEntries: newEntries)
         try checkConflicts(&snapshot, oldFiles: oldFiles, replaced: Set(replacedFolders), newEntries: newEntries)
         let createdFolders = foldersToCreate(&snapshot, oldFiles: oldFiles, newEntries: newEntries)
-        let oldFolderModes = folderModes(app, &snapshot, on: oldEntries + newEntries + replacedFolders.map { $0 + "/" }, created: Set(createdFolders))
+        let oldFolderModes = folderModes(
+            app, &snapshot, on: oldEntries + newEntries + replacedFolders.map { $0 + "/" }, created: Set(createdFolders))
         let backupName = "backup-\(UUID().uuidString)"
         let journal = Journal(
             version: version.description,
@@ -171,10 +173,12 @@ struct Installer: Sendable {
                 try rollBack(journal)
             } catch let rollbackError {
                 throw AutoupdateError(
-                    .install, "installing \(version) failed, and so did the rollback (the journal remains for the next recovery): \(rollbackError)",
+                    .install,
+                    "installing \(version) failed, and so did the rollback (the journal remains for the next recovery): \(rollbackError)",
                     underlying: error)
             }
-            throw AutoupdateError(.install, "installing \(version) failed; the app folder was restored: \(describe(error))", underlying: error)
+            throw AutoupdateError(
+                .install, "installing \(version) failed; the app folder was restored: \(describe(error))", underlying: error)
         }
         try finish(journal)
     }
@@ -209,7 +213,9 @@ struct Installer: Sendable {
     /// The app's folders that the new tree replaces by a file or a symlink (`lib/` becoming
     /// `lib -> lib64`), parents first. Allowed only when everything in such a folder is the old
     /// version's (listed), so that once the old entries have moved out, it is empty.
-    private func foldersToReplace(_ app: Folder, _ snapshot: inout AppSnapshot, oldEntries: Set<String>, newEntries: [String]) throws -> [String] {
+    private func foldersToReplace(
+        _ app: Folder, _ snapshot: inout AppSnapshot, oldEntries: Set<String>, newEntries: [String]
+    ) throws -> [String] {
         var replaced: [String] = []
         for entry in newEntries where !entry.hasSuffix("/") {
             let parts = components(of: entry)
@@ -221,7 +227,8 @@ struct Installer: Sendable {
                 guard oldEntries.contains(path) || item.hasSuffix("/") else {
                     throw AutoupdateError(
                         .install,
-                        "the update replaces the folder \(quoted(entry)) by a file or symlink, but \(quoted(path)) in it is not in \(folder.layout.fileList) (the app or a person made it); move it away or list it to let updates replace it")
+                        "the update replaces the folder \(quoted(entry)) by a file or symlink, but \(quoted(path)) in it is not in \(folder.layout.fileList) (the app or a person made it); move it away or list it to let updates replace it"
+                    )
                 }
             }
             replaced.append(entry)
@@ -239,7 +246,8 @@ struct Installer: Sendable {
                 let parent = parts[..<length].joined(separator: "/")
                 if !oldFiles.contains(parent) {
                     throw AutoupdateError(
-                        .install, "the update needs a folder at \(quoted(parent)), where the app has a file that filelist.txt does not list")
+                        .install, "the update needs a folder at \(quoted(parent)), where the app has a file that filelist.txt does not list"
+                    )
                 }
             }
             if entry.hasSuffix("/") {
@@ -251,7 +259,8 @@ struct Installer: Sendable {
             if app.kind(of: parts[...]) != .missing, !oldFiles.contains(entry), !replaced.contains(entry) {
                 throw AutoupdateError(
                     .install,
-                    "the update would replace \(quoted(entry)), which is not in \(folder.layout.fileList) (the app or a person made it); move it away or list it to let updates replace it")
+                    "the update would replace \(quoted(entry)), which is not in \(folder.layout.fileList) (the app or a person made it); move it away or list it to let updates replace it"
+                )
             }
         }
     }
@@ -396,7 +405,8 @@ struct Installer: Sendable {
             return .nothingToDo
         }
         if isCommitted(journal) {
-            logger.attention("finishing an install that was interrupted after its commit", metadata: ["update.version.new": "\(journal.version)"])
+            logger.attention(
+                "finishing an install that was interrupted after its commit", metadata: ["update.version.new": "\(journal.version)"])
             try finish(journal)
             return .rolledForward(version: journal.version)
         }
@@ -411,7 +421,7 @@ struct Installer: Sendable {
             return nil
         }
         guard let data = FileManager.default.contents(atPath: journalPath),
-              let journal = try? JSONDecoder().decode(Journal.self, from: data)
+            let journal = try? JSONDecoder().decode(Journal.self, from: data)
         else {
             throw AutoupdateError(
                 .install, "the install journal \(quoted(journalPath)) is unreadable; the app folder may hold a half-finished update")
@@ -431,7 +441,8 @@ struct Installer: Sendable {
         func refuse(_ path: String) -> AutoupdateError {
             AutoupdateError(
                 .install,
-                "the install journal \(quoted(journalPath)) names \(quoted(path)), which is not a path inside the app folder that an install uses; autoupdate did not write it, so nothing was done (inspect the app folder, then delete the journal)")
+                "the install journal \(quoted(journalPath)) names \(quoted(path)), which is not a path inside the app folder that an install uses; autoupdate did not write it, so nothing was done (inspect the app folder, then delete the journal)"
+            )
         }
         func isUpdateFolderName(_ name: String, _ prefixes: [String]) -> Bool {
             !name.contains("/") && !name.contains("\0") && name != "." && name != ".." && prefixes.contains { name.hasPrefix($0) }
@@ -439,7 +450,8 @@ struct Installer: Sendable {
         guard isUpdateFolderName(journal.staging, ["staging-", "previous-"]) else { throw refuse(journal.staging) }
         guard isUpdateFolderName(journal.backup, ["backup-"]) else { throw refuse(journal.backup) }
         guard (try? Version(journal.version)) != nil else { throw refuse(journal.version) }
-        let paths = journal.oldEntries + journal.newEntries + journal.createdFolders + (journal.previousFileList ?? [])
+        let paths =
+            journal.oldEntries + journal.newEntries + journal.createdFolders + (journal.previousFileList ?? [])
             + (journal.replacedFolders ?? []) + Array((journal.newFolderModes ?? [:]).keys) + Array((journal.oldFolderModes ?? [:]).keys)
         for path in paths where !isInsideApp(path) {
             throw refuse(path)

@@ -86,7 +86,8 @@ public final class Launcher: Sendable {
         filepath: String, url: String, newfiles: String = "project.zip", logLevel: Logger.Level = .warning,
         args: [String] = [], kwargs: [String: String] = [:], folder: AppFolder = AppFolder(),
         download: DownloadConfiguration = DownloadConfiguration(), extraction: ExtractionConfiguration = ExtractionConfiguration(),
-        trust: TrustPolicy = TrustPolicy(), checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, grace: Duration = .seconds(5),
+        trust: TrustPolicy = TrustPolicy(), checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
+        grace: Duration = .seconds(5),
         foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false, logger: Logger = Logger(label: "autoupdate")
     ) throws {
         self.folder = folder
@@ -230,9 +231,11 @@ public final class Launcher: Sendable {
         }
         let lock = try await folder.waitingBriefly(for: folder.lockForRunning)
         let sink = eventSink
-        let pid = try await supervisor.start(holding: lock, onExit: { pid, status in
-            sink.yield(.exited(pid: pid, status: status))
-        })
+        let pid = try await supervisor.start(
+            holding: lock,
+            onExit: { pid, status in
+                sink.yield(.exited(pid: pid, status: status))
+            })
         eventSink.yield(.started(pid: pid))
         guard !background else { return nil }
         return try await supervisor.join()?.seedExitCode

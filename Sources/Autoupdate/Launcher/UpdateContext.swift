@@ -78,7 +78,8 @@ public struct UpdateContext: Sendable, Equatable {
         guard let urlText = environment[Variable.url] else { return nil }
         func required(_ name: String) throws -> String {
             guard let value = environment[name], !value.isEmpty else {
-                throw AutoupdateError(.invalidArgument, "\(Variable.url) is set but \(name) is missing: the launcher's environment is incomplete")
+                throw AutoupdateError(
+                    .invalidArgument, "\(Variable.url) is set but \(name) is missing: the launcher's environment is incomplete")
             }
             return value
         }
@@ -142,7 +143,7 @@ public struct UpdateContext: Sendable, Equatable {
             }
             maxAge = .milliseconds(Int64(seconds * 1000))
         }
-        if (requireFresh || maxAge != nil), keys.isEmpty {
+        if requireFresh || maxAge != nil, keys.isEmpty {
             throw invalid(Variable.requireFresh, "freshness needs \(Variable.publicKeys) to check the signature with")
         }
         let app = environment[Variable.app].flatMap { $0.isEmpty ? nil : $0 }
@@ -181,7 +182,9 @@ public struct UpdateContext: Sendable, Equatable {
 
     /// How a launcher runs the app: `filepath` in the app folder, with this process's
     /// environment plus the context's variables.
-    func appConfiguration(arguments: [String], grace: Duration, foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false) -> ProcessConfiguration {
+    func appConfiguration(
+        arguments: [String], grace: Duration, foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false
+    ) -> ProcessConfiguration {
         ProcessConfiguration(
             executable: filepath, arguments: arguments,
             environment: ProcessInfo.processInfo.environment.merging(environment) { _, ours in ours },

@@ -197,9 +197,11 @@ public actor ProcessSupervisor {
         guard let child, child.signal(signal) else { return false }
         // A clean-up: the grace period holds even when the calling task is being cancelled.
         if await Task.detached(operation: { await child.exitStatus(within: grace) }).value == nil {
-            logger.attention("child ignored the signal for the grace period; killing it", metadata: [
-                "process.pid": "\(child.pid)", "process.signal": "\(signal)", "process.grace": "\(grace)",
-            ])
+            logger.attention(
+                "child ignored the signal for the grace period; killing it",
+                metadata: [
+                    "process.pid": "\(child.pid)", "process.signal": "\(signal)", "process.grace": "\(grace)",
+                ])
             child.signal(SIGKILL)
             _ = await child.waitForExit()
         }

@@ -95,25 +95,27 @@ final class SpawnedChild: Sendable {
         let shown = quoted(executable)
         var isFolder: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: executable, isDirectory: &isFolder)
-        let message = switch errno {
-        case _ where exists && isFolder.boolValue:
-            "cannot start \(shown): it is a folder"
-        case .noSuchFileOrDirectory where workingDirectory.map({ !FileManager.default.fileExists(atPath: $0) }) == true:
-            "cannot start \(shown): its working directory \(quoted(workingDirectory ?? "")) does not exist"
-        case .noSuchFileOrDirectory:
-            exists ? "cannot start \(shown): its #! interpreter is missing" : "cannot start \(shown): no such file"
-        case .permissionDenied:
-            "cannot start \(shown): it is not executable (chmod +x), or a folder on its path is not searchable"
-        case .execFormatError:
-            "cannot start \(shown): it is not an executable for this machine and has no #! line"
-        default:
-            "cannot start \(shown): \(errno)"
-        }
+        let message =
+            switch errno {
+            case _ where exists && isFolder.boolValue:
+                "cannot start \(shown): it is a folder"
+            case .noSuchFileOrDirectory where workingDirectory.map({ !FileManager.default.fileExists(atPath: $0) }) == true:
+                "cannot start \(shown): its working directory \(quoted(workingDirectory ?? "")) does not exist"
+            case .noSuchFileOrDirectory:
+                exists ? "cannot start \(shown): its #! interpreter is missing" : "cannot start \(shown): no such file"
+            case .permissionDenied:
+                "cannot start \(shown): it is not executable (chmod +x), or a folder on its path is not searchable"
+            case .execFormatError:
+                "cannot start \(shown): it is not an executable for this machine and has no #! line"
+            default:
+                "cannot start \(shown): \(errno)"
+            }
         return AutoupdateError(.spawn, message, underlying: errno)
     }
 
     /// The reaper thread's whole life: wait for the end, clear up the group, reap, report.
-    private func reap(graceMilliseconds: Int32, terminal: Int32?, adoptsOrphans: Bool, onExit: @Sendable (Int32, TerminationStatus) -> Void) {
+    private func reap(graceMilliseconds: Int32, terminal: Int32?, adoptsOrphans: Bool, onExit: @Sendable (Int32, TerminationStatus) -> Void)
+    {
         var code: Int32 = 0
         var signalNumber: Int32 = 0
         // Fails only with ECHILD, when the host ignores SIGCHLD and the kernel reaped the child

@@ -74,7 +74,8 @@ public enum Publisher {
         if let secretKey {
             let signature = try Minisign.sign(
                 prehash: try Minisign.prehash(ofFile: staged), with: secretKey,
-                trustedComment: ReleaseComment.make(file: archive.name, version: version, app: app, size: bytes, unpacked: tree.unpackedBytes))
+                trustedComment: ReleaseComment.make(
+                    file: archive.name, version: version, app: app, size: bytes, unpacked: tree.unpackedBytes))
             try update.stage(archive.name + ".minisig", bytes: Array(signature.fileText.utf8))
         } else {
             update.remove(archive.name + ".minisig")
@@ -83,7 +84,8 @@ public enum Publisher {
         try update.stage("version.txt", bytes: versionText)
         var versionSignature: String?
         if let secretKey, let versionExpiresIn {
-            try update.stage("version.txt.minisig", bytes: versionSignatureText(versionText, with: secretKey, expiresIn: versionExpiresIn, app: app))
+            try update.stage(
+                "version.txt.minisig", bytes: versionSignatureText(versionText, with: secretKey, expiresIn: versionExpiresIn, app: app))
             versionSignature = output + "/version.txt.minisig"
         }
         try update.commit()
@@ -102,7 +104,9 @@ public enum Publisher {
     ///   - app: The app identity to bind, as at publish.
     /// - Returns: The path of `version.txt.minisig`.
     @discardableResult
-    public static func signVersion(in output: String, with secretKey: Minisign.SecretKey, expiresIn: Duration, app: String? = nil) throws -> String {
+    public static func signVersion(
+        in output: String, with secretKey: Minisign.SecretKey, expiresIn: Duration, app: String? = nil
+    ) throws -> String {
         if let app {
             try ReleaseComment.validate(app: app)
         }
@@ -110,16 +114,20 @@ public enum Publisher {
         guard let text = FileManager.default.contents(atPath: path) else {
             throw AutoupdateError(.fileSystem, "cannot read \(quoted(path)): publish a version first")
         }
-        try AtomicFile.write(try versionSignatureText([UInt8](text), with: secretKey, expiresIn: expiresIn, app: app), to: path + ".minisig")
+        try AtomicFile.write(
+            try versionSignatureText([UInt8](text), with: secretKey, expiresIn: expiresIn, app: app), to: path + ".minisig")
         return path + ".minisig"
     }
 
     /// `version.txt.minisig` for `text`: signed now, trusted until `expiresIn` from now.
-    static func versionSignatureText(_ text: [UInt8], with secretKey: Minisign.SecretKey, expiresIn: Duration, app: String?) throws -> [UInt8] {
+    static func versionSignatureText(
+        _ text: [UInt8], with secretKey: Minisign.SecretKey, expiresIn: Duration, app: String?
+    ) throws -> [UInt8] {
         let now = Date()
         let signature = try Minisign.sign(
             prehash: Minisign.blake2b(text, length: 64), with: secretKey,
-            trustedComment: ReleaseComment.make(file: "version.txt", timestamp: now, expires: now.addingTimeInterval(expiresIn.timeInterval), app: app))
+            trustedComment: ReleaseComment.make(
+                file: "version.txt", timestamp: now, expires: now.addingTimeInterval(expiresIn.timeInterval), app: app))
         return Array(signature.fileText.utf8)
     }
 
@@ -133,11 +141,12 @@ public enum Publisher {
             }
             try writer.finish()
         case .tar, .tarGzip, .tarBzip2:
-            let compressor: (any StreamCompressor)? = switch format {
-            case .tarGzip: try DeflateStream(gzip: true, level: 6)
-            case .tarBzip2: try Bzip2CompressStream()
-            default: nil
-            }
+            let compressor: (any StreamCompressor)? =
+                switch format {
+                case .tarGzip: try DeflateStream(gzip: true, level: 6)
+                case .tarBzip2: try Bzip2CompressStream()
+                default: nil
+                }
             let writer = TarWriter { bytes in
                 if let compressor {
                     try compressor.compress(bytes, output: toFile)

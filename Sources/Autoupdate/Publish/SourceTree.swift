@@ -70,16 +70,20 @@ struct SourceTree {
                     symlinks[path] = target
                     entries.append(Entry(path: path, kind: .symlink(target: target), mode: 0o777, modificationTime: time))
                 default:
-                    throw AutoupdateError(.invalidArgument, "\(quoted(path)) is a device, FIFO or socket; only files, folders and symlinks can be published")
+                    throw AutoupdateError(
+                        .invalidArgument, "\(quoted(path)) is a device, FIFO or socket; only files, folders and symlinks can be published")
                 }
             }
         }
         try walk("")
         for (path, target) in symlinks {
             let components = path.split(separator: "/").map(String.init)
-            guard ExtractionPolicy.symlinkStaysInside(link: components, target: target, symlinks: symlinks, isForeignSymlink: { _ in false }) else {
+            guard
+                ExtractionPolicy.symlinkStaysInside(link: components, target: target, symlinks: symlinks, isForeignSymlink: { _ in false })
+            else {
                 throw AutoupdateError(
-                    .invalidArgument, "the symlink \(quoted(path)) points to \(quoted(target)), outside the folder; clients would refuse the archive")
+                    .invalidArgument,
+                    "the symlink \(quoted(path)) points to \(quoted(target)), outside the folder; clients would refuse the archive")
             }
         }
         self.entries = entries

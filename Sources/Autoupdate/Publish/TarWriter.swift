@@ -27,15 +27,18 @@ struct TarWriter {
         if size >= 0o77777777777 { pax.append(("size", String(size))) }
         if !pax.isEmpty {
             let records = Array(pax.map { Self.paxRecord($0.0, $0.1) }.joined().utf8)
-            try emit(header(name: "PaxHeaders/" + String(entry.path.suffix(80)), prefix: "", type: UInt8(ascii: "x"),
-                            size: Int64(records.count), mode: 0o644, time: entry.modificationTime, link: ""))
+            try emit(
+                header(
+                    name: "PaxHeaders/" + String(entry.path.suffix(80)), prefix: "", type: UInt8(ascii: "x"),
+                    size: Int64(records.count), mode: 0o644, time: entry.modificationTime, link: ""))
             try emitPadded(records)
         }
         // When ustar cannot hold the name, the pax record above carries it; the header keeps its tail.
         let (prefix, short) = split ?? ("", String(decoding: Array(name.utf8.suffix(99)), as: UTF8.self))
-        try emit(header(
-            name: short, prefix: prefix, type: type, size: size >= 0o77777777777 ? 0 : size,
-            mode: entry.mode, time: entry.modificationTime, link: String(decoding: linkTarget.utf8.prefix(100), as: UTF8.self)))
+        try emit(
+            header(
+                name: short, prefix: prefix, type: type, size: size >= 0o77777777777 ? 0 : size,
+                mode: entry.mode, time: entry.modificationTime, link: String(decoding: linkTarget.utf8.prefix(100), as: UTF8.self)))
         if case .file(let length) = entry.kind, length > 0 {
             try copyFile(root + "/" + entry.path, expected: length)
         }
@@ -107,7 +110,9 @@ struct TarWriter {
         func octal(_ value: Int64, _ field: TarField) {
             let digits = String(value, radix: 8)
             let width = field.length - 1
-            put(String(repeating: "0", count: max(0, width - digits.count)) + digits, TarField(offset: field.offset, length: width, name: field.name))
+            put(
+                String(repeating: "0", count: max(0, width - digits.count)) + digits,
+                TarField(offset: field.offset, length: width, name: field.name))
         }
         put(name, .name)
         octal(Int64(mode), .mode)

@@ -77,11 +77,12 @@ final class ZipWriter {
         }
         try handle.seek(toOffset: endOffset)
 
-        let fileType: UInt32 = switch entry.kind {
-        case .file: 0o100000
-        case .directory: 0o040000
-        case .symlink: 0o120000
-        }
+        let fileType: UInt32 =
+            switch entry.kind {
+            case .file: 0o100000
+            case .directory: 0o040000
+            case .symlink: 0o120000
+            }
         var zip64: [UInt8] = []
         if uncompressed >= 0xFFFF_FFFF { zip64 += le64(uncompressed) }
         if compressed >= 0xFFFF_FFFF { zip64 += le64(compressed) }
@@ -102,13 +103,15 @@ final class ZipWriter {
         let directorySize = UInt64(central.count)
         if needsZip64 || count >= 0xFFFF || directoryOffset >= 0xFFFF_FFFF {
             let recordOffset = offset
-            try write(le32(0x0606_4B50) + le64(44) + le16(0x031E) + le16(45) + le32(0) + le32(0)
-                      + le64(UInt64(count)) + le64(UInt64(count)) + le64(directorySize) + le64(directoryOffset))
+            try write(
+                le32(0x0606_4B50) + le64(44) + le16(0x031E) + le16(45) + le32(0) + le32(0)
+                    + le64(UInt64(count)) + le64(UInt64(count)) + le64(directorySize) + le64(directoryOffset))
             try write(le32(0x0706_4B50) + le32(0) + le64(recordOffset) + le32(1))
         }
         let entries = UInt16(min(count, 0xFFFF))
-        try write(le32(0x0605_4B50) + le16(0) + le16(0) + le16(entries) + le16(entries)
-                  + le32(UInt32(min(directorySize, 0xFFFF_FFFF))) + le32(UInt32(min(directoryOffset, 0xFFFF_FFFF))) + le16(0))
+        try write(
+            le32(0x0605_4B50) + le16(0) + le16(0) + le16(entries) + le16(entries)
+                + le32(UInt32(min(directorySize, 0xFFFF_FFFF))) + le32(UInt32(min(directoryOffset, 0xFFFF_FFFF))) + le16(0))
     }
 
     private func write(_ bytes: [UInt8]) throws {

@@ -32,7 +32,7 @@ public enum Minisign {
                 throw AutoupdateError(.signature, "not a minisign public key (expected a base64 line of 42 bytes)")
             }
             let bytes = [UInt8](data)
-            guard bytes[0] == 0x45, bytes[1] == 0x64 else { // "Ed"
+            guard bytes[0] == 0x45, bytes[1] == 0x64 else {  // "Ed"
                 throw AutoupdateError(.signature, "not a minisign public key: unknown algorithm '\(Minisign.printable(bytes[0..<2]))'")
             }
             keyID = Array(bytes[2..<10])
@@ -87,19 +87,21 @@ public enum Minisign {
                 throw AutoupdateError(.signature, "not a minisign secret key (expected a base64 line of 158 bytes)")
             }
             let bytes = [UInt8](data)
-            guard bytes[0] == 0x45, bytes[1] == 0x64, bytes[4] == 0x42, bytes[5] == 0x32 else { // "Ed", "B2"
+            guard bytes[0] == 0x45, bytes[1] == 0x64, bytes[4] == 0x42, bytes[5] == 0x32 else {  // "Ed", "B2"
                 throw AutoupdateError(.signature, "not a minisign secret key: unknown algorithms")
             }
             guard bytes[2] == 0, bytes[3] == 0 else {
                 throw AutoupdateError(
                     .signature,
-                    "the secret key is protected by a password; autoupdate reads unencrypted keys only (remove the password with 'minisign -C -W', keep the file private)")
+                    "the secret key is protected by a password; autoupdate reads unencrypted keys only (remove the password with 'minisign -C -W', keep the file private)"
+                )
             }
             let keyID = Array(bytes[54..<62])
             let secret = Array(bytes[62..<126])
             let checksum = Array(bytes[126..<158])
             // minisign -W leaves the checksum zero; a key whose halves disagree is corrupted either way.
-            let checksumMatches = checksum.allSatisfy { $0 == 0 } || Minisign.blake2b(Array(bytes[0..<2]) + keyID + secret, length: 32) == checksum
+            let checksumMatches =
+                checksum.allSatisfy { $0 == 0 } || Minisign.blake2b(Array(bytes[0..<2]) + keyID + secret, length: 32) == checksum
             guard checksumMatches, Minisign.publicHalfMatches(secret) else {
                 throw AutoupdateError(.signature, "the secret key is corrupted (its checksum or its public half does not match)")
             }
@@ -163,7 +165,9 @@ public enum Minisign {
                 String(String.UnicodeScalarView(line.last == "\r" ? line.dropLast() : line[...]))
             }
             guard lines.count >= 4, lines[0].hasPrefix("untrusted comment: "), lines[2].hasPrefix("trusted comment: ") else {
-                throw AutoupdateError(.signature, "not a minisign signature (expected 'untrusted comment:', a signature, 'trusted comment:', a global signature)")
+                throw AutoupdateError(
+                    .signature,
+                    "not a minisign signature (expected 'untrusted comment:', a signature, 'trusted comment:', a global signature)")
             }
             guard let data = Data(base64Encoded: String(lines[1])), data.count == 74 else {
                 throw AutoupdateError(.signature, "malformed minisign signature: its signature line is not 74 bytes of base64")
@@ -185,7 +189,10 @@ public enum Minisign {
             globalSignature = [UInt8](global)
         }
 
-        init(algorithm: Algorithm, keyID: [UInt8], signature: [UInt8], untrustedComment: String, trustedComment: String, globalSignature: [UInt8]) {
+        init(
+            algorithm: Algorithm, keyID: [UInt8], signature: [UInt8], untrustedComment: String, trustedComment: String,
+            globalSignature: [UInt8]
+        ) {
             self.algorithm = algorithm
             self.keyID = keyID
             self.signature = signature
@@ -264,7 +271,9 @@ public enum Minisign {
     ///   - trustedComment: One line, signed with the signature (minisign's default is
     ///     `timestamp:<unix time>\tfile:<name>\thashed`).
     ///   - untrustedComment: One line, not signed (a label for people).
-    public static func sign(prehash: [UInt8], with key: SecretKey, trustedComment: String, untrustedComment: String = "signature from minisign secret key") throws -> Signature {
+    public static func sign(
+        prehash: [UInt8], with key: SecretKey, trustedComment: String, untrustedComment: String = "signature from minisign secret key"
+    ) throws -> Signature {
         guard !trustedComment.contains(where: \.isNewline), !untrustedComment.contains(where: \.isNewline) else {
             throw AutoupdateError(.invalidArgument, "a signature's comments must be one line each")
         }
@@ -296,7 +305,9 @@ public enum Minisign {
     ///   - keys: The trusted keys (several during a key rotation).
     /// - Throws: ``AutoupdateError`` `.signature` saying which check failed: the key id is none
     ///   of `keys`, the signature does not match the bytes, or the trusted comment was altered.
-    public static func verify(_ signature: Signature, prehash: [UInt8]?, message: [UInt8]? = nil, trusting keys: [PublicKey]) throws -> Verified {
+    public static func verify(
+        _ signature: Signature, prehash: [UInt8]?, message: [UInt8]? = nil, trusting keys: [PublicKey]
+    ) throws -> Verified {
         let key = try verifyTrustedComment(signature, trusting: keys)
         let signed: [UInt8]
         switch signature.algorithm {
@@ -326,11 +337,14 @@ public enum Minisign {
         Sodium.ensureInitialized()
         guard let key = keys.first(where: { $0.keyID == signature.keyID }) else {
             let trusted = keys.map(\.keyIDHex).joined(separator: ", ")
-            throw AutoupdateError(.signature, "signed by key \(signature.keyIDHex), which is not a trusted key (trusted: \(trusted.isEmpty ? "none" : trusted))")
+            throw AutoupdateError(
+                .signature,
+                "signed by key \(signature.keyIDHex), which is not a trusted key (trusted: \(trusted.isEmpty ? "none" : trusted))")
         }
         let global = signature.signature + Array(signature.trustedComment.utf8)
         guard crypto_sign_verify_detached(signature.globalSignature, global, UInt64(global.count), key.key) == 0 else {
-            throw AutoupdateError(.signature, "the trusted comment of the signature by key \(key.keyIDHex) was altered (its global signature does not match)")
+            throw AutoupdateError(
+                .signature, "the trusted comment of the signature by key \(key.keyIDHex) was altered (its global signature does not match)")
         }
         return key
     }

@@ -17,7 +17,8 @@ extension Downloader {
             }
             body = fetched
         } catch let error as AutoupdateError where error.httpStatus == 404 {
-            throw AutoupdateError(.signature, "the signature \(url.displayString) is missing (404), and a signature is required", underlying: error)
+            throw AutoupdateError(
+                .signature, "the signature \(url.displayString) is missing (404), and a signature is required", underlying: error)
         }
         do {
             return try Minisign.Signature(text: String(decoding: body, as: UTF8.self))

@@ -31,7 +31,9 @@ public struct TrustPolicy: Sendable, Hashable {
     /// requires signatures to name exactly it.
     public var app: String?
 
-    public init(publicKeys: [Minisign.PublicKey] = [], requireFreshVersion: Bool = false, maxVersionAge: Duration? = nil, app: String? = nil) {
+    public init(
+        publicKeys: [Minisign.PublicKey] = [], requireFreshVersion: Bool = false, maxVersionAge: Duration? = nil, app: String? = nil
+    ) {
         self.publicKeys = publicKeys
         self.requireFreshVersion = requireFreshVersion || maxVersionAge != nil
         self.maxVersionAge = maxVersionAge
@@ -94,7 +96,8 @@ public struct ReleaseComment: Sendable, Hashable {
     /// characters, none of them a tab or a newline.
     public static func validate(app name: String) throws {
         guard !name.isEmpty, name.count <= 128, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw AutoupdateError(.invalidArgument, "the app name \(quoted(name)) must be 1 to 128 printable characters, without tabs or newlines")
+            throw AutoupdateError(
+                .invalidArgument, "the app name \(quoted(name)) must be 1 to 128 printable characters, without tabs or newlines")
         }
     }
 
@@ -115,7 +118,8 @@ public struct ReleaseComment: Sendable, Hashable {
             guard app == identity else {
                 throw AutoupdateError(
                     .signature,
-                    "\(signature) is for the app \(quoted(app)), not for \(quoted(identity)) (a release of another app signed with the same key); if this is that app, pass --app \(app)")
+                    "\(signature) is for the app \(quoted(app)), not for \(quoted(identity)) (a release of another app signed with the same key); if this is that app, pass --app \(app)"
+                )
             }
         } else if pinned {
             throw AutoupdateError(
@@ -126,7 +130,10 @@ public struct ReleaseComment: Sendable, Hashable {
     /// Checks that an archive's signature speaks of this archive and this version.
     func check(archive: String, version: Version) throws {
         guard let file else {
-            throw AutoupdateError(.signature, "the signature's trusted comment names no file (expected 'file:\(archive)'; sign with 'autoupdate publish --secret-key' or 'autoupdate sign --version')")
+            throw AutoupdateError(
+                .signature,
+                "the signature's trusted comment names no file (expected 'file:\(archive)'; sign with 'autoupdate publish --secret-key' or 'autoupdate sign --version')"
+            )
         }
         guard file == archive else {
             throw AutoupdateError(.signature, "the signature is for \(quoted(file)), not for \(quoted(archive))")
@@ -135,7 +142,8 @@ public struct ReleaseComment: Sendable, Hashable {
             throw AutoupdateError(.signature, "the signature's trusted comment names no version (expected 'version:\(version)')")
         }
         guard let signed = try? Version(named), signed == version else {
-            throw AutoupdateError(.signature, "the signature is for version \(quoted(named)), not for \(version) (a replayed or mismatched release)")
+            throw AutoupdateError(
+                .signature, "the signature is for version \(quoted(named)), not for \(version) (a replayed or mismatched release)")
         }
     }
 }

@@ -39,7 +39,7 @@ public struct ArchiveName: Sendable, Hashable, CustomStringConvertible {
             throw AutoupdateError(.invalidArgument, "the archive name \(shown) contains control characters")
         }
         guard let format = ArchiveFormat(fileName: name), [.zip, .tarGzip, .tarBzip2].contains(format),
-              name.lowercased().hasSuffix(format.fileExtension), name.count > format.fileExtension.count
+            name.lowercased().hasSuffix(format.fileExtension), name.count > format.fileExtension.count
         else {
             throw AutoupdateError(
                 .invalidArgument, "the archive name \(shown) must end with .zip, .tar.gz or .tar.bz2")

@@ -58,7 +58,8 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
         }
         guard components.user == nil, components.password == nil else {
             throw AutoupdateError(
-                .invalidURL, "the update URL for host '\(host)' holds credentials (user@host); they are refused because they would be logged")
+                .invalidURL,
+                "the update URL for host '\(host)' holds credentials (user@host); they are refused because they would be logged")
         }
         components.scheme = "https"
         components.query = nil
@@ -99,7 +100,7 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
         }
         let candidate = text[..<colon]
         guard let first = candidate.first, first.isASCII, first.isLetter,
-              candidate.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+            candidate.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
         else {
             return nil
         }

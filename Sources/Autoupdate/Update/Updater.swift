@@ -156,7 +156,10 @@ public final class Updater: Sendable {
     ///   - url: The update folder on the server.
     ///   - configuration: Archive name, trust, caps.
     ///   - logger: Where the update's progress and warnings go.
-    public init(folder: AppFolder, url: UpdateURL, configuration: UpdaterConfiguration = UpdaterConfiguration(), logger: Logger = Logger(label: "autoupdate.update")) {
+    public init(
+        folder: AppFolder, url: UpdateURL, configuration: UpdaterConfiguration = UpdaterConfiguration(),
+        logger: Logger = Logger(label: "autoupdate.update")
+    ) {
         self.folder = folder
         self.url = url
         self.configuration = configuration
@@ -167,7 +170,8 @@ public final class Updater: Sendable {
         extraction.startsWriteBack = true
         extractor = Extractor(configuration: extraction, logger: logger)
         checker = VersionChecker(
-            folder: folder, url: url, downloader: downloader, trust: configuration.trust, timeout: configuration.checkTimeout, logger: logger)
+            folder: folder, url: url, downloader: downloader, trust: configuration.trust, timeout: configuration.checkTimeout,
+            logger: logger)
         audit = AuditLog(folder: folder)
     }
 
@@ -284,7 +288,9 @@ public final class Updater: Sendable {
         let archiveURL = url.appending(configuration.archive.name)
         if let highest = folder.readHighestVersion(), version < highest {
             let error = AutoupdateError(
-                .rollback, "refusing \(version) from \(archiveURL.displayString): \(highest) was installed here before, and nothing older is installed again (rollback protection)")
+                .rollback,
+                "refusing \(version) from \(archiveURL.displayString): \(highest) was installed here before, and nothing older is installed again (rollback protection)"
+            )
             try? folder.removeQueue()
             audit.record(event: "update", url: archiveURL, version: version.description, decision: "refused", reason: error.message)
             throw error
@@ -333,7 +339,9 @@ public final class Updater: Sendable {
         } catch let error as AutoupdateError {
             try? TreeRemoval.remove(path: staging)
             let failure = error.adding(context: "updating to \(version) from \(archiveURL.displayString)")
-            audit.record(event: "update", url: archiveURL, status: error.httpStatus, bytes: bytes, version: version.description, decision: "refused", reason: failure.message)
+            audit.record(
+                event: "update", url: archiveURL, status: error.httpStatus, bytes: bytes, version: version.description, decision: "refused",
+                reason: failure.message)
             throw failure
         } catch {
             try? TreeRemoval.remove(path: staging)
@@ -378,7 +386,8 @@ public final class Updater: Sendable {
             let comment = ReleaseComment(signature.trustedComment)
             try comment.check(archive: configuration.archive.name, version: version)
             try comment.check(
-                app: configuration.trust.appIdentity(for: url), pinned: configuration.trust.app != nil, signature: signatureURL.displayString)
+                app: configuration.trust.appIdentity(for: url), pinned: configuration.trust.app != nil,
+                signature: signatureURL.displayString)
             return (signature, verifier, comment.size, comment.unpacked)
         } catch let error as AutoupdateError {
             let failure = error.adding(context: "refusing \(version) from \(archiveURL.displayString)")
@@ -408,7 +417,9 @@ public final class Updater: Sendable {
         try await install(prepared, keepingPrevious: true, onEvent: onEvent)
     }
 
-    private func install(_ prepared: PreparedUpdate, keepingPrevious: Bool, onEvent: @escaping @Sendable (UpdateEvent) -> Void) async throws -> PreviousVersion? {
+    private func install(
+        _ prepared: PreparedUpdate, keepingPrevious: Bool, onEvent: @escaping @Sendable (UpdateEvent) -> Void
+    ) async throws -> PreviousVersion? {
         let installLock = try await folder.waitingBriefly(for: folder.lockForInstall)
         defer { withExtendedLifetime(installLock) {} }
         let archiveURL = url.appending(configuration.archive.name)
@@ -416,10 +427,13 @@ public final class Updater: Sendable {
         // to stop, for a watch's swap) past the expiry of the version.txt that announced it.
         if configuration.trust.requireFreshVersion, (prepared.freshUntil ?? .distantPast) <= Date() {
             prepared.discard()
-            let until = prepared.freshUntil.map { "was fresh until \(ISO8601DateFormatter().string(from: $0)) and has expired since" } ?? "was not checked for freshness"
+            let until =
+                prepared.freshUntil.map { "was fresh until \(ISO8601DateFormatter().string(from: $0)) and has expired since" }
+                ?? "was not checked for freshness"
             let error = AutoupdateError(
                 .signature, "refusing to install \(prepared.version): the server's signed version.txt \(until); the next check asks again")
-            audit.record(event: "update", url: archiveURL, version: prepared.version.description, decision: "refused", reason: error.message)
+            audit.record(
+                event: "update", url: archiveURL, version: prepared.version.description, decision: "refused", reason: error.message)
             throw error
         }
         onEvent(.installing(prepared.version))
@@ -466,8 +480,14 @@ public final class Updater: Sendable {
         if let bad {
             try folder.markBad(bad)
         }
-        audit.record(event: "rollback", version: previous.version.description, decision: "rolled-back", reason: "\(bad.map { "\($0) " } ?? "")\(reason)")
-        logger.attention("rolled back", metadata: ["update.version.bad": "\(bad.map(\.description) ?? "?")", "update.version": "\(previous.version)", "reason": "\(reason)"])
+        audit.record(
+            event: "rollback", version: previous.version.description, decision: "rolled-back",
+            reason: "\(bad.map { "\($0) " } ?? "")\(reason)")
+        logger.attention(
+            "rolled back",
+            metadata: [
+                "update.version.bad": "\(bad.map(\.description) ?? "?")", "update.version": "\(previous.version)", "reason": "\(reason)",
+            ])
     }
 
     /// Removes a kept version that is no longer needed.

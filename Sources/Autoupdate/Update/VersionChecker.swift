@@ -34,7 +34,10 @@ public final class VersionChecker: Sendable {
         /// expiry and the latest time its age allows. An install re-checks it.
         let freshUntil: Date?
 
-        init(installed: Version, available: Version?, outcome: AppFolder.CheckOutcome, fromQueue: Bool, notModified: Bool, freshUntil: Date? = nil) {
+        init(
+            installed: Version, available: Version?, outcome: AppFolder.CheckOutcome, fromQueue: Bool, notModified: Bool,
+            freshUntil: Date? = nil
+        ) {
             self.installed = installed
             self.available = available
             self.outcome = outcome
@@ -124,13 +127,16 @@ public final class VersionChecker: Sendable {
             server = try Version(text)
         } catch {
             try folder.removeQueue()  // the server no longer announces what it may hold
-            logger.attention("the server's version.txt is not a valid version", metadata: [
-                "update.url": "\(versionURL.displayString)", "update.server.text": "\(quoted(text))",
-            ])
+            logger.attention(
+                "the server's version.txt is not a valid version",
+                metadata: [
+                    "update.url": "\(versionURL.displayString)", "update.server.text": "\(quoted(text))",
+                ])
             try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
             try? AtomicFile.write(Array(text.utf8), to: folder.serverInvalidDumpPath)
             try folder.appendCheckLog(old: installed, outcome: .serverInvalid)
-            audit.record(event: "check", url: versionURL, status: status, decision: "server-invalid", reason: "version.txt holds \(quoted(text))")
+            audit.record(
+                event: "check", url: versionURL, status: status, decision: "server-invalid", reason: "version.txt holds \(quoted(text))")
             return Result(installed: installed, available: nil, outcome: .serverInvalid, fromQueue: false, notModified: notModified)
         }
         guard server > installed else {
@@ -186,7 +192,8 @@ public final class VersionChecker: Sendable {
     /// - Returns: Until when it holds: its expiry, or sooner when the maximum age says so.
     private func checkFreshness(of text: String, signatureURL: URL) async throws -> Date {
         guard trust.requiresSignatures else {
-            throw AutoupdateError(.invalidArgument, "a fresh version.txt is required, but no public key was given to check its signature with")
+            throw AutoupdateError(
+                .invalidArgument, "a fresh version.txt is required, but no public key was given to check its signature with")
         }
         let signature = try await downloader.signature(at: signatureURL)
         let verified: Minisign.Verified
@@ -204,22 +211,26 @@ public final class VersionChecker: Sendable {
         guard let expires = comment.expires else {
             throw AutoupdateError(
                 .signature,
-                "\(signatureURL.displayString) names no expiry (its trusted comment needs 'expires:<unix time>'; sign with 'autoupdate sign version.txt --expires-in S')")
+                "\(signatureURL.displayString) names no expiry (its trusted comment needs 'expires:<unix time>'; sign with 'autoupdate sign version.txt --expires-in S')"
+            )
         }
         guard expires > now else {
             throw AutoupdateError(
                 .signature,
-                "\(signatureURL.displayString) expired at \(ISO8601DateFormatter().string(from: expires)): the publisher stopped re-signing version.txt, or the server replays an old one")
+                "\(signatureURL.displayString) expired at \(ISO8601DateFormatter().string(from: expires)): the publisher stopped re-signing version.txt, or the server replays an old one"
+            )
         }
         var freshUntil = expires
         if let maxAge = trust.maxVersionAge {
             guard let signed = comment.timestamp else {
-                throw AutoupdateError(.signature, "\(signatureURL.displayString) names no signing time ('timestamp:'), and a maximum age is required")
+                throw AutoupdateError(
+                    .signature, "\(signatureURL.displayString) names no signing time ('timestamp:'), and a maximum age is required")
             }
             guard now.timeIntervalSince(signed) <= maxAge.timeInterval else {
                 throw AutoupdateError(
                     .signature,
-                    "\(signatureURL.displayString) was signed at \(ISO8601DateFormatter().string(from: signed)), longer ago than the maximum age of \(maxAge.seconds) s")
+                    "\(signatureURL.displayString) was signed at \(ISO8601DateFormatter().string(from: signed)), longer ago than the maximum age of \(maxAge.seconds) s"
+                )
             }
             freshUntil = min(expires, signed.addingTimeInterval(maxAge.timeInterval))
         }
@@ -244,7 +255,7 @@ public final class VersionChecker: Sendable {
 
     private func readCache() -> Cache? {
         guard let data = FileManager.default.contents(atPath: cachePath),
-              let cache = try? JSONDecoder().decode(Cache.self, from: data), cache.url == url.description
+            let cache = try? JSONDecoder().decode(Cache.self, from: data), cache.url == url.description
         else { return nil }
         return cache
     }

@@ -12,7 +12,8 @@ extension Version {
     public init(_ text: String) throws {
         guard text.utf8.count <= Self.maximumTextLength else {
             throw AutoupdateError(
-                .invalidVersion, "\(quoted(text, limit: 40)) is not a valid version here: it is longer than \(Self.maximumTextLength) bytes")
+                .invalidVersion, "\(quoted(text, limit: 40)) is not a valid version here: it is longer than \(Self.maximumTextLength) bytes"
+            )
         }
         var parser = VersionParser(text)
         guard let version = parser.parse() else {

@@ -246,8 +246,10 @@ struct WatchStateMachine {
     }
 
     private mutating func scheduleRestart() -> Action {
-        schedule(.restart, after: exponentialBackoff(
-            failure: failedRuns, base: configuration.retryBase, cap: configuration.maxRestartDelay, jitter: 0.5 + random() / 2))
+        schedule(
+            .restart,
+            after: exponentialBackoff(
+                failure: failedRuns, base: configuration.retryBase, cap: configuration.maxRestartDelay, jitter: 0.5 + random() / 2))
     }
 
     private mutating func checkFailed(retryAfter: Duration?) -> Action {

@@ -149,7 +149,8 @@ public actor Watcher: Service {
         let archive = try ArchiveName(newfiles)
         updater = Updater(
             folder: folder, url: updateURL,
-            configuration: UpdaterConfiguration(archive: archive, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout),
+            configuration: UpdaterConfiguration(
+                archive: archive, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout),
             logger: logger)
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,
@@ -385,10 +386,12 @@ public actor Watcher: Service {
         do {
             let started = try await startApp(announce: false)
             let gap = ContinuousClock.now - stoppedAt
-            logger.info("swapped versions", metadata: [
-                "update.version.old": "\(update.installed)", "update.version.new": "\(update.version)",
-                "watch.swap_gap": "\(gap)", "process.pid.old": "\(oldPID ?? 0)",
-            ])
+            logger.info(
+                "swapped versions",
+                metadata: [
+                    "update.version.old": "\(update.installed)", "update.version.new": "\(update.version)",
+                    "watch.swap_gap": "\(gap)", "process.pid.old": "\(oldPID ?? 0)",
+                ])
             eventSink.yield(.swapped(from: update.installed, to: update.version, gap: gap))
             eventSink.yield(started)
         } catch {

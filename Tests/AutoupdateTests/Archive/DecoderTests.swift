@@ -28,7 +28,8 @@ struct DecoderTests {
     init() throws {
         folder = try TemporaryDirectory()
         // Compressible text and incompressible noise, so blocks of every kind appear.
-        plain = Array(String(repeating: "autoupdate streams archives while they download. ", count: 4_000).utf8)
+        plain =
+            Array(String(repeating: "autoupdate streams archives while they download. ", count: 4_000).utf8)
             + Fixtures.randomBytes(count: 100_000, seed: 5)
         try Data(plain).write(to: folder.url.appending(path: "plain"))
     }
@@ -90,7 +91,9 @@ struct DecoderTests {
                 try decode(Self.gzipDecoder(kind), Array(gz[..<cut]), seed: 2)
             }
         }
-        #expect { try decode(Self.gzipDecoder(kind), [], seed: 1) } throws: { ($0 as? AutoupdateError)?.message == "the gzip stream is empty" }
+        #expect { try decode(Self.gzipDecoder(kind), [], seed: 1) } throws: {
+            ($0 as? AutoupdateError)?.message == "the gzip stream is empty"
+        }
     }
 
     @Test("not gzip: bad magic is named", arguments: gzipDecoders)

@@ -32,90 +32,204 @@ struct HostileArchiveTests {
     static let evil = Array("evil\n".utf8)
 
     static let cases: [Case] = [
-        Case(label: "tar: ../ traversal", fileName: "a.tar",
-             bytes: tar { $0.entry("../outside.txt", content: evil) }, code: .unsafeEntry, fragment: "'../outside.txt' contains '..'"),
-        Case(label: "tar: traversal in the middle", fileName: "a.tar",
-             bytes: tar { $0.entry("a/../../outside.txt", content: evil) }, code: .unsafeEntry, fragment: "'a/../../outside.txt'"),
-        Case(label: "tar: absolute path", fileName: "a.tar",
-             bytes: tar { $0.entry("/tmp/autoupdate-evil", content: evil) }, code: .unsafeEntry, fragment: "'/tmp/autoupdate-evil' has an absolute path"),
-        Case(label: "tar: symlink then write through it", fileName: "a.tar",
-             bytes: tar { $0.entry("link", type: "2", linkTarget: "../etc"); $0.entry("link/passwd", content: evil) },
-             code: .unsafeEntry, fragment: "'link/passwd' would write through the symlink 'link'"),
-        Case(label: "tar: symlink inside, then write through it", fileName: "a.tar",
-             bytes: tar { $0.entry("real/", type: "5"); $0.entry("link", type: "2", linkTarget: "real"); $0.entry("link/x", content: evil) },
-             code: .unsafeEntry, fragment: "'link/x' would write through the symlink 'link'"),
-        Case(label: "tar: symlink leaving the destination", fileName: "a.tar",
-             bytes: tar { $0.entry("up", type: "2", linkTarget: "../outside.txt") }, code: .unsafeEntry, fragment: "symlink 'up' points to '../outside.txt'"),
-        Case(label: "tar: absolute symlink", fileName: "a.tar",
-             bytes: tar { $0.entry("etc", type: "2", linkTarget: "/etc") }, code: .unsafeEntry, fragment: "symlink 'etc' points to '/etc'"),
-        Case(label: "tar: two symlinks that escape together", fileName: "a.tar",
-             bytes: tar { $0.entry("here", type: "2", linkTarget: "."); $0.entry("out", type: "2", linkTarget: "here/../outside.txt") },
-             code: .unsafeEntry, fragment: "symlink 'out' points to 'here/../outside.txt'"),
-        Case(label: "tar: symlink loop", fileName: "a.tar",
-             bytes: tar { $0.entry("a", type: "2", linkTarget: "b/x"); $0.entry("b", type: "2", linkTarget: "a/y") },
-             code: .unsafeEntry, fragment: "leaves the destination"),
-        Case(label: "tar: hard link to an outside file", fileName: "a.tar",
-             bytes: tar { $0.entry("h", type: "1", linkTarget: "/etc/passwd") }, code: .unsafeEntry, fragment: "hard link 'h' points to '/etc/passwd'"),
-        Case(label: "tar: hard link up and out", fileName: "a.tar",
-             bytes: tar { $0.entry("h", type: "1", linkTarget: "../outside.txt") }, code: .unsafeEntry, fragment: "hard link 'h'"),
-        Case(label: "tar: hard link to a missing entry", fileName: "a.tar",
-             bytes: tar { $0.entry("h", type: "1", linkTarget: "nothing") }, code: .unsafeEntry, fragment: "not an earlier file of the archive"),
-        Case(label: "tar: hard link to a symlink", fileName: "a.tar",
-             bytes: tar { $0.entry("s", type: "2", linkTarget: "x"); $0.entry("h", type: "1", linkTarget: "s") },
-             code: .unsafeEntry, fragment: "hard link 'h' points to 's'"),
-        Case(label: "tar: character device", fileName: "a.tar",
-             bytes: tar { $0.entry("null", type: "3") }, code: .unsafeEntry, fragment: "'null' is a device file"),
-        Case(label: "tar: block device", fileName: "a.tar",
-             bytes: tar { $0.entry("disk", type: "4") }, code: .unsafeEntry, fragment: "'disk' is a device file"),
-        Case(label: "tar: FIFO", fileName: "a.tar",
-             bytes: tar { $0.entry("pipe", type: "6") }, code: .unsafeEntry, fragment: "'pipe' is a FIFO"),
-        Case(label: "tar: unknown type", fileName: "a.tar",
-             bytes: tar { $0.entry("odd", type: "Q") }, code: .unsupportedArchive, fragment: "'odd' has the unsupported tar type 'Q'"),
-        Case(label: "tar: bad header checksum", fileName: "a.tar",
-             bytes: tar { $0.entry("ok.txt", content: evil); $0.entry("bad.txt", content: evil, corruptChecksum: true) },
-             code: .checksumMismatch, fragment: "checksum mismatch at byte 1024"),
-        Case(label: "tar: declared size longer than the data", fileName: "a.tar",
-             bytes: { var b = TarBuilder(); b.entry("big.txt", content: evil, declaredSize: 100_000); return b.bytes }(),
-             code: .corruptArchive, fragment: "truncated"),
-        Case(label: "tar: missing end marker", fileName: "a.tar",
-             bytes: { var b = TarBuilder(); b.entry("a.txt", content: evil); return b.bytes }(),
-             code: .corruptArchive, fragment: "no end-of-archive marker"),
-        Case(label: "tar: a folder where a file was", fileName: "a.tar",
-             bytes: tar { $0.entry("x", content: evil); $0.entry("x/y", content: evil) }, code: .unsafeEntry, fragment: "'x/y' needs 'x' to be a folder"),
-        Case(label: "tar: a file replacing a symlink", fileName: "a.tar",
-             bytes: tar { $0.entry("s", type: "2", linkTarget: "t"); $0.entry("s", content: evil) }, code: .unsafeEntry, fragment: "'s' collides with an earlier symlink"),
-        Case(label: "zip: ../ traversal", fileName: "a.zip",
-             bytes: zip([.init("../outside.txt", evil)]), code: .unsafeEntry, fragment: "'../outside.txt' contains '..'"),
-        Case(label: "zip: backslash traversal", fileName: "a.zip",
-             bytes: zip([.init("..\\outside.txt", evil)]), code: .unsafeEntry, fragment: "contains a backslash"),
-        Case(label: "zip: absolute path", fileName: "a.zip",
-             bytes: zip([.init("/tmp/autoupdate-evil", evil)]), code: .unsafeEntry, fragment: "has an absolute path"),
-        Case(label: "zip: symlink leaving the destination", fileName: "a.zip",
-             bytes: zip([.init("up", Array("../outside.txt".utf8), unixMode: 0o120777)]), code: .unsafeEntry, fragment: "symlink 'up' points to '../outside.txt'"),
-        Case(label: "zip: CRC mismatch", fileName: "a.zip",
-             bytes: zip([{ var e = ZipBuilder.Entry("a.txt", evil); e.crc = 12345; return e }()]), code: .checksumMismatch, fragment: "'a.txt' is corrupt: CRC-32 mismatch"),
-        Case(label: "zip: local and central names differ", fileName: "a.zip",
-             bytes: zip([{ var e = ZipBuilder.Entry("innocent.txt", evil); e.centralName = "evil.sh"; return e }()]),
-             code: .unsafeEntry, fragment: "named 'innocent.txt' in its local header but 'evil.sh' in the central directory"),
-        Case(label: "zip: local and central names differ, in a spooled entry (stored, with a data descriptor)", fileName: "a.zip",
-             bytes: zip([.init("first.txt", evil), { var e = ZipBuilder.Entry("innocent.txt", evil); e.centralName = "evil.sh"; e.dataDescriptor = true; return e }()]),
-             code: .unsafeEntry, fragment: "zip entry 2 is named 'innocent.txt' in its local header but 'evil.sh' in the central directory"),
-        Case(label: "zip: duplicate names", fileName: "a.zip",
-             bytes: zip([.init("a.txt", evil), .init("a.txt", evil)]), code: .unsafeEntry, fragment: "'a.txt' collides with an earlier entry"),
-        Case(label: "zip: encrypted entry", fileName: "a.zip",
-             bytes: zip([{ var e = ZipBuilder.Entry("secret.txt", evil); e.flags |= 1; return e }()]), code: .unsupportedArchive, fragment: "'secret.txt' is encrypted"),
-        Case(label: "zip: unsupported method", fileName: "a.zip",
-             bytes: zip([{ var e = ZipBuilder.Entry("b.txt", evil); e.method = 12; return e }()]), code: .unsupportedArchive, fragment: "'b.txt' uses compression bzip2"),
-        Case(label: "zip: a size that lies", fileName: "a.zip",
-             bytes: zip([{ var e = ZipBuilder.Entry("small.txt", evil); e.declaredSize = 2; return e }()]), code: .corruptArchive, fragment: "'small.txt'"),
-        Case(label: "zip: device in the central directory", fileName: "a.zip",
-             bytes: zip([.init("dev", [], unixMode: 0o020644)]), code: .unsafeEntry, fragment: "'dev' is a device file"),
-        Case(label: "garbage named .zip", fileName: "garbage.zip",
-             bytes: Array(String(repeating: "not a zip at all ", count: 50).utf8), code: .corruptArchive, fragment: "not a zip archive"),
-        Case(label: "garbage named .tar.gz", fileName: "garbage.tar.gz",
-             bytes: Array(String(repeating: "not gzip ", count: 50).utf8), code: .corruptArchive, fragment: "not a gzip stream"),
-        Case(label: "garbage named .tar", fileName: "garbage.tar",
-             bytes: Array(String(repeating: "not tar! ", count: 200).utf8), code: .corruptArchive, fragment: "not a tar archive"),
+        Case(
+            label: "tar: ../ traversal", fileName: "a.tar",
+            bytes: tar { $0.entry("../outside.txt", content: evil) }, code: .unsafeEntry, fragment: "'../outside.txt' contains '..'"),
+        Case(
+            label: "tar: traversal in the middle", fileName: "a.tar",
+            bytes: tar { $0.entry("a/../../outside.txt", content: evil) }, code: .unsafeEntry, fragment: "'a/../../outside.txt'"),
+        Case(
+            label: "tar: absolute path", fileName: "a.tar",
+            bytes: tar { $0.entry("/tmp/autoupdate-evil", content: evil) }, code: .unsafeEntry,
+            fragment: "'/tmp/autoupdate-evil' has an absolute path"),
+        Case(
+            label: "tar: symlink then write through it", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("link", type: "2", linkTarget: "../etc")
+                $0.entry("link/passwd", content: evil)
+            },
+            code: .unsafeEntry, fragment: "'link/passwd' would write through the symlink 'link'"),
+        Case(
+            label: "tar: symlink inside, then write through it", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("real/", type: "5")
+                $0.entry("link", type: "2", linkTarget: "real")
+                $0.entry("link/x", content: evil)
+            },
+            code: .unsafeEntry, fragment: "'link/x' would write through the symlink 'link'"),
+        Case(
+            label: "tar: symlink leaving the destination", fileName: "a.tar",
+            bytes: tar { $0.entry("up", type: "2", linkTarget: "../outside.txt") }, code: .unsafeEntry,
+            fragment: "symlink 'up' points to '../outside.txt'"),
+        Case(
+            label: "tar: absolute symlink", fileName: "a.tar",
+            bytes: tar { $0.entry("etc", type: "2", linkTarget: "/etc") }, code: .unsafeEntry, fragment: "symlink 'etc' points to '/etc'"),
+        Case(
+            label: "tar: two symlinks that escape together", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("here", type: "2", linkTarget: ".")
+                $0.entry("out", type: "2", linkTarget: "here/../outside.txt")
+            },
+            code: .unsafeEntry, fragment: "symlink 'out' points to 'here/../outside.txt'"),
+        Case(
+            label: "tar: symlink loop", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("a", type: "2", linkTarget: "b/x")
+                $0.entry("b", type: "2", linkTarget: "a/y")
+            },
+            code: .unsafeEntry, fragment: "leaves the destination"),
+        Case(
+            label: "tar: hard link to an outside file", fileName: "a.tar",
+            bytes: tar { $0.entry("h", type: "1", linkTarget: "/etc/passwd") }, code: .unsafeEntry,
+            fragment: "hard link 'h' points to '/etc/passwd'"),
+        Case(
+            label: "tar: hard link up and out", fileName: "a.tar",
+            bytes: tar { $0.entry("h", type: "1", linkTarget: "../outside.txt") }, code: .unsafeEntry, fragment: "hard link 'h'"),
+        Case(
+            label: "tar: hard link to a missing entry", fileName: "a.tar",
+            bytes: tar { $0.entry("h", type: "1", linkTarget: "nothing") }, code: .unsafeEntry,
+            fragment: "not an earlier file of the archive"),
+        Case(
+            label: "tar: hard link to a symlink", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("s", type: "2", linkTarget: "x")
+                $0.entry("h", type: "1", linkTarget: "s")
+            },
+            code: .unsafeEntry, fragment: "hard link 'h' points to 's'"),
+        Case(
+            label: "tar: character device", fileName: "a.tar",
+            bytes: tar { $0.entry("null", type: "3") }, code: .unsafeEntry, fragment: "'null' is a device file"),
+        Case(
+            label: "tar: block device", fileName: "a.tar",
+            bytes: tar { $0.entry("disk", type: "4") }, code: .unsafeEntry, fragment: "'disk' is a device file"),
+        Case(
+            label: "tar: FIFO", fileName: "a.tar",
+            bytes: tar { $0.entry("pipe", type: "6") }, code: .unsafeEntry, fragment: "'pipe' is a FIFO"),
+        Case(
+            label: "tar: unknown type", fileName: "a.tar",
+            bytes: tar { $0.entry("odd", type: "Q") }, code: .unsupportedArchive, fragment: "'odd' has the unsupported tar type 'Q'"),
+        Case(
+            label: "tar: bad header checksum", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("ok.txt", content: evil)
+                $0.entry("bad.txt", content: evil, corruptChecksum: true)
+            },
+            code: .checksumMismatch, fragment: "checksum mismatch at byte 1024"),
+        Case(
+            label: "tar: declared size longer than the data", fileName: "a.tar",
+            bytes: {
+                var b = TarBuilder()
+                b.entry("big.txt", content: evil, declaredSize: 100_000)
+                return b.bytes
+            }(),
+            code: .corruptArchive, fragment: "truncated"),
+        Case(
+            label: "tar: missing end marker", fileName: "a.tar",
+            bytes: {
+                var b = TarBuilder()
+                b.entry("a.txt", content: evil)
+                return b.bytes
+            }(),
+            code: .corruptArchive, fragment: "no end-of-archive marker"),
+        Case(
+            label: "tar: a folder where a file was", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("x", content: evil)
+                $0.entry("x/y", content: evil)
+            }, code: .unsafeEntry, fragment: "'x/y' needs 'x' to be a folder"),
+        Case(
+            label: "tar: a file replacing a symlink", fileName: "a.tar",
+            bytes: tar {
+                $0.entry("s", type: "2", linkTarget: "t")
+                $0.entry("s", content: evil)
+            }, code: .unsafeEntry, fragment: "'s' collides with an earlier symlink"),
+        Case(
+            label: "zip: ../ traversal", fileName: "a.zip",
+            bytes: zip([.init("../outside.txt", evil)]), code: .unsafeEntry, fragment: "'../outside.txt' contains '..'"),
+        Case(
+            label: "zip: backslash traversal", fileName: "a.zip",
+            bytes: zip([.init("..\\outside.txt", evil)]), code: .unsafeEntry, fragment: "contains a backslash"),
+        Case(
+            label: "zip: absolute path", fileName: "a.zip",
+            bytes: zip([.init("/tmp/autoupdate-evil", evil)]), code: .unsafeEntry, fragment: "has an absolute path"),
+        Case(
+            label: "zip: symlink leaving the destination", fileName: "a.zip",
+            bytes: zip([.init("up", Array("../outside.txt".utf8), unixMode: 0o120777)]), code: .unsafeEntry,
+            fragment: "symlink 'up' points to '../outside.txt'"),
+        Case(
+            label: "zip: CRC mismatch", fileName: "a.zip",
+            bytes: zip([
+                {
+                    var e = ZipBuilder.Entry("a.txt", evil)
+                    e.crc = 12345
+                    return e
+                }()
+            ]), code: .checksumMismatch, fragment: "'a.txt' is corrupt: CRC-32 mismatch"),
+        Case(
+            label: "zip: local and central names differ", fileName: "a.zip",
+            bytes: zip([
+                {
+                    var e = ZipBuilder.Entry("innocent.txt", evil)
+                    e.centralName = "evil.sh"
+                    return e
+                }()
+            ]),
+            code: .unsafeEntry, fragment: "named 'innocent.txt' in its local header but 'evil.sh' in the central directory"),
+        Case(
+            label: "zip: local and central names differ, in a spooled entry (stored, with a data descriptor)", fileName: "a.zip",
+            bytes: zip([
+                .init("first.txt", evil),
+                {
+                    var e = ZipBuilder.Entry("innocent.txt", evil)
+                    e.centralName = "evil.sh"
+                    e.dataDescriptor = true
+                    return e
+                }(),
+            ]),
+            code: .unsafeEntry, fragment: "zip entry 2 is named 'innocent.txt' in its local header but 'evil.sh' in the central directory"),
+        Case(
+            label: "zip: duplicate names", fileName: "a.zip",
+            bytes: zip([.init("a.txt", evil), .init("a.txt", evil)]), code: .unsafeEntry, fragment: "'a.txt' collides with an earlier entry"
+        ),
+        Case(
+            label: "zip: encrypted entry", fileName: "a.zip",
+            bytes: zip([
+                {
+                    var e = ZipBuilder.Entry("secret.txt", evil)
+                    e.flags |= 1
+                    return e
+                }()
+            ]), code: .unsupportedArchive, fragment: "'secret.txt' is encrypted"),
+        Case(
+            label: "zip: unsupported method", fileName: "a.zip",
+            bytes: zip([
+                {
+                    var e = ZipBuilder.Entry("b.txt", evil)
+                    e.method = 12
+                    return e
+                }()
+            ]), code: .unsupportedArchive, fragment: "'b.txt' uses compression bzip2"),
+        Case(
+            label: "zip: a size that lies", fileName: "a.zip",
+            bytes: zip([
+                {
+                    var e = ZipBuilder.Entry("small.txt", evil)
+                    e.declaredSize = 2
+                    return e
+                }()
+            ]), code: .corruptArchive, fragment: "'small.txt'"),
+        Case(
+            label: "zip: device in the central directory", fileName: "a.zip",
+            bytes: zip([.init("dev", [], unixMode: 0o020644)]), code: .unsafeEntry, fragment: "'dev' is a device file"),
+        Case(
+            label: "garbage named .zip", fileName: "garbage.zip",
+            bytes: Array(String(repeating: "not a zip at all ", count: 50).utf8), code: .corruptArchive, fragment: "not a zip archive"),
+        Case(
+            label: "garbage named .tar.gz", fileName: "garbage.tar.gz",
+            bytes: Array(String(repeating: "not gzip ", count: 50).utf8), code: .corruptArchive, fragment: "not a gzip stream"),
+        Case(
+            label: "garbage named .tar", fileName: "garbage.tar",
+            bytes: Array(String(repeating: "not tar! ", count: 200).utf8), code: .corruptArchive, fragment: "not a tar archive"),
     ]
 
     @Test("fails, names the entry, writes nothing outside and rolls back", arguments: cases)
@@ -131,7 +245,9 @@ struct HostileArchiveTests {
         #expect(!FileManager.default.fileExists(atPath: "/tmp/autoupdate-evil"))
     }
 
-    @Test("a compression bomb stops at the byte cap", arguments: [("zeros.tar.gz", "tar -czf zeros.tar.gz big"), ("zeros.zip", "zip -q zeros.zip big")])
+    @Test(
+        "a compression bomb stops at the byte cap",
+        arguments: [("zeros.tar.gz", "tar -czf zeros.tar.gz big"), ("zeros.zip", "zip -q zeros.zip big")])
     func bomb(name: String, command: String) async throws {
         let sandbox = try ExtractionSandbox()
         let work = try TemporaryDirectory()
@@ -162,12 +278,13 @@ struct HostileArchiveTests {
         let source = work.url.appending(path: "src")
         try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
         try SampleTree.write(to: source, hardLinks: false)
-        let command = switch name {
-        case "a.zip": "cd src && zip -qry ../a.zip ."
-        case "a.tar": "tar -cf a.tar -C src ."
-        case "a.tar.bz2": "tar -cjf a.tar.bz2 -C src ."
-        default: "tar -czf a.tar.gz -C src ."
-        }
+        let command =
+            switch name {
+            case "a.zip": "cd src && zip -qry ../a.zip ."
+            case "a.tar": "tar -cf a.tar -C src ."
+            case "a.tar.bz2": "tar -cjf a.tar.bz2 -C src ."
+            default: "tar -czf a.tar.gz -C src ."
+            }
         try await shell(command, in: work.url)
         let whole = Array(try Data(contentsOf: work.url.appending(path: name)))
         // A plain tar ends with its first zero block (what follows is padding): cut before that
@@ -198,7 +315,12 @@ struct HostileArchiveTests {
         let precious = sandbox.destination.appending(path: "a.txt")
         try Data("precious\n".utf8).write(to: precious)
         let archive = sandbox.folder.url.appending(path: "a.tar")
-        try Data(Self.tar { $0.entry("new.txt", content: Self.evil); $0.entry("a.txt", content: Self.evil) }).write(to: archive)
+        try Data(
+            Self.tar {
+                $0.entry("new.txt", content: Self.evil)
+                $0.entry("a.txt", content: Self.evil)
+            }
+        ).write(to: archive)
         await expectFailure(.unsafeEntry, containing: "already contains 'a.txt'") {
             _ = try await Extractor().extract(file: archive.path, to: sandbox.destination.path)
         }
@@ -228,11 +350,13 @@ struct HostileArchiveTests {
     func specialBits() async throws {
         let work = try TemporaryDirectory()
         let archive = work.url.appending(path: "a.tar")
-        try Data(Self.tar {
-            $0.entry("suid", content: Self.evil, mode: 0o4755)
-            $0.entry("sgid", content: Self.evil, mode: 0o2750)
-            $0.entry("sticky/", type: "5", mode: 0o1777)
-        }).write(to: archive)
+        try Data(
+            Self.tar {
+                $0.entry("suid", content: Self.evil, mode: 0o4755)
+                $0.entry("sgid", content: Self.evil, mode: 0o2750)
+                $0.entry("sticky/", type: "5", mode: 0o1777)
+            }
+        ).write(to: archive)
         _ = try await Extractor().extract(file: archive.path, to: work.url.appending(path: "out").path)
         let snapshot = try TreeSnapshot(work.url.appending(path: "out"))
         #expect(snapshot.nodes["suid"] == .file(mode: 0o755, bytes: Data(Self.evil)))
@@ -244,7 +368,12 @@ struct HostileArchiveTests {
     func laterMemberWins() async throws {
         let work = try TemporaryDirectory()
         let archive = work.url.appending(path: "a.tar")
-        try Data(Self.tar { $0.entry("a.txt", content: Array("one".utf8)); $0.entry("a.txt", content: Array("two".utf8)) }).write(to: archive)
+        try Data(
+            Self.tar {
+                $0.entry("a.txt", content: Array("one".utf8))
+                $0.entry("a.txt", content: Array("two".utf8))
+            }
+        ).write(to: archive)
         _ = try await Extractor().extract(file: archive.path, to: work.url.appending(path: "out").path)
         #expect(try String(contentsOf: work.url.appending(path: "out/a.txt"), encoding: .utf8) == "two")
     }
@@ -270,7 +399,9 @@ struct HostileArchiveTests {
             in: work.url)
         var zip = Array(try Data(contentsOf: work.url.appending(path: "a.zip")))
         let directoryStart = zip.count - 22 + 16
-        let offset = Int(zip[directoryStart]) | Int(zip[directoryStart + 1]) << 8 | Int(zip[directoryStart + 2]) << 16 | Int(zip[directoryStart + 3]) << 24
+        let offset =
+            Int(zip[directoryStart]) | Int(zip[directoryStart + 1]) << 8 | Int(zip[directoryStart + 2]) << 16 | Int(zip[directoryStart + 3])
+            << 24
         zip[offset - 10] ^= 0xFF
         let archive = work.url.appending(path: "bad.zip").path
         try Data(zip).write(to: URL(fileURLWithPath: archive))

@@ -23,7 +23,9 @@ struct PeerCompatibilityTests {
     }
 
     /// Extracts `bytes` (named `name`) into a fresh folder and snapshots what came out.
-    static func extract(_ bytes: [UInt8], name: String = "a.tar", configuration: ExtractionConfiguration = .init()) async throws -> TreeSnapshot {
+    static func extract(
+        _ bytes: [UInt8], name: String = "a.tar", configuration: ExtractionConfiguration = .init()
+    ) async throws -> TreeSnapshot {
         let work = try TemporaryDirectory()
         let archive = work.url.appending(path: name)
         try Data(bytes).write(to: archive)
@@ -32,8 +34,10 @@ struct PeerCompatibilityTests {
     }
 
     /// Expects `bytes` to be refused, with nothing left behind.
-    static func refuse(_ bytes: [UInt8], name: String = "a.tar", _ code: AutoupdateError.Code, _ fragment: String,
-                       sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func refuse(
+        _ bytes: [UInt8], name: String = "a.tar", _ code: AutoupdateError.Code, _ fragment: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let sandbox = try ExtractionSandbox()
         let archive = sandbox.folder.url.appending(path: name)
         try Data(bytes).write(to: archive)
@@ -130,26 +134,30 @@ struct PeerCompatibilityTests {
 
     @Test("a NUL in a pax key or in a path or link value is still refused")
     func paxNul() async throws {
-        try await Self.refuse(Self.tar {
-            $0.pax([("SCHILY.xattr.user\u{0}hidden", Array("x".utf8))])
-            $0.entry("a.txt", content: Self.text)
-        }, .corruptArchive, "a pax header key contains a NUL byte")
-        try await Self.refuse(Self.tar {
-            $0.pax([("path", Array("innocent.txt".utf8) + [0] + Array("evil.sh".utf8))])
-            $0.entry("a.txt", content: Self.text)
-        }, .corruptArchive, "the pax value of 'path' contains a NUL byte")
-        try await Self.refuse(Self.tar {
-            $0.pax([("linkpath", Array("t".utf8) + [0])])
-            $0.entry("l", type: "2", linkTarget: "t")
-        }, .corruptArchive, "the pax value of 'linkpath' contains a NUL byte")
+        try await Self.refuse(
+            Self.tar {
+                $0.pax([("SCHILY.xattr.user\u{0}hidden", Array("x".utf8))])
+                $0.entry("a.txt", content: Self.text)
+            }, .corruptArchive, "a pax header key contains a NUL byte")
+        try await Self.refuse(
+            Self.tar {
+                $0.pax([("path", Array("innocent.txt".utf8) + [0] + Array("evil.sh".utf8))])
+                $0.entry("a.txt", content: Self.text)
+            }, .corruptArchive, "the pax value of 'path' contains a NUL byte")
+        try await Self.refuse(
+            Self.tar {
+                $0.pax([("linkpath", Array("t".utf8) + [0])])
+                $0.entry("l", type: "2", linkTarget: "t")
+            }, .corruptArchive, "the pax value of 'linkpath' contains a NUL byte")
     }
 
     @Test("a global pax header that sets a path is refused; one that sets an mtime is read")
     func globalPax() async throws {
-        try await Self.refuse(Self.tar {
-            $0.pax([("path", Array("everything.txt".utf8))], type: "g")
-            $0.entry("a.txt", content: Self.text)
-        }, .unsupportedArchive, "a pax global header sets 'path'")
+        try await Self.refuse(
+            Self.tar {
+                $0.pax([("path", Array("everything.txt".utf8))], type: "g")
+                $0.entry("a.txt", content: Self.text)
+            }, .unsupportedArchive, "a pax global header sets 'path'")
         let bytes = Self.tar {
             $0.pax([("mtime", Array("1600000000".utf8)), ("comment", Array("made by git archive".utf8))], type: "g")
             $0.entry("a.txt", content: Self.text)
@@ -180,8 +188,9 @@ struct PeerCompatibilityTests {
         #expect(bytes.count < 100_000, "tar stored the holes: \(bytes.count) bytes")
         let out = work.url.appending(path: "out")
         _ = try await Extractor().extract(file: work.url.appending(path: "a.tar").path, to: out.path)
-        let result = try await ChildProcess.run("/bin/sh", ["-c", "cmp src/sparse out/sparse && cmp src/hole-only out/hole-only && cmp src/plain out/plain"],
-                                                currentDirectory: work.path)
+        let result = try await ChildProcess.run(
+            "/bin/sh", ["-c", "cmp src/sparse out/sparse && cmp src/hole-only out/hole-only && cmp src/plain out/plain"],
+            currentDirectory: work.path)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         var info = stat()
         #expect(stat(out.appending(path: "sparse").path, &info) == 0)
@@ -214,12 +223,15 @@ struct PeerCompatibilityTests {
         let expected = Array("abc".utf8) + [UInt8](repeating: 0, count: 97) + Array("def".utf8) + [UInt8](repeating: 0, count: 97)
         #expect(good.nodes == ["s.bin": .file(mode: 0o644, bytes: Data(expected))])
 
-        try await Self.refuse(sparse(map: "0,10,5,10", realSize: "200", stored: [UInt8](repeating: 1, count: 20)),
-                              .corruptArchive, "has a region out of order, overlapping or past the file's size")
-        try await Self.refuse(sparse(map: "0,3,190,20", realSize: "200", stored: [UInt8](repeating: 1, count: 23)),
-                              .corruptArchive, "has a region out of order, overlapping or past the file's size")
-        try await Self.refuse(sparse(map: "0,3,100,3", realSize: "200", stored: [UInt8](repeating: 1, count: 9)),
-                              .corruptArchive, "places 6 bytes, but 9 are stored")
+        try await Self.refuse(
+            sparse(map: "0,10,5,10", realSize: "200", stored: [UInt8](repeating: 1, count: 20)),
+            .corruptArchive, "has a region out of order, overlapping or past the file's size")
+        try await Self.refuse(
+            sparse(map: "0,3,190,20", realSize: "200", stored: [UInt8](repeating: 1, count: 23)),
+            .corruptArchive, "has a region out of order, overlapping or past the file's size")
+        try await Self.refuse(
+            sparse(map: "0,3,100,3", realSize: "200", stored: [UInt8](repeating: 1, count: 9)),
+            .corruptArchive, "places 6 bytes, but 9 are stored")
     }
 
     @Test("a GNU sparse 1.0 map of many regions is read in one pass, in any chunking")
@@ -268,9 +280,11 @@ struct PeerCompatibilityTests {
         var builder = TarBuilder()
         let stored = (0..<regions).map { UInt8(truncatingIfNeeded: $0 % 251 + 1) }
         // Old GNU magic ("ustar  "), so that the bytes from 345 on are the map, not a prefix.
-        builder.entry("old.bin", type: "S", declaredSize: regions, fields: [
-            257: Array("ustar  ".utf8) + [0], 386: map(0, 4), 482: [1], 483: octal(regions * 2),
-        ])
+        builder.entry(
+            "old.bin", type: "S", declaredSize: regions,
+            fields: [
+                257: Array("ustar  ".utf8) + [0], 386: map(0, 4), 482: [1], 483: octal(regions * 2),
+            ])
         var next = 4
         while next < regions {
             var block = map(next, 21)
@@ -320,14 +334,17 @@ struct PeerCompatibilityTests {
     @Test("a name that is not UTF-8 is refused with the reason, as is a name holding a newline")
     func names() async throws {
         // "café" in Latin-1, as old tars (and CPython's testtar) write it.
-        try await Self.refuse(Self.tar { $0.entry("", content: Self.text, rawName: Array("caf".utf8) + [0xE9]) },
-                              .unsupportedArchive, "is not UTF-8 (bytes 63 61 66 e9): names must be UTF-8 text, as filelist.txt records installed files")
-        try await Self.refuse(Self.tar {
-            $0.pax([("hdrcharset", Array("BINARY".utf8)), ("path", [0x6E, 0xFF, 0x6D])])
-            $0.entry("n", content: Self.text)
-        }, .unsupportedArchive, "the pax value of 'path' is not UTF-8")
-        try await Self.refuse(Self.tar { $0.entry("evil\nfilelist.txt", content: Self.text) },
-                              .unsafeEntry, "has a control character in its name; filelist.txt")
+        try await Self.refuse(
+            Self.tar { $0.entry("", content: Self.text, rawName: Array("caf".utf8) + [0xE9]) },
+            .unsupportedArchive, "is not UTF-8 (bytes 63 61 66 e9): names must be UTF-8 text, as filelist.txt records installed files")
+        try await Self.refuse(
+            Self.tar {
+                $0.pax([("hdrcharset", Array("BINARY".utf8)), ("path", [0x6E, 0xFF, 0x6D])])
+                $0.entry("n", content: Self.text)
+            }, .unsupportedArchive, "the pax value of 'path' is not UTF-8")
+        try await Self.refuse(
+            Self.tar { $0.entry("evil\nfilelist.txt", content: Self.text) },
+            .unsafeEntry, "has a control character in its name; filelist.txt")
         #expect(try await Self.extract(Self.tar { $0.entry("ünïcødé ✓.txt", content: Self.text) }).nodes.keys.sorted() == ["ünïcødé ✓.txt"])
     }
 
@@ -339,11 +356,13 @@ struct PeerCompatibilityTests {
         let destination = work.url.appending(path: "dest")
         try FileManager.default.createDirectory(at: destination.appending(path: "kept"), withIntermediateDirectories: true)
         let archive = work.url.appending(path: "a.tar")
-        try Data(Self.tar {
-            $0.entry("kept/new.txt", content: Self.text)
-            $0.entry("x/y/z/deep.txt", content: Self.text)
-            $0.entry("x/y/dev", type: "3")
-        }).write(to: archive)
+        try Data(
+            Self.tar {
+                $0.entry("kept/new.txt", content: Self.text)
+                $0.entry("x/y/z/deep.txt", content: Self.text)
+                $0.entry("x/y/dev", type: "3")
+            }
+        ).write(to: archive)
         await expectFailure(.unsafeEntry, containing: "'x/y/dev' is a device file") {
             _ = try await Extractor().extract(file: archive.path, to: destination.path)
         }
@@ -387,18 +406,21 @@ struct PeerCompatibilityTests {
 
     @Test("an entry with an empty name is the archive's own folder; a symlink may replace an earlier symlink")
     func emptyNameAndSymlinkReplacement() async throws {
-        let tree = try await Self.extract(Self.tar {
-            $0.entry("", type: "5", mode: 0o755)
-            $0.entry("link", type: "2", linkTarget: "old")
-            $0.entry("link", type: "2", linkTarget: "new")
-            $0.entry("new", content: Self.text)
-        })
+        let tree = try await Self.extract(
+            Self.tar {
+                $0.entry("", type: "5", mode: 0o755)
+                $0.entry("link", type: "2", linkTarget: "old")
+                $0.entry("link", type: "2", linkTarget: "new")
+                $0.entry("new", content: Self.text)
+            })
         #expect(tree.nodes == ["link": .symlink(target: "new"), "new": .file(mode: 0o644, bytes: Data(Self.text))])
     }
 
     // MARK: 4-5. Zip framing
 
-    static func zip(prefix: [UInt8] = [], offsetsIncludePrefix: Bool = false, trailing: [UInt8] = [], _ entries: [ZipBuilder.Entry]) -> [UInt8] {
+    static func zip(
+        prefix: [UInt8] = [], offsetsIncludePrefix: Bool = false, trailing: [UInt8] = [], _ entries: [ZipBuilder.Entry]
+    ) -> [UInt8] {
         var builder = ZipBuilder()
         builder.entries = entries
         builder.prefix = prefix
@@ -444,7 +466,8 @@ struct PeerCompatibilityTests {
             in: work.url)
         for name in ["sfx.zip", "adjusted.zip"] {
             let tree = try await Self.extract(Array(try Data(contentsOf: work.url.appending(path: name))), name: "a.zip")
-            #expect(tree.nodes["random"] == .file(mode: 0o644, bytes: try Data(contentsOf: work.url.appending(path: "src/random"))), "\(name)")
+            #expect(
+                tree.nodes["random"] == .file(mode: 0o644, bytes: try Data(contentsOf: work.url.appending(path: "src/random"))), "\(name)")
             #expect(tree.nodes.keys.sorted() == ["one", "random"], "\(name)")
         }
     }
@@ -453,18 +476,24 @@ struct PeerCompatibilityTests {
     func gapsAndTrailingBytes() async throws {
         var gap = ZipBuilder.Entry("b.txt", Self.text)
         gap.gapBefore = [UInt8](repeating: 0, count: 64)
-        #expect(try await Self.extract(Self.zip([.init("a.txt", Self.text), gap]), name: "a.zip").nodes.keys.sorted() == ["a.txt", "b.txt"])
+        #expect(
+            try await Self.extract(Self.zip([.init("a.txt", Self.text), gap]), name: "a.zip").nodes.keys.sorted() == ["a.txt", "b.txt"])
 
         var hiding = ZipBuilder.Entry("b.txt", Self.text)
         hiding.gapBefore = Array("junk".utf8) + [0x50, 0x4B, 0x03, 0x04] + [UInt8](repeating: 0, count: 60)
-        try await Self.refuse(Self.zip([.init("a.txt", Self.text), hiding]), name: "a.zip",
-                              .unsafeEntry, "holds a record at byte 45 that its central directory does not list")
+        try await Self.refuse(
+            Self.zip([.init("a.txt", Self.text), hiding]), name: "a.zip",
+            .unsafeEntry, "holds a record at byte 45 that its central directory does not list")
 
         let trailing = Array("signature block, padding\n".utf8)
-        #expect(try await Self.extract(Self.zip(trailing: trailing, [.init("a.txt", Self.text)]), name: "a.zip").nodes.keys.sorted() == ["a.txt"])
+        #expect(
+            try await Self.extract(Self.zip(trailing: trailing, [.init("a.txt", Self.text)]), name: "a.zip").nodes.keys.sorted() == [
+                "a.txt"
+            ])
 
         let secondEnd: [UInt8] = [0x50, 0x4B, 0x05, 0x06] + [UInt8](repeating: 0, count: 18)
-        try await Self.refuse(Self.zip(trailing: secondEnd, [.init("a.txt", Self.text)]), name: "a.zip",
-                              .corruptArchive, "unexpected data after the zip archive's end record")
+        try await Self.refuse(
+            Self.zip(trailing: secondEnd, [.init("a.txt", Self.text)]), name: "a.zip",
+            .corruptArchive, "unexpected data after the zip archive's end record")
     }
 }

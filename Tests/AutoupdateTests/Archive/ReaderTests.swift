@@ -76,23 +76,29 @@ struct ReaderChunkInvarianceTests {
         return (Array(try Data(contentsOf: work.url.appending(path: "out"))), work)
     }
 
-    @Test("tar: the same entries and bytes at any chunking", arguments: ["tar --format=gnu -cf out -C src .", "tar --format=posix -cf out -C src ."])
+    @Test(
+        "tar: the same entries and bytes at any chunking",
+        arguments: ["tar --format=gnu -cf out -C src .", "tar --format=posix -cf out -C src ."])
     func tar(command: String) async throws {
         let (bytes, _) = try await Self.archive(command)
         let whole = try await onDedicatedThread { try readTar(bytes, seed: 1_000_000) }
         #expect(whole.count > 10)
-        #expect(whole.contains { $0.entry.path.hasSuffix(String(repeating: "very-long-file-name-", count: 9) + ".txt") }, "a long name survives")
+        #expect(
+            whole.contains { $0.entry.path.hasSuffix(String(repeating: "very-long-file-name-", count: 9) + ".txt") }, "a long name survives"
+        )
         for seed in [0, 1, 2, 3] as [UInt64] {
             let chunked = try await onDedicatedThread { try readTar(bytes, seed: seed) }
             #expect(chunked == whole, "seed \(seed)")
         }
     }
 
-    @Test("zip: the same entries and bytes at any chunking, streamed or spooled", arguments: [
-        "cd src && zip -qry ../out.zip . && mv ../out.zip ../out",
-        "cd src && zip -qr - . | cat > ../out",
-        "${AUTOUPDATE_PYTHON:-python3} -c \"import zipfile, sys\nz = zipfile.ZipFile(sys.stdout.buffer, 'w')\nz.writestr('a.txt', 'stored')\nz.writestr(zipfile.ZipInfo('b.txt'), 'also stored')\nz.writestr('c.txt', 'x' * 5000, compress_type=zipfile.ZIP_DEFLATED)\nz.close()\" | cat > out",
-    ])
+    @Test(
+        "zip: the same entries and bytes at any chunking, streamed or spooled",
+        arguments: [
+            "cd src && zip -qry ../out.zip . && mv ../out.zip ../out",
+            "cd src && zip -qr - . | cat > ../out",
+            "${AUTOUPDATE_PYTHON:-python3} -c \"import zipfile, sys\nz = zipfile.ZipFile(sys.stdout.buffer, 'w')\nz.writestr('a.txt', 'stored')\nz.writestr(zipfile.ZipInfo('b.txt'), 'also stored')\nz.writestr('c.txt', 'x' * 5000, compress_type=zipfile.ZIP_DEFLATED)\nz.close()\" | cat > out",
+        ])
     func zip(command: String) async throws {
         let (bytes, folder) = try await Self.archive(command)
         let spoolFolder = folder.path
@@ -116,12 +122,13 @@ struct MutationFuzzTests {
         try Data("hello\n".utf8).write(to: source.appending(path: "dir/a.txt"))
         try Data(Fixtures.randomBytes(count: 3000, seed: 3)).write(to: source.appending(path: "b.bin"))
         try FileManager.default.createSymbolicLink(atPath: source.appending(path: "link").path, withDestinationPath: "dir/a.txt")
-        let command = switch name {
-        case "a.zip": "cd src && zip -qry ../a.zip ."
-        case "a.tar": "tar -cf a.tar -C src ."
-        case "a.tar.bz2": "tar -cjf a.tar.bz2 -C src ."
-        default: "tar -czf a.tar.gz -C src ."
-        }
+        let command =
+            switch name {
+            case "a.zip": "cd src && zip -qry ../a.zip ."
+            case "a.tar": "tar -cf a.tar -C src ."
+            case "a.tar.bz2": "tar -cjf a.tar.bz2 -C src ."
+            default: "tar -czf a.tar.gz -C src ."
+            }
         try await shell(command, in: work.url)
         let original = Array(try Data(contentsOf: work.url.appending(path: name)))
         let seed: UInt64 = 0xA0_70_0D_A7
@@ -219,7 +226,9 @@ struct ExtractorStreamingTests {
         }
         var signals = reached.stream.makeAsyncIterator()
         await signals.next()
-        #expect(FileManager.default.fileExists(atPath: destination.appending(path: "f0.bin").path), "files were extracted before the cancellation")
+        #expect(
+            FileManager.default.fileExists(atPath: destination.appending(path: "f0.bin").path),
+            "files were extracted before the cancellation")
         task.cancel()
         let result = await task.result
         #expect(throws: CancellationError.self) { try result.get() }

@@ -51,7 +51,11 @@ struct HandoffStateMachineTests {
         case .send(let element, let weight): .send(machine.send(element, weight: weight))
         case .parkProducer(let waiter): .park(machine.parkProducer(waiter))
         case .parkProducerUntilStopped(let waiter): .park(machine.parkProducerUntilStopped(waiter))
-        case .unparkProducer(let waiter): { machine.unparkProducer(waiter); return .none }()
+        case .unparkProducer(let waiter):
+            {
+                machine.unparkProducer(waiter)
+                return .none
+            }()
         case .next: .next(machine.next())
         case .parkConsumer(let waiter): .park(machine.parkConsumer(waiter))
         case .finish(let failure): .wake(machine.finish(failure: failure.map(Failure.init)))
@@ -78,139 +82,175 @@ struct HandoffStateMachineTests {
     }
 
     static let scenarios: [Scenario] = [
-        Scenario("elements come out in order, then the end", [
-            (.send(1, weight: 10), .send(.proceed(wake: nil))),
-            (.send(2, weight: 10), .send(.proceed(wake: nil))),
-            (.finish(failure: nil), .wake([])),
-            (.next, .next(.element(1, wakeProducer: nil))),
-            (.next, .next(.element(2, wakeProducer: nil))),
-            (.next, .next(.end)),
-            (.next, .next(.end)),
-        ]),
-        Scenario("a parked consumer is woken by the next element, exactly once", [
-            (.next, .next(.park)),
-            (.parkConsumer(7), .park(.parked)),
-            (.parkConsumer(7), .park(.parked)),
-            (.send(1, weight: 1), .send(.proceed(wake: 7))),
-            (.send(2, weight: 1), .send(.proceed(wake: nil))),
-            (.next, .next(.element(1, wakeProducer: nil))),
-        ]),
-        Scenario("a consumer that parks after an element arrived resumes at once", [
-            (.next, .next(.park)),
-            (.send(1, weight: 1), .send(.proceed(wake: nil))),
-            (.parkConsumer(7), .park(.resume)),
-            (.next, .next(.element(1, wakeProducer: nil))),
-        ]),
-        Scenario("the producer parks at the high mark and is woken at the low mark", [
-            (.send(1, weight: 40), .send(.proceed(wake: nil))),
-            (.send(2, weight: 40), .send(.proceed(wake: nil))),
-            (.send(3, weight: 40), .send(.park(wake: nil))),
-            (.parkProducer(9), .park(.parked)),
-            // 80 left, above the low mark of 50: no wake-up yet.
-            (.next, .next(.element(1, wakeProducer: nil))),
-            (.next, .next(.element(2, wakeProducer: 9))),
-            (.next, .next(.element(3, wakeProducer: nil))),
-            (.next, .next(.park)),
-        ]),
-        Scenario("a producer that parks after the consumer drained resumes at once", [
-            (.send(1, weight: 100), .send(.park(wake: nil))),
-            (.next, .next(.element(1, wakeProducer: nil))),
-            (.parkProducer(9), .park(.resume)),
-        ]),
-        Scenario("one heavy element is accepted even above the high mark", [
-            (.send(1, weight: 1000), .send(.park(wake: nil))),
-            (.next, .next(.element(1, wakeProducer: nil))),
-        ]),
-        Scenario("the consumer drains the buffer before it sees the failure, which sticks", [
-            (.send(1, weight: 5), .send(.proceed(wake: nil))),
-            (.finish(failure: "boom"), .wake([])),
-            (.next, .next(.element(1, wakeProducer: nil))),
-            (.next, .next(.fail(Failure(description: "boom")))),
-            (.next, .next(.fail(Failure(description: "boom")))),
-        ]),
-        Scenario("parked consumers are woken by the end", [
-            (.next, .next(.park)),
-            (.parkConsumer(1), .park(.parked)),
-            (.parkConsumer(2), .park(.parked)),
-            (.finish(failure: nil), .wake([1, 2])),
-            (.parkConsumer(1), .park(.resume)),
-            (.next, .next(.end)),
-        ]),
-        Scenario("several consumers are woken one per element", [
-            (.parkConsumer(1), .park(.parked)),
-            (.parkConsumer(2), .park(.parked)),
-            (.send(10, weight: 1), .send(.proceed(wake: 1))),
-            (.send(11, weight: 1), .send(.proceed(wake: 2))),
-            (.send(12, weight: 1), .send(.proceed(wake: nil))),
-        ]),
-        Scenario("cancelling wakes everyone parked, drops the buffer and refuses more", [
-            (.send(1, weight: 100), .send(.park(wake: nil))),
-            (.parkProducer(9), .park(.parked)),
-            (.cancel, .cancel(.init(wake: [9], isFirst: true))),
-            (.cancel, .cancel(.init(wake: [], isFirst: false))),
-            (.send(2, weight: 1), .send(.stopped(.cancelled))),
-            (.parkProducer(9), .park(.stopped(.cancelled))),
-            (.next, .next(.cancelled)),
-            (.parkConsumer(1), .park(.stopped(.cancelled))),
-        ]),
-        Scenario("cancelling wakes a parked consumer", [
-            (.parkConsumer(1), .park(.parked)),
-            (.cancel, .cancel(.init(wake: [1], isFirst: true))),
-            (.next, .next(.cancelled)),
-        ]),
-        Scenario("a consumer waits for the producer's acknowledgement of a cancellation", waitsForProducer: true, [
-            (.next, .next(.park)),
-            (.parkConsumer(3), .park(.parked)),
-            (.cancel, .cancel(.init(wake: [3], isFirst: true))),
-            // Woken, it asks again and must wait for the producer.
-            (.next, .next(.park)),
-            (.parkConsumer(3), .park(.parked)),
-            (.send(1, weight: 1), .send(.stopped(.cancelled))),
-            (.finish(failure: nil), .wake([3])),
-            (.next, .next(.cancelled)),
-            (.next, .next(.cancelled)),
-        ]),
-        Scenario("a consumer arriving after the cancellation waits for the producer too", waitsForProducer: true, [
-            (.cancel, .cancel(.init(wake: [], isFirst: true))),
-            (.next, .next(.park)),
-            (.parkConsumer(4), .park(.parked)),
-            (.finish(failure: "late"), .wake([4])),
-            (.next, .next(.cancelled)),
-        ]),
-        Scenario("cancelling after the end drops what was left", [
-            (.send(1, weight: 5), .send(.proceed(wake: nil))),
-            (.finish(failure: nil), .wake([])),
-            (.cancel, .cancel(.init(wake: [], isFirst: true))),
-            (.next, .next(.cancelled)),
-        ]),
-        Scenario("a consumer that ends wakes the parked producer, whose sends are refused", [
-            (.send(1, weight: 100), .send(.park(wake: nil))),
-            (.parkProducer(9), .park(.parked)),
-            (.consumerEnded, .wake([9])),
-            (.parkProducer(9), .park(.stopped(.consumerEnded))),
-            (.send(2, weight: 1), .send(.stopped(.consumerEnded))),
-            (.cancel, .cancel(.init(wake: [], isFirst: true))),
-            (.send(3, weight: 1), .send(.stopped(.cancelled))),
-        ]),
-        Scenario("a producer sleeping before a retry is woken only by a stop", [
-            (.parkProducerUntilStopped(9), .park(.parked)),
-            (.send(1, weight: 1), .send(.proceed(wake: nil))),
-            (.next, .next(.element(1, wakeProducer: nil))),
-            (.cancel, .cancel(.init(wake: [9], isFirst: true))),
-            (.parkProducerUntilStopped(9), .park(.stopped(.cancelled))),
-        ]),
-        Scenario("a timed-out sleeper is forgotten", [
-            (.parkProducerUntilStopped(9), .park(.parked)),
-            (.unparkProducer(9), .none),
-            (.cancel, .cancel(.init(wake: [], isFirst: true))),
-        ]),
-        Scenario("watermarks are kept sane", high: 0, low: 10, [
-            (.send(1, weight: 0), .send(.proceed(wake: nil))),
-            (.send(2, weight: 1), .send(.park(wake: nil))),
-            (.parkProducer(9), .park(.parked)),
-            (.next, .next(.element(1, wakeProducer: nil))),
-            (.next, .next(.element(2, wakeProducer: 9))),
-        ]),
+        Scenario(
+            "elements come out in order, then the end",
+            [
+                (.send(1, weight: 10), .send(.proceed(wake: nil))),
+                (.send(2, weight: 10), .send(.proceed(wake: nil))),
+                (.finish(failure: nil), .wake([])),
+                (.next, .next(.element(1, wakeProducer: nil))),
+                (.next, .next(.element(2, wakeProducer: nil))),
+                (.next, .next(.end)),
+                (.next, .next(.end)),
+            ]),
+        Scenario(
+            "a parked consumer is woken by the next element, exactly once",
+            [
+                (.next, .next(.park)),
+                (.parkConsumer(7), .park(.parked)),
+                (.parkConsumer(7), .park(.parked)),
+                (.send(1, weight: 1), .send(.proceed(wake: 7))),
+                (.send(2, weight: 1), .send(.proceed(wake: nil))),
+                (.next, .next(.element(1, wakeProducer: nil))),
+            ]),
+        Scenario(
+            "a consumer that parks after an element arrived resumes at once",
+            [
+                (.next, .next(.park)),
+                (.send(1, weight: 1), .send(.proceed(wake: nil))),
+                (.parkConsumer(7), .park(.resume)),
+                (.next, .next(.element(1, wakeProducer: nil))),
+            ]),
+        Scenario(
+            "the producer parks at the high mark and is woken at the low mark",
+            [
+                (.send(1, weight: 40), .send(.proceed(wake: nil))),
+                (.send(2, weight: 40), .send(.proceed(wake: nil))),
+                (.send(3, weight: 40), .send(.park(wake: nil))),
+                (.parkProducer(9), .park(.parked)),
+                // 80 left, above the low mark of 50: no wake-up yet.
+                (.next, .next(.element(1, wakeProducer: nil))),
+                (.next, .next(.element(2, wakeProducer: 9))),
+                (.next, .next(.element(3, wakeProducer: nil))),
+                (.next, .next(.park)),
+            ]),
+        Scenario(
+            "a producer that parks after the consumer drained resumes at once",
+            [
+                (.send(1, weight: 100), .send(.park(wake: nil))),
+                (.next, .next(.element(1, wakeProducer: nil))),
+                (.parkProducer(9), .park(.resume)),
+            ]),
+        Scenario(
+            "one heavy element is accepted even above the high mark",
+            [
+                (.send(1, weight: 1000), .send(.park(wake: nil))),
+                (.next, .next(.element(1, wakeProducer: nil))),
+            ]),
+        Scenario(
+            "the consumer drains the buffer before it sees the failure, which sticks",
+            [
+                (.send(1, weight: 5), .send(.proceed(wake: nil))),
+                (.finish(failure: "boom"), .wake([])),
+                (.next, .next(.element(1, wakeProducer: nil))),
+                (.next, .next(.fail(Failure(description: "boom")))),
+                (.next, .next(.fail(Failure(description: "boom")))),
+            ]),
+        Scenario(
+            "parked consumers are woken by the end",
+            [
+                (.next, .next(.park)),
+                (.parkConsumer(1), .park(.parked)),
+                (.parkConsumer(2), .park(.parked)),
+                (.finish(failure: nil), .wake([1, 2])),
+                (.parkConsumer(1), .park(.resume)),
+                (.next, .next(.end)),
+            ]),
+        Scenario(
+            "several consumers are woken one per element",
+            [
+                (.parkConsumer(1), .park(.parked)),
+                (.parkConsumer(2), .park(.parked)),
+                (.send(10, weight: 1), .send(.proceed(wake: 1))),
+                (.send(11, weight: 1), .send(.proceed(wake: 2))),
+                (.send(12, weight: 1), .send(.proceed(wake: nil))),
+            ]),
+        Scenario(
+            "cancelling wakes everyone parked, drops the buffer and refuses more",
+            [
+                (.send(1, weight: 100), .send(.park(wake: nil))),
+                (.parkProducer(9), .park(.parked)),
+                (.cancel, .cancel(.init(wake: [9], isFirst: true))),
+                (.cancel, .cancel(.init(wake: [], isFirst: false))),
+                (.send(2, weight: 1), .send(.stopped(.cancelled))),
+                (.parkProducer(9), .park(.stopped(.cancelled))),
+                (.next, .next(.cancelled)),
+                (.parkConsumer(1), .park(.stopped(.cancelled))),
+            ]),
+        Scenario(
+            "cancelling wakes a parked consumer",
+            [
+                (.parkConsumer(1), .park(.parked)),
+                (.cancel, .cancel(.init(wake: [1], isFirst: true))),
+                (.next, .next(.cancelled)),
+            ]),
+        Scenario(
+            "a consumer waits for the producer's acknowledgement of a cancellation", waitsForProducer: true,
+            [
+                (.next, .next(.park)),
+                (.parkConsumer(3), .park(.parked)),
+                (.cancel, .cancel(.init(wake: [3], isFirst: true))),
+                // Woken, it asks again and must wait for the producer.
+                (.next, .next(.park)),
+                (.parkConsumer(3), .park(.parked)),
+                (.send(1, weight: 1), .send(.stopped(.cancelled))),
+                (.finish(failure: nil), .wake([3])),
+                (.next, .next(.cancelled)),
+                (.next, .next(.cancelled)),
+            ]),
+        Scenario(
+            "a consumer arriving after the cancellation waits for the producer too", waitsForProducer: true,
+            [
+                (.cancel, .cancel(.init(wake: [], isFirst: true))),
+                (.next, .next(.park)),
+                (.parkConsumer(4), .park(.parked)),
+                (.finish(failure: "late"), .wake([4])),
+                (.next, .next(.cancelled)),
+            ]),
+        Scenario(
+            "cancelling after the end drops what was left",
+            [
+                (.send(1, weight: 5), .send(.proceed(wake: nil))),
+                (.finish(failure: nil), .wake([])),
+                (.cancel, .cancel(.init(wake: [], isFirst: true))),
+                (.next, .next(.cancelled)),
+            ]),
+        Scenario(
+            "a consumer that ends wakes the parked producer, whose sends are refused",
+            [
+                (.send(1, weight: 100), .send(.park(wake: nil))),
+                (.parkProducer(9), .park(.parked)),
+                (.consumerEnded, .wake([9])),
+                (.parkProducer(9), .park(.stopped(.consumerEnded))),
+                (.send(2, weight: 1), .send(.stopped(.consumerEnded))),
+                (.cancel, .cancel(.init(wake: [], isFirst: true))),
+                (.send(3, weight: 1), .send(.stopped(.cancelled))),
+            ]),
+        Scenario(
+            "a producer sleeping before a retry is woken only by a stop",
+            [
+                (.parkProducerUntilStopped(9), .park(.parked)),
+                (.send(1, weight: 1), .send(.proceed(wake: nil))),
+                (.next, .next(.element(1, wakeProducer: nil))),
+                (.cancel, .cancel(.init(wake: [9], isFirst: true))),
+                (.parkProducerUntilStopped(9), .park(.stopped(.cancelled))),
+            ]),
+        Scenario(
+            "a timed-out sleeper is forgotten",
+            [
+                (.parkProducerUntilStopped(9), .park(.parked)),
+                (.unparkProducer(9), .none),
+                (.cancel, .cancel(.init(wake: [], isFirst: true))),
+            ]),
+        Scenario(
+            "watermarks are kept sane", high: 0, low: 10,
+            [
+                (.send(1, weight: 0), .send(.proceed(wake: nil))),
+                (.send(2, weight: 1), .send(.park(wake: nil))),
+                (.parkProducer(9), .park(.parked)),
+                (.next, .next(.element(1, wakeProducer: nil))),
+                (.next, .next(.element(2, wakeProducer: 9))),
+            ]),
     ]
 
     @Test("transitions", arguments: scenarios)

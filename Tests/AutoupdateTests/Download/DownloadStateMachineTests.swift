@@ -76,217 +76,281 @@ struct DownloadStateMachineTests {
     static let transient = Machine.TransportEnd.failed(.init(kind: .transient, detail: "Connection reset"))
 
     static let scenarios: [Scenario] = [
-        Scenario("a plain download completes", expectedLength: 10, [
-            .start(offset: 0),
-            .headers(etag),
-            .body(6, length: 10, expect: .deliver(skip: 0)),
-            .body(4, expect: .deliver(skip: 0)),
-            .end(.completed, expect: .complete),
-        ]),
-        Scenario("a conditional request asks with both validators and accepts a 304", conditional: HTTPValidator(entityTag: "\"v1\"", lastModified: "Tue, 01 Dec 2026 00:00:00 GMT"), [
-            .start(offset: 0, headers: ["If-None-Match: \"v1\"", "If-Modified-Since: Tue, 01 Dec 2026 00:00:00 GMT"]),
-            .end(.completed, status: 304, expect: .complete),
-        ]),
-        Scenario("a 304 to an unconditional request is refused", [
-            .start(offset: 0),
-            .end(.completed, status: 304, expect: .fail(.httpStatus, containing: "unexpected HTTP status 304")),
-        ]),
-        Scenario("a dropped connection resumes with Range and If-Range", expectedLength: 10, [
-            .start(offset: 0),
-            .headers(etag),
-            .body(4, length: 10, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .retryWaitEnded(1, fails: false),
-            .start(offset: 4, headers: ["Range: bytes=4-", "If-Range: \"v1\""]),
-            .headers(["HTTP/1.1 206 Partial Content", "ETag: \"v1\"", "Content-Range: bytes 4-9/10"]),
-            .body(6, status: 206, length: 6, expect: .deliver(skip: 0)),
-            .end(.completed, status: 206, expect: .complete),
-        ]),
-        Scenario("a 206 at the wrong offset stops ranges; the next attempt starts over and skips what was delivered", expectedLength: 10, [
-            .start(offset: 0),
-            .headers(etag),
-            .body(4, length: 10, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 4, headers: ["Range: bytes=4-", "If-Range: \"v1\""]),
-            .headers(["HTTP/1.1 206 Partial Content", "Content-Range: bytes 2-9/10"]),
-            .body(8, status: 206, expect: .abort(.badContentRange("bytes 2-9/10"))),
-            // No progress in this attempt: the second failure in a row waits twice as long.
-            .end(.aborted, status: 206, expect: .retry(seconds: 2)),
-            .start(offset: 4),
-            .headers(["HTTP/1.1 200 OK"] + etag),
-            .body(3, length: 10, expect: .deliver(skip: 3)),
-            .body(3, expect: .deliver(skip: 1)),
-            .body(4, expect: .deliver(skip: 0)),
-            .end(.completed, expect: .complete),
-        ]),
-        Scenario("a 206 that disagrees on the complete length is a wrong range", [
-            .start(offset: 0),
-            .headers(etag),
-            .body(4, length: 10, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 4, headers: ["Range: bytes=4-", "If-Range: \"v1\""]),
-            .headers(["HTTP/1.1 206 Partial Content", "Content-Range: bytes 4-11/12"]),
-            .body(8, status: 206, expect: .abort(.badContentRange("bytes 4-11/12"))),
-        ]),
-        Scenario("a 200 answering a Range for the same file skips the bytes already delivered", [
-            .start(offset: 0),
-            .headers(etag),
-            .body(5, length: 8, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
-            .headers(["HTTP/1.1 200 OK"] + etag),
-            .body(8, length: 8, expect: .deliver(skip: 5)),
-            .end(.completed, expect: .complete),
-        ]),
-        Scenario("a changed validator on resume ends the download", [
-            .start(offset: 0),
-            .headers(etag),
-            .body(5, length: 8, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
-            .headers(["HTTP/1.1 200 OK", "ETag: \"v2\""]),
-            .body(8, length: 8, expect: .abort(.contentChanged)),
-            .end(.aborted, expect: .fail(.network, containing: "the file changed on the server")),
-        ]),
-        Scenario("a changed length on resume ends the download", [
-            .start(offset: 0),
-            .headers(etag),
-            .body(5, length: 8, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
-            .headers(["HTTP/1.1 200 OK"] + etag),
-            .body(9, length: 9, expect: .abort(.contentChanged)),
-        ]),
-        Scenario("without a strong validator a resume cannot ask for a range", [
-            .start(offset: 0),
-            .headers(["ETag: W/\"weak\""]),
-            .body(5, length: 8, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 5),
-        ]),
-        Scenario("an announced length other than the expected one fails before any byte", expectedLength: 10, [
-            .start(offset: 0),
-            .body(4, length: 12, expect: .abort(.tooLarge(12))),
-            .end(.aborted, expect: .fail(.sizeLimitExceeded, containing: "larger than the limit of 10 bytes")),
-        ]),
-        Scenario("a shorter announced length than expected is a length mismatch", expectedLength: 10, [
-            .start(offset: 0),
-            .body(4, length: 8, expect: .abort(.lengthMismatch(announced: 8))),
-            .end(.aborted, expect: .fail(.checksumMismatch, containing: "announced 8 bytes, expected 10")),
-        ]),
-        Scenario("a body longer than its header said is cut at the cap", expectedLength: 6, [
-            .start(offset: 0),
-            .body(4, length: 6, expect: .deliver(skip: 0)),
-            .body(4, expect: .abort(.tooLarge(8))),
-            .end(.aborted, expect: .fail(.sizeLimitExceeded, containing: "(8 bytes or more)")),
-        ]),
-        Scenario("a body shorter than expected fails at the end", expectedLength: 10, [
-            .start(offset: 0),
-            .body(4, expect: .deliver(skip: 0)),
-            .end(.completed, expect: .fail(.checksumMismatch, containing: "received 4 bytes, expected 10")),
-        ]),
-        Scenario("HTTP 416 on resume means the announced length was a lie", [
-            .start(offset: 0),
-            .headers(etag),
-            .body(5, length: 9, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
-            .end(.failed(.init(kind: .httpStatus(416, effectiveURL: nil), detail: "416")), status: 416,
-                 expect: .fail(.network, containing: "announced 9 bytes but has none after byte 5")),
-        ]),
-        Scenario("an HTTP error carries Retry-After and is not retried", [
-            .start(offset: 0),
-            .headers(["HTTP/1.1 503 Service Unavailable", "Retry-After: 120"]),
-            .end(.failed(.init(kind: .httpStatus(503, effectiveURL: nil), detail: "503")), status: 503,
-                 expect: .fail(.httpStatus, containing: "HTTP 503 and asked to retry after 120 s")),
-        ]),
-        Scenario("retries without progress stop after maxRetries, with growing delays", [
-            .start(offset: 0),
-            .end(transient, status: 0, expect: .retry(seconds: 1)),
-            .start(offset: 0),
-            .end(transient, status: 0, expect: .retry(seconds: 2)),
-            .start(offset: 0),
-            .end(transient, status: 0, expect: .fail(.network, containing: "the connection failed after 0 bytes")),
-        ]),
-        Scenario("progress resets the count of failures in a row", [
-            .start(offset: 0),
-            .end(transient, status: 0, expect: .retry(seconds: 1)),
-            .start(offset: 0),
-            .headers(etag),
-            .body(3, length: 100, expect: .deliver(skip: 0)),
-            .end(transient, expect: .retry(seconds: 1)),
-            .start(offset: 3, headers: ["Range: bytes=3-", "If-Range: \"v1\""]),
-            .end(transient, status: 0, expect: .retry(seconds: 2)),
-        ]),
-        Scenario("no connection within the connect timeout is retried with its own message", [
-            .start(offset: 0),
-            .end(.failed(.init(kind: .timedOut, detail: "Connection timed out")), status: 0,
-                 expect: .retry(seconds: 1)),
-            .start(offset: 0),
-            .end(.failed(.init(kind: .timedOut, detail: "Connection timed out")), status: 0,
-                 expect: .retry(seconds: 2)),
-            .start(offset: 0),
-            .end(.failed(.init(kind: .timedOut, detail: "Connection timed out")), status: 0,
-                 expect: .fail(.timeout, containing: "no connection within 15 s")),
-        ]),
-        Scenario("a TLS failure is final", [
-            .start(offset: 0),
-            .end(.failed(.init(kind: .tls(untrustedPeer: true), detail: "certificate verify failed")), status: 0,
-                 expect: .fail(.tls, containing: "a private CA can be added with caFile")),
-        ]),
-        Scenario("a redirect to http is refused, finally", [
-            .start(offset: 0),
-            .end(.failed(.init(kind: .redirectRefused(target: "http://example.test/x?secret=1"), detail: "")), status: 302,
-                 expect: .fail(.network, containing: "refused to follow a redirect to http://example.test/x: only https")),
-        ]),
-        Scenario("too many redirects are final", [
-            .start(offset: 0),
-            .end(.failed(.init(kind: .tooManyRedirects, detail: "")), status: 302, expect: .fail(.network, containing: "more than 5 redirects")),
-        ]),
-        Scenario("a stalled window aborts and retries; a drip across reconnects gets no fresh window", [
-            .start(offset: 0),
-            .headers(etag),
-            .body(100, length: 100_000, expect: .deliver(skip: 0)),
-            .tick(5, expect: nil),
-            // 100 bytes in 10 s: under the floor of 100 B/s... at 10 B/s.
-            .tick(10, expect: .stalled),
-            .end(.aborted, expect: .retry(seconds: 1)),
-            .start(offset: 100, headers: ["Range: bytes=100-", "If-Range: \"v1\""]),
-            .headers(["HTTP/1.1 206 Partial Content", "ETag: \"v1\"", "Content-Range: bytes 100-99999/100000"]),
-            .body(50, status: 206, expect: .deliver(skip: 0)),
-            .tick(20, expect: .stalled),
-            // Stalled attempts are no progress: the count goes on.
-            .end(.aborted, status: 206, expect: .retry(seconds: 2)),
-            .start(offset: 150, headers: ["Range: bytes=150-", "If-Range: \"v1\""]),
-            .tick(30, expect: .tooSlow(windows: 3)),
-            .end(.aborted, status: 0, expect: .fail(.timeout, containing: "in 3 windows of 10 s in a row")),
-        ]),
-        Scenario("a fast window resets the slow count", [
-            .start(offset: 0),
-            .body(10, expect: .deliver(skip: 0)),
-            .tick(10, expect: .stalled),
-            .end(.aborted, expect: .retry(seconds: 1)),
-            .start(offset: 10),
-            .body(5000, expect: .deliver(skip: 10)),
-            .tick(20, expect: nil),
-        ]),
-        Scenario("the deadline ends an attempt and a wait before a retry", [
-            .start(offset: 0),
-            .body(100_000, expect: .deliver(skip: 0)),
-            .tick(101, expect: .deadlineExceeded),
-            .end(.aborted, expect: .fail(.timeout, containing: "not finished within the deadline of 100 s")),
-        ]),
-        Scenario("a retry whose wait ends past the deadline fails", [
-            .start(offset: 0),
-            .end(transient, status: 0, expect: .retry(seconds: 1)),
-            .retryWaitEnded(100.5, fails: true),
-        ]),
-        Scenario("a cancellation is not retried", [
-            .start(offset: 0),
-            .body(10, expect: .deliver(skip: 0)),
-            .cancel,
-            .end(.aborted, expect: .cancelled),
-        ]),
+        Scenario(
+            "a plain download completes", expectedLength: 10,
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(6, length: 10, expect: .deliver(skip: 0)),
+                .body(4, expect: .deliver(skip: 0)),
+                .end(.completed, expect: .complete),
+            ]),
+        Scenario(
+            "a conditional request asks with both validators and accepts a 304",
+            conditional: HTTPValidator(entityTag: "\"v1\"", lastModified: "Tue, 01 Dec 2026 00:00:00 GMT"),
+            [
+                .start(offset: 0, headers: ["If-None-Match: \"v1\"", "If-Modified-Since: Tue, 01 Dec 2026 00:00:00 GMT"]),
+                .end(.completed, status: 304, expect: .complete),
+            ]),
+        Scenario(
+            "a 304 to an unconditional request is refused",
+            [
+                .start(offset: 0),
+                .end(.completed, status: 304, expect: .fail(.httpStatus, containing: "unexpected HTTP status 304")),
+            ]),
+        Scenario(
+            "a dropped connection resumes with Range and If-Range", expectedLength: 10,
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(4, length: 10, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .retryWaitEnded(1, fails: false),
+                .start(offset: 4, headers: ["Range: bytes=4-", "If-Range: \"v1\""]),
+                .headers(["HTTP/1.1 206 Partial Content", "ETag: \"v1\"", "Content-Range: bytes 4-9/10"]),
+                .body(6, status: 206, length: 6, expect: .deliver(skip: 0)),
+                .end(.completed, status: 206, expect: .complete),
+            ]),
+        Scenario(
+            "a 206 at the wrong offset stops ranges; the next attempt starts over and skips what was delivered", expectedLength: 10,
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(4, length: 10, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 4, headers: ["Range: bytes=4-", "If-Range: \"v1\""]),
+                .headers(["HTTP/1.1 206 Partial Content", "Content-Range: bytes 2-9/10"]),
+                .body(8, status: 206, expect: .abort(.badContentRange("bytes 2-9/10"))),
+                // No progress in this attempt: the second failure in a row waits twice as long.
+                .end(.aborted, status: 206, expect: .retry(seconds: 2)),
+                .start(offset: 4),
+                .headers(["HTTP/1.1 200 OK"] + etag),
+                .body(3, length: 10, expect: .deliver(skip: 3)),
+                .body(3, expect: .deliver(skip: 1)),
+                .body(4, expect: .deliver(skip: 0)),
+                .end(.completed, expect: .complete),
+            ]),
+        Scenario(
+            "a 206 that disagrees on the complete length is a wrong range",
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(4, length: 10, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 4, headers: ["Range: bytes=4-", "If-Range: \"v1\""]),
+                .headers(["HTTP/1.1 206 Partial Content", "Content-Range: bytes 4-11/12"]),
+                .body(8, status: 206, expect: .abort(.badContentRange("bytes 4-11/12"))),
+            ]),
+        Scenario(
+            "a 200 answering a Range for the same file skips the bytes already delivered",
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(5, length: 8, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
+                .headers(["HTTP/1.1 200 OK"] + etag),
+                .body(8, length: 8, expect: .deliver(skip: 5)),
+                .end(.completed, expect: .complete),
+            ]),
+        Scenario(
+            "a changed validator on resume ends the download",
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(5, length: 8, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
+                .headers(["HTTP/1.1 200 OK", "ETag: \"v2\""]),
+                .body(8, length: 8, expect: .abort(.contentChanged)),
+                .end(.aborted, expect: .fail(.network, containing: "the file changed on the server")),
+            ]),
+        Scenario(
+            "a changed length on resume ends the download",
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(5, length: 8, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
+                .headers(["HTTP/1.1 200 OK"] + etag),
+                .body(9, length: 9, expect: .abort(.contentChanged)),
+            ]),
+        Scenario(
+            "without a strong validator a resume cannot ask for a range",
+            [
+                .start(offset: 0),
+                .headers(["ETag: W/\"weak\""]),
+                .body(5, length: 8, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 5),
+            ]),
+        Scenario(
+            "an announced length other than the expected one fails before any byte", expectedLength: 10,
+            [
+                .start(offset: 0),
+                .body(4, length: 12, expect: .abort(.tooLarge(12))),
+                .end(.aborted, expect: .fail(.sizeLimitExceeded, containing: "larger than the limit of 10 bytes")),
+            ]),
+        Scenario(
+            "a shorter announced length than expected is a length mismatch", expectedLength: 10,
+            [
+                .start(offset: 0),
+                .body(4, length: 8, expect: .abort(.lengthMismatch(announced: 8))),
+                .end(.aborted, expect: .fail(.checksumMismatch, containing: "announced 8 bytes, expected 10")),
+            ]),
+        Scenario(
+            "a body longer than its header said is cut at the cap", expectedLength: 6,
+            [
+                .start(offset: 0),
+                .body(4, length: 6, expect: .deliver(skip: 0)),
+                .body(4, expect: .abort(.tooLarge(8))),
+                .end(.aborted, expect: .fail(.sizeLimitExceeded, containing: "(8 bytes or more)")),
+            ]),
+        Scenario(
+            "a body shorter than expected fails at the end", expectedLength: 10,
+            [
+                .start(offset: 0),
+                .body(4, expect: .deliver(skip: 0)),
+                .end(.completed, expect: .fail(.checksumMismatch, containing: "received 4 bytes, expected 10")),
+            ]),
+        Scenario(
+            "HTTP 416 on resume means the announced length was a lie",
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(5, length: 9, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 5, headers: ["Range: bytes=5-", "If-Range: \"v1\""]),
+                .end(
+                    .failed(.init(kind: .httpStatus(416, effectiveURL: nil), detail: "416")), status: 416,
+                    expect: .fail(.network, containing: "announced 9 bytes but has none after byte 5")),
+            ]),
+        Scenario(
+            "an HTTP error carries Retry-After and is not retried",
+            [
+                .start(offset: 0),
+                .headers(["HTTP/1.1 503 Service Unavailable", "Retry-After: 120"]),
+                .end(
+                    .failed(.init(kind: .httpStatus(503, effectiveURL: nil), detail: "503")), status: 503,
+                    expect: .fail(.httpStatus, containing: "HTTP 503 and asked to retry after 120 s")),
+            ]),
+        Scenario(
+            "retries without progress stop after maxRetries, with growing delays",
+            [
+                .start(offset: 0),
+                .end(transient, status: 0, expect: .retry(seconds: 1)),
+                .start(offset: 0),
+                .end(transient, status: 0, expect: .retry(seconds: 2)),
+                .start(offset: 0),
+                .end(transient, status: 0, expect: .fail(.network, containing: "the connection failed after 0 bytes")),
+            ]),
+        Scenario(
+            "progress resets the count of failures in a row",
+            [
+                .start(offset: 0),
+                .end(transient, status: 0, expect: .retry(seconds: 1)),
+                .start(offset: 0),
+                .headers(etag),
+                .body(3, length: 100, expect: .deliver(skip: 0)),
+                .end(transient, expect: .retry(seconds: 1)),
+                .start(offset: 3, headers: ["Range: bytes=3-", "If-Range: \"v1\""]),
+                .end(transient, status: 0, expect: .retry(seconds: 2)),
+            ]),
+        Scenario(
+            "no connection within the connect timeout is retried with its own message",
+            [
+                .start(offset: 0),
+                .end(
+                    .failed(.init(kind: .timedOut, detail: "Connection timed out")), status: 0,
+                    expect: .retry(seconds: 1)),
+                .start(offset: 0),
+                .end(
+                    .failed(.init(kind: .timedOut, detail: "Connection timed out")), status: 0,
+                    expect: .retry(seconds: 2)),
+                .start(offset: 0),
+                .end(
+                    .failed(.init(kind: .timedOut, detail: "Connection timed out")), status: 0,
+                    expect: .fail(.timeout, containing: "no connection within 15 s")),
+            ]),
+        Scenario(
+            "a TLS failure is final",
+            [
+                .start(offset: 0),
+                .end(
+                    .failed(.init(kind: .tls(untrustedPeer: true), detail: "certificate verify failed")), status: 0,
+                    expect: .fail(.tls, containing: "a private CA can be added with caFile")),
+            ]),
+        Scenario(
+            "a redirect to http is refused, finally",
+            [
+                .start(offset: 0),
+                .end(
+                    .failed(.init(kind: .redirectRefused(target: "http://example.test/x?secret=1"), detail: "")), status: 302,
+                    expect: .fail(.network, containing: "refused to follow a redirect to http://example.test/x: only https")),
+            ]),
+        Scenario(
+            "too many redirects are final",
+            [
+                .start(offset: 0),
+                .end(
+                    .failed(.init(kind: .tooManyRedirects, detail: "")), status: 302,
+                    expect: .fail(.network, containing: "more than 5 redirects")),
+            ]),
+        Scenario(
+            "a stalled window aborts and retries; a drip across reconnects gets no fresh window",
+            [
+                .start(offset: 0),
+                .headers(etag),
+                .body(100, length: 100_000, expect: .deliver(skip: 0)),
+                .tick(5, expect: nil),
+                // 100 bytes in 10 s: under the floor of 100 B/s... at 10 B/s.
+                .tick(10, expect: .stalled),
+                .end(.aborted, expect: .retry(seconds: 1)),
+                .start(offset: 100, headers: ["Range: bytes=100-", "If-Range: \"v1\""]),
+                .headers(["HTTP/1.1 206 Partial Content", "ETag: \"v1\"", "Content-Range: bytes 100-99999/100000"]),
+                .body(50, status: 206, expect: .deliver(skip: 0)),
+                .tick(20, expect: .stalled),
+                // Stalled attempts are no progress: the count goes on.
+                .end(.aborted, status: 206, expect: .retry(seconds: 2)),
+                .start(offset: 150, headers: ["Range: bytes=150-", "If-Range: \"v1\""]),
+                .tick(30, expect: .tooSlow(windows: 3)),
+                .end(.aborted, status: 0, expect: .fail(.timeout, containing: "in 3 windows of 10 s in a row")),
+            ]),
+        Scenario(
+            "a fast window resets the slow count",
+            [
+                .start(offset: 0),
+                .body(10, expect: .deliver(skip: 0)),
+                .tick(10, expect: .stalled),
+                .end(.aborted, expect: .retry(seconds: 1)),
+                .start(offset: 10),
+                .body(5000, expect: .deliver(skip: 10)),
+                .tick(20, expect: nil),
+            ]),
+        Scenario(
+            "the deadline ends an attempt and a wait before a retry",
+            [
+                .start(offset: 0),
+                .body(100_000, expect: .deliver(skip: 0)),
+                .tick(101, expect: .deadlineExceeded),
+                .end(.aborted, expect: .fail(.timeout, containing: "not finished within the deadline of 100 s")),
+            ]),
+        Scenario(
+            "a retry whose wait ends past the deadline fails",
+            [
+                .start(offset: 0),
+                .end(transient, status: 0, expect: .retry(seconds: 1)),
+                .retryWaitEnded(100.5, fails: true),
+            ]),
+        Scenario(
+            "a cancellation is not retried",
+            [
+                .start(offset: 0),
+                .body(10, expect: .deliver(skip: 0)),
+                .cancel,
+                .end(.aborted, expect: .cancelled),
+            ]),
     ]
 
     static func configuration() -> DownloadConfiguration {
@@ -346,4 +410,3 @@ struct DownloadStateMachineTests {
         #expect(Expected.fail(.network, containing: "the connection failed").matches(last))
     }
 }
-

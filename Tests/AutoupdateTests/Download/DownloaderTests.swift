@@ -203,9 +203,11 @@ struct DownloaderTests {
         }
     }
 
-    @Test("resumes after a dropped connection with Range and If-Range", arguments: [
-        TestHTTPSServer.Fault.truncate(after: 1_000_000), .reset(after: 1_000_000),
-    ])
+    @Test(
+        "resumes after a dropped connection with Range and If-Range",
+        arguments: [
+            TestHTTPSServer.Fault.truncate(after: 1_000_000), .reset(after: 1_000_000),
+        ])
     func resumes(fault: TestHTTPSServer.Fault) async throws {
         try await TestHTTPSServer.with(root: folder.url) { server in
             server.inject([fault], at: "a.bin", times: 1)
@@ -325,9 +327,11 @@ struct DownloaderTests {
         }
     }
 
-    @Test("a server that drips, stalls or never answers fails within the low-speed window", arguments: [
-        TestHTTPSServer.Fault.drip(bytes: 100, every: .milliseconds(200)), .stall(after: 100_000), .stallBeforeHeaders,
-    ])
+    @Test(
+        "a server that drips, stalls or never answers fails within the low-speed window",
+        arguments: [
+            TestHTTPSServer.Fault.drip(bytes: 100, every: .milliseconds(200)), .stall(after: 100_000), .stallBeforeHeaders,
+        ])
     func slowServers(fault: TestHTTPSServer.Fault) async throws {
         try await TestHTTPSServer.with(root: folder.url) { server in
             server.inject([fault], at: "a.bin")
@@ -395,17 +399,20 @@ struct DownloaderTests {
         try await TestHTTPSServer.with(root: folder.url) { server in
             let downloader = Downloader(configuration: .forTests())
             guard case .modified(let body, let validator?) = try await downloader.fetch(server.url("version.txt")) else {
-                Issue.record("expected a body with a validator"); return
+                Issue.record("expected a body with a validator")
+                return
             }
             #expect(body == Array("2.0\n".utf8))
             guard case .notModified = try await downloader.fetch(server.url("version.txt"), validator: validator) else {
-                Issue.record("expected 304"); return
+                Issue.record("expected 304")
+                return
             }
             #expect(server.requests(for: "version.txt").last?.header("If-None-Match") == validator.entityTag)
 
             try Data("3.0\n".utf8).write(to: folder.url.appending(path: "version.txt"))
             guard case .modified(let newer, _) = try await downloader.fetch(server.url("version.txt"), validator: validator) else {
-                Issue.record("expected the new body"); return
+                Issue.record("expected the new body")
+                return
             }
             #expect(newer == Array("3.0\n".utf8))
 
@@ -462,13 +469,16 @@ struct DownloaderTests {
         try await TestHTTPSServer.with(root: folder.url) { server in
             let result = try await ChildProcess.run(
                 BuiltProducts.directory.appending(path: "AutoupdateTestHelper").path,
-                ["slow-download", server.url("big.bin").absoluteString, "--ca-file", TestPKI.caFile,
-                 "--delay-microseconds", "1000"])
+                [
+                    "slow-download", server.url("big.bin").absoluteString, "--ca-file", TestPKI.caFile,
+                    "--delay-microseconds", "1000",
+                ])
             try #require(result.status == 0, "\(result.stderr)")
-            let fields = Dictionary(uniqueKeysWithValues: result.stdout.split(whereSeparator: \.isWhitespace).compactMap { pair in
-                let parts = pair.split(separator: "=")
-                return parts.count == 2 ? (String(parts[0]), Int(parts[1]) ?? -1) : nil
-            })
+            let fields = Dictionary(
+                uniqueKeysWithValues: result.stdout.split(whereSeparator: \.isWhitespace).compactMap { pair in
+                    let parts = pair.split(separator: "=")
+                    return parts.count == 2 ? (String(parts[0]), Int(parts[1]) ?? -1) : nil
+                })
             #expect(fields["bytes"] == 100 << 20)
             let growth = try #require(fields["peak-growth-kib"])
             print("peak RSS growth for a 100 MiB download with a slow consumer: \(growth) KiB")

@@ -3,16 +3,20 @@ import Testing
 
 @Suite("Response headers")
 struct ResponseHeadersTests {
-    @Test("Content-Range", arguments: [
-        ("bytes 0-9/100", ContentRange(first: 0, last: 9, completeLength: 100)),
-        ("bytes 50-99/*", ContentRange(first: 50, last: 99, completeLength: nil)),
-        ("BYTES 1-1/2", ContentRange(first: 1, last: 1, completeLength: 2)),
-    ] as [(String, ContentRange)])
+    @Test(
+        "Content-Range",
+        arguments: [
+            ("bytes 0-9/100", ContentRange(first: 0, last: 9, completeLength: 100)),
+            ("bytes 50-99/*", ContentRange(first: 50, last: 99, completeLength: nil)),
+            ("BYTES 1-1/2", ContentRange(first: 1, last: 1, completeLength: 2)),
+        ] as [(String, ContentRange)])
     func contentRange(header: String, expected: ContentRange) {
         #expect(ContentRange(header: header) == expected)
     }
 
-    @Test("malformed Content-Range", arguments: ["bytes 9-0/100", "bytes 0-99/50", "bytes */100", "items 0-1/2", "bytes 0-1", "bytes a-b/c", ""])
+    @Test(
+        "malformed Content-Range",
+        arguments: ["bytes 9-0/100", "bytes 0-99/50", "bytes */100", "items 0-1/2", "bytes 0-1", "bytes a-b/c", ""])
     func malformedContentRange(header: String) {
         #expect(ContentRange(header: header) == nil)
     }
@@ -31,20 +35,24 @@ struct ResponseHeadersTests {
         #expect(headers.retryAfter(now: now) == nil)
     }
 
-    @Test("Retry-After is capped at a day, whatever the server says", arguments: [
-        ("9223372036854775807", 86_400), ("99999999999999999999999", 86_400), ("31536000", 86_400), ("86401", 86_400),
-        ("Fri, 01 Jan 2099 00:00:00 GMT", 86_400), ("Thu, 01 Jan 1970 00:00:00 GMT", 0), ("0", 0), ("3600", 3600),
-    ] as [(String, Int64)])
+    @Test(
+        "Retry-After is capped at a day, whatever the server says",
+        arguments: [
+            ("9223372036854775807", 86_400), ("99999999999999999999999", 86_400), ("31536000", 86_400), ("86401", 86_400),
+            ("Fri, 01 Jan 2099 00:00:00 GMT", 86_400), ("Thu, 01 Jan 1970 00:00:00 GMT", 0), ("0", 0), ("3600", 3600),
+        ] as [(String, Int64)])
     func retryAfterCap(header: String, seconds: Int64) {
         var headers = ResponseHeaders()
         headers.take(line: "Retry-After: \(header)\r\n")
         #expect(headers.retryAfter() == .seconds(seconds))
     }
 
-    @Test("the next check honours Retry-After within bounds", arguments: [
-        // (Retry-After, backoff, interval, expected)
-        (nil, 2, 300, 2), (1, 2, 300, 2), (60, 2, 300, 60), (86_400, 2, 300, 1200), (86_400, 2, 60_000, 86_400),
-    ] as [(Int64?, Int64, Int64, Int64)])
+    @Test(
+        "the next check honours Retry-After within bounds",
+        arguments: [
+            // (Retry-After, backoff, interval, expected)
+            (nil, 2, 300, 2), (1, 2, 300, 2), (60, 2, 300, 60), (86_400, 2, 300, 1200), (86_400, 2, 60_000, 86_400),
+        ] as [(Int64?, Int64, Int64, Int64)])
     func retryPolicy(retryAfter: Int64?, backoff: Int64, interval: Int64, expected: Int64) {
         let delay = delayHonouringRetryAfter(retryAfter.map { .seconds($0) }, backoff: .seconds(backoff), interval: .seconds(interval))
         #expect(delay == .seconds(expected))

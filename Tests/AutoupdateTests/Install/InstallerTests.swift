@@ -43,7 +43,8 @@ struct InstallerTests {
     @Test("a release that turns a folder into a symlink installs (lib/ → lib -> lib64) (D7)")
     func folderBecomesSymlink() async throws {
         let scenario = try UpdateScenario()
-        try scenario.publish(["lib/a.so": .text("a 1\n"), "lib/sub/b.so": .text("b 1\n"), "lib/empty": .folder(mode: 0o750)], version: "1.0")
+        try scenario.publish(
+            ["lib/a.so": .text("a 1\n"), "lib/sub/b.so": .text("b 1\n"), "lib/empty": .folder(mode: 0o750)], version: "1.0")
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await updater(scenario, server).update()
             try scenario.publish(["lib": .symlink("lib64"), "lib64/a.so": .text("a 2\n")], version: "2.0")
@@ -98,7 +99,8 @@ struct InstallerTests {
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             let client = try Updater(
                 folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-                configuration: UpdaterConfiguration(archive: ArchiveName("project.tar.gz"), download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)),
+                configuration: UpdaterConfiguration(
+                    archive: ArchiveName("project.tar.gz"), download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)),
                 logger: Logger(label: "test"))
             _ = try await client.update()
             try scenario.publish([deep: .text("2.0\n"), "app": .text("2.0\n")], version: "2.0", archive: "project.tar.gz")
@@ -107,21 +109,26 @@ struct InstallerTests {
             try scenario.publish(["app": .text("3.0\n")], version: "3.0", archive: "project.tar.gz")
             #expect(try await client.update() == .updated(from: try Version("2.0"), to: try Version("3.0")))
             #expect(!client.hasInterruptedInstall)
-            let leftovers = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory).filter { $0.hasPrefix("backup-") || $0.hasPrefix("staging-") }
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory).filter {
+                $0.hasPrefix("backup-") || $0.hasPrefix("staging-")
+            }
             #expect(leftovers.isEmpty, "\(leftovers)")
         }
     }
 
-    @Test("a journal naming paths outside the app folder is refused, nothing is touched; the app still starts (D12)", arguments: [
-        #"{"version":"9.0","staging":"staging-x","backup":"backup-y","oldEntries":["../outside.txt"],"newEntries":[],"createdFolders":[]}"#,
-        #"{"version":"9.0","staging":"../../outside-folder","backup":"backup-y","oldEntries":[],"newEntries":[],"createdFolders":[]}"#,
-        #"{"version":"9.0","staging":"staging-x","backup":"backup-y","oldEntries":[],"newEntries":["/tmp/x"],"createdFolders":["a/../../b"]}"#,
-        #"{"version":"9.0","staging":"staging-x","backup":"backup-y","oldEntries":[],"newEntries":[],"createdFolders":[],"previousFileList":["version.txt"]}"#,
-        "{ not json",
-    ])
+    @Test(
+        "a journal naming paths outside the app folder is refused, nothing is touched; the app still starts (D12)",
+        arguments: [
+            #"{"version":"9.0","staging":"staging-x","backup":"backup-y","oldEntries":["../outside.txt"],"newEntries":[],"createdFolders":[]}"#,
+            #"{"version":"9.0","staging":"../../outside-folder","backup":"backup-y","oldEntries":[],"newEntries":[],"createdFolders":[]}"#,
+            #"{"version":"9.0","staging":"staging-x","backup":"backup-y","oldEntries":[],"newEntries":["/tmp/x"],"createdFolders":["a/../../b"]}"#,
+            #"{"version":"9.0","staging":"staging-x","backup":"backup-y","oldEntries":[],"newEntries":[],"createdFolders":[],"previousFileList":["version.txt"]}"#,
+            "{ not json",
+        ])
     func lyingJournal(journal: String) async throws {
         let scenario = try UpdateScenario()
-        try UpdateScenario.write(["app.sh": .text("#!/bin/sh\necho started\n", mode: 0o755), "version.txt": .text("1.0\n")], to: scenario.appFolder)
+        try UpdateScenario.write(
+            ["app.sh": .text("#!/bin/sh\necho started\n", mode: 0o755), "version.txt": .text("1.0\n")], to: scenario.appFolder)
         try UpdateScenario.write(["outside.txt": .text("keep\n"), "outside-folder/x": .text("keep\n")], to: scenario.work.url)
         try FileManager.default.createDirectory(atPath: scenario.folder.updateDirectory, withIntermediateDirectories: true)
         try Data(journal.utf8).write(to: URL(fileURLWithPath: scenario.folder.updateDirectory + "/journal.json"))

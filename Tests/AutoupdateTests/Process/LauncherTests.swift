@@ -18,7 +18,9 @@ private func appTree(version: String, exitCode: Int = 0) -> [String: UpdateScena
     return ["bin/app": .text(script, mode: 0o755), "share/data.txt": .text("data of \(version)\n")]
 }
 
-private func makeLauncher(_ scenario: UpdateScenario, _ server: TestHTTPSServer, _ fifo: Fifo, args: [String] = [], grace: Duration = .seconds(5)) throws -> Launcher {
+private func makeLauncher(
+    _ scenario: UpdateScenario, _ server: TestHTTPSServer, _ fifo: Fifo, args: [String] = [], grace: Duration = .seconds(5)
+) throws -> Launcher {
     try Launcher(
         filepath: "bin/app", url: server.baseURL.absoluteString, logLevel: .info, args: args, kwargs: ["mode": "fast", "fifo": fifo.path],
         folder: scenario.folder, download: .forTests(maxRetries: 1, caFile: TestPKI.caFile), grace: grace)
@@ -52,10 +54,11 @@ struct LauncherTests {
 
             // The seed's variables, as the app saw them.
             let environment = try String(contentsOf: scenario.appFolder.appending(path: "env-1.0.txt"), encoding: .utf8)
-            let variables = Dictionary(uniqueKeysWithValues: environment.split(separator: "\n").map { line in
-                let parts = line.split(separator: "=", maxSplits: 1)
-                return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
-            })
+            let variables = Dictionary(
+                uniqueKeysWithValues: environment.split(separator: "\n").map { line in
+                    let parts = line.split(separator: "=", maxSplits: 1)
+                    return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+                })
             #expect(variables["AUTOUPDATE_FILEPATH"] == scenario.appFolder.path + "/bin/app")
             #expect(variables["AUTOUPDATE_URL"] == server.baseURL.absoluteString)
             #expect(variables["AUTOUPDATE_NEWFILES"] == "project.zip")
@@ -153,8 +156,10 @@ struct LauncherTests {
     @Test("a filepath outside the app folder, a bad URL or archive name is refused at once")
     func invalidArguments() throws {
         let folder = AppFolder(path: "/opt/app")
-        for (filepath, url, archive) in [("../etc/passwd", "https://example.com/", "project.zip"), ("/usr/bin/env", "https://example.com/", "project.zip"),
-                                         ("bin/app", "ftp://example.com/", "project.zip"), ("bin/app", "https://example.com/", "project.rar")] {
+        for (filepath, url, archive) in [
+            ("../etc/passwd", "https://example.com/", "project.zip"), ("/usr/bin/env", "https://example.com/", "project.zip"),
+            ("bin/app", "ftp://example.com/", "project.zip"), ("bin/app", "https://example.com/", "project.rar"),
+        ] {
             #expect(throws: AutoupdateError.self) {
                 try Launcher(filepath: filepath, url: url, newfiles: archive, folder: folder)
             }
@@ -162,8 +167,9 @@ struct LauncherTests {
         let launcher = try Launcher(filepath: "/opt/app/bin/../bin/app", url: "http://example.com/app/?q=1", folder: folder)
         #expect(launcher.filepath == "/opt/app/bin/app")
         #expect(launcher.url.description == "https://example.com/app/")
-        #expect([launcher.versionDoc, launcher.fileList, launcher.versionCheckLog, launcher.updateDir, launcher.queueUpdate]
-            == ["version.txt", "filelist.txt", "version_check.log", ".pyautodownloads", ".queue"])
+        #expect(
+            [launcher.versionDoc, launcher.fileList, launcher.versionCheckLog, launcher.updateDir, launcher.queueUpdate]
+                == ["version.txt", "filelist.txt", "version_check.log", ".pyautodownloads", ".queue"])
     }
 
     @Test("UpdateContext reads the launcher's variables and names a malformed one")
@@ -177,7 +183,10 @@ struct LauncherTests {
         #expect(context.logLevel == .warning)
         #expect(context.newfiles == .default)
         #expect(try UpdateContext.fromEnvironment(context.environment) == context)
-        for (name, value) in [("AUTOUPDATE_PID", "x"), ("AUTOUPDATE_KWARGS", "[1]"), ("AUTOUPDATE_LOG_LEVEL", "loud"), ("AUTOUPDATE_URL", "ftp://x/"), ("AUTOUPDATE_NEWFILES", "a.rar")] {
+        for (name, value) in [
+            ("AUTOUPDATE_PID", "x"), ("AUTOUPDATE_KWARGS", "[1]"), ("AUTOUPDATE_LOG_LEVEL", "loud"), ("AUTOUPDATE_URL", "ftp://x/"),
+            ("AUTOUPDATE_NEWFILES", "a.rar"),
+        ] {
             var bad = good
             bad[name] = value
             let error = #expect(throws: AutoupdateError.self) { try UpdateContext.fromEnvironment(bad) }

@@ -28,10 +28,12 @@ struct ScriptBench {
 
 @Suite("ProcessSupervisor: real children")
 struct ProcessSupervisorTests {
-    @Test("exit codes and deaths by signal are reported as they happened", arguments: [
-        ("exit 0", TerminationStatus.exited(0), Int32(0)), ("exit 3", .exited(3), 3), ("exit 255", .exited(255), 255),
-        ("kill -KILL $$", .signaled(9), -9), ("kill -TERM $$", .signaled(15), -15), ("kill -SEGV $$", .signaled(11), -11),
-    ])
+    @Test(
+        "exit codes and deaths by signal are reported as they happened",
+        arguments: [
+            ("exit 0", TerminationStatus.exited(0), Int32(0)), ("exit 3", .exited(3), 3), ("exit 255", .exited(255), 255),
+            ("kill -KILL $$", .signaled(9), -9), ("kill -TERM $$", .signaled(15), -15), ("kill -SEGV $$", .signaled(11), -11),
+        ])
     func exitStatuses(body: String, expected: TerminationStatus, seedCode: Int32) async throws {
         let bench = try ScriptBench()
         let supervisor = bench.supervisor(try bench.script("app.sh", body))
@@ -48,9 +50,11 @@ struct ProcessSupervisorTests {
     func argumentsAndEnvironment() async throws {
         let bench = try ScriptBench()
         let path = try bench.script("args.sh", #"printf '%s\n' "$#" "$@" "$GREETING" "$(pwd)" > "$FIFO""#)
-        let supervisor = ProcessSupervisor(ProcessConfiguration(
-            executable: path, arguments: ["one", "two words", "", "ünï\"code"], environment: ["GREETING": "hello there", "PATH": "/usr/bin:/bin"],
-            workingDirectory: bench.folder.path))
+        let supervisor = ProcessSupervisor(
+            ProcessConfiguration(
+                executable: path, arguments: ["one", "two words", "", "ünï\"code"],
+                environment: ["GREETING": "hello there", "PATH": "/usr/bin:/bin"],
+                workingDirectory: bench.folder.path))
         #expect(try await supervisor.run() == .exited(0))
         var lines: [String] = []
         for _ in 0..<7 { lines.append(try await bench.events.nextLine()) }
@@ -85,7 +89,8 @@ struct ProcessSupervisorTests {
     func terminate() async throws {
         let bench = try ScriptBench()
         let grace = Duration.milliseconds(400)
-        let stubborn = bench.supervisor(try bench.script("stubborn.sh", "trap '' TERM\necho ready > \"$FIFO\"\nwhile :; do sleep 1; done"), grace: grace)
+        let stubborn = bench.supervisor(
+            try bench.script("stubborn.sh", "trap '' TERM\necho ready > \"$FIFO\"\nwhile :; do sleep 1; done"), grace: grace)
         try await stubborn.start()
         #expect(try await bench.events.nextLine() == "ready")
         let clock = ContinuousClock()
@@ -129,7 +134,10 @@ struct ProcessSupervisorTests {
         try await supervisor.start()
         let straggler = try #require(Int32(try await bench.events.nextLine()))
         #expect(try await supervisor.join() == .exited(4))
-        #expect(ProcessTable.isDead(straggler), "join returns once the group is gone; state \(String(describing: ProcessTable.state(of: straggler))) \((try? String(contentsOfFile: "/proc/\(straggler)/stat", encoding: .utf8)) ?? "")")
+        #expect(
+            ProcessTable.isDead(straggler),
+            "join returns once the group is gone; state \(String(describing: ProcessTable.state(of: straggler))) \((try? String(contentsOfFile: "/proc/\(straggler)/stat", encoding: .utf8)) ?? "")"
+        )
     }
 
     @Test("join with a timeout returns nil while the child runs, then its status")
@@ -150,7 +158,8 @@ struct ProcessSupervisorTests {
     @Test("cancelling the task that runs the child ends it; nothing is left")
     func cancellation() async throws {
         let bench = try ScriptBench()
-        let supervisor = bench.supervisor(try bench.script("sleeper.sh", "sleep 60 &\necho \"$$ $!\" > \"$FIFO\"\nwait"), grace: .seconds(2))
+        let supervisor = bench.supervisor(
+            try bench.script("sleeper.sh", "sleep 60 &\necho \"$$ $!\" > \"$FIFO\"\nwait"), grace: .seconds(2))
         let running = Task { try await supervisor.run() }
         let pids = try await bench.events.nextLine().split(separator: " ").compactMap { Int32($0) }
         #expect(pids.count == 2)
@@ -200,12 +209,14 @@ struct ProcessSupervisorTests {
 
     @Test("200 runs leave no descriptor, thread or zombie behind")
     func noLeaks() async throws {
-        let result = try await ChildProcess.run(BuiltProducts.directory.appending(path: "AutoupdateTestHelper").path, ["supervise-loop", "--count", "200"])
+        let result = try await ChildProcess.run(
+            BuiltProducts.directory.appending(path: "AutoupdateTestHelper").path, ["supervise-loop", "--count", "200"])
         #expect(result.status == 0, "\(result.stderr)")
-        let fields = Dictionary(uniqueKeysWithValues: result.stdout.split(whereSeparator: \.isWhitespace).compactMap { field -> (String, Int)? in
-            let parts = field.split(separator: "=")
-            return parts.count == 2 ? (String(parts[0]), Int(parts[1]) ?? -1) : nil
-        })
+        let fields = Dictionary(
+            uniqueKeysWithValues: result.stdout.split(whereSeparator: \.isWhitespace).compactMap { field -> (String, Int)? in
+                let parts = field.split(separator: "=")
+                return parts.count == 2 ? (String(parts[0]), Int(parts[1]) ?? -1) : nil
+            })
         #expect(fields["runs"] == 200)
         #expect(fields["failures"] == 0)
         #expect(fields["fds-before"] == fields["fds-after"], "\(result.stdout)")

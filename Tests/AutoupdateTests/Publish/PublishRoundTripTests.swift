@@ -82,7 +82,8 @@ enum PublishTree {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             }
             let size = Int(random.next() % 3000)
-            try Data(bytes(size, index % 2 == 0 ? .text : .random, seed: UInt64(index))).write(to: folder.appending(path: "file-\(index).dat"))
+            try Data(bytes(size, index % 2 == 0 ? .text : .random, seed: UInt64(index))).write(
+                to: folder.appending(path: "file-\(index).dat"))
         }
     }
 }
@@ -147,7 +148,8 @@ struct PublishRoundTripTests {
             let emptyZipWarning = run.status == 1 && expected.nodes.isEmpty && (run.stdout + run.stderr).contains("zipfile is empty")
             #expect(run.status == 0 || emptyZipWarning, "\(reader.name) failed on \(archive): \(run.stderr)")
             let extracted = try await onDedicatedThread { try TreeSnapshot(destination) }
-            let differences = reader.keepsMetadata
+            let differences =
+                reader.keepsMetadata
                 ? extracted.differences(from: expected)
                 : extracted.withoutMetadata.differences(from: expected.withoutMetadata)
             #expect(differences.isEmpty, "\(reader.name), \(archive):\n\(differences.prefix(20).joined(separator: "\n"))")
@@ -171,7 +173,8 @@ struct PublishRoundTripTests {
             try Data("\(name)\n".utf8).write(to: source.appending(path: name))
         }
         let result = try Publisher.publish(
-            source: source.path, version: try Version("2.0"), to: work.url.appending(path: "server").path, archive: try ArchiveName(archive))
+            source: source.path, version: try Version("2.0"), to: work.url.appending(path: "server").path, archive: try ArchiveName(archive)
+        )
         #expect(result.entries == 1)
         #expect(try String(contentsOf: work.url.appending(path: "server/version.txt"), encoding: .utf8) == "2.0\n")
         _ = try await Extractor().extract(file: result.archive, to: work.url.appending(path: "ours").path)
@@ -182,9 +185,11 @@ struct PublishRoundTripTests {
     func refuses() throws {
         let work = try TemporaryDirectory()
         try FileManager.default.createDirectory(at: work.url.appending(path: "src"), withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: work.url.appending(path: "src/out").path, withDestinationPath: "../../etc/passwd")
+        try FileManager.default.createSymbolicLink(
+            atPath: work.url.appending(path: "src/out").path, withDestinationPath: "../../etc/passwd")
         #expect {
-            try Publisher.publish(source: work.url.appending(path: "src").path, version: Version("1.0"), to: work.url.appending(path: "server").path)
+            try Publisher.publish(
+                source: work.url.appending(path: "src").path, version: Version("1.0"), to: work.url.appending(path: "server").path)
         } throws: { error in
             (error as? AutoupdateError)?.message.contains("the symlink 'out' points to '../../etc/passwd', outside the folder") == true
         }
@@ -214,7 +219,9 @@ struct PublishRoundTripTests {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")
         try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
-        try await onDedicatedThread { try Data(PublishTree.bytes(40_000_000, .text, seed: 40)).write(to: source.appending(path: "big.txt")) }
+        try await onDedicatedThread {
+            try Data(PublishTree.bytes(40_000_000, .text, seed: 40)).write(to: source.appending(path: "big.txt"))
+        }
         try await Self.checkRoundTrip(source: source, archive: "project.tar.bz2", in: work.url, readers: ["GNU tar"])
     }
 
@@ -226,9 +233,18 @@ struct PublishRoundTripTests {
     func bigTrees(archive: String) async throws {
         let work = try TemporaryDirectory()
         let cases: [(String, @Sendable (URL) throws -> Void)] = [
-            ("random-40", { (root: URL) in try Data(Fixtures.randomBytes(count: 40_000_000, seed: 1)).write(to: root.appending(path: "a.bin")) }),
-            ("random-48", { (root: URL) in try Data(Fixtures.randomBytes(count: 48_000_000, seed: 2)).write(to: root.appending(path: "a.bin")) }),
-            ("text-40", { (root: URL) in try Data(PublishTree.bytes(40_000_000, .text, seed: 3)).write(to: root.appending(path: "a.txt")) }),
+            (
+                "random-40",
+                { (root: URL) in try Data(Fixtures.randomBytes(count: 40_000_000, seed: 1)).write(to: root.appending(path: "a.bin")) }
+            ),
+            (
+                "random-48",
+                { (root: URL) in try Data(Fixtures.randomBytes(count: 48_000_000, seed: 2)).write(to: root.appending(path: "a.bin")) }
+            ),
+            (
+                "text-40",
+                { (root: URL) in try Data(PublishTree.bytes(40_000_000, .text, seed: 3)).write(to: root.appending(path: "a.txt")) }
+            ),
             ("app-16", { (root: URL) in try Self.appLike(mebibytes: 16, to: root) }),
             ("app-64", { (root: URL) in try Self.appLike(mebibytes: 64, to: root) }),
         ]
@@ -266,7 +282,8 @@ struct CompressorTests {
     /// Around bzip2's block and the compressors' buffers.
     static let sizes = [0, 1, 512, 899_981, 900_001, 1_048_577]
 
-    @Test("gzip and bzip2 output decodes to the input at any chunking", arguments: [ArchiveFormat.tarGzip, .tarBzip2], [0, 1, 2] as [UInt64])
+    @Test(
+        "gzip and bzip2 output decodes to the input at any chunking", arguments: [ArchiveFormat.tarGzip, .tarBzip2], [0, 1, 2] as [UInt64])
     func chunkInvariance(format: ArchiveFormat, seed: UInt64) async throws {
         try await onDedicatedThread { try Self.checkChunkInvariance(format: format, seed: seed) }
     }
@@ -275,7 +292,8 @@ struct CompressorTests {
         var random = SeededRandom(seed: seed)
         for size in Self.sizes {
             let input = PublishTree.bytes(size, PublishTree.Content.allCases[Int(seed) % 3], seed: UInt64(size))
-            let pieces = seed == 0
+            let pieces =
+                seed == 0
                 ? [0, 512, 0]  // tar's rhythm, with empty pieces between
                 : (0..<20).map { _ in Int(random.next() % 3) == 0 ? 0 : Int(random.next() % 300_000) }
             let compressed = try input.withUnsafeBytes { try ArchiveScanner.compressed($0, format: format, pieceSizes: pieces) }
@@ -302,7 +320,8 @@ struct CompressorTests {
         let work = try TemporaryDirectory()
         // Inputs of the harness's form: a pattern byte, then the data.
         for (index, size) in [0, 1, 511, 513, 70_000].enumerated() {
-            try Data([UInt8(index * 40)] + Fixtures.randomBytes(count: size, seed: UInt64(size))).write(to: work.url.appending(path: "input-\(index)"))
+            try Data([UInt8(index * 40)] + Fixtures.randomBytes(count: size, seed: UInt64(size))).write(
+                to: work.url.appending(path: "input-\(index)"))
         }
         let result = try await ChildProcess.run(BuiltProducts.directory.appending(path: "AutoupdateFuzz").path, ["compress", work.path])
         #expect(result.status == 0, "\(result.stderr)")
@@ -314,12 +333,13 @@ extension TreeSnapshot {
     /// What a reader without modes or symlinks (Python's zipfile) can give back: a symlink
     /// becomes a file holding its target, and permission bits are not compared.
     var withoutMetadata: TreeSnapshot {
-        TreeSnapshot(nodes: nodes.mapValues { node in
-            switch node {
-            case .file(_, let bytes): .file(mode: 0, bytes: bytes)
-            case .directory: .directory(mode: 0)
-            case .symlink(let target): .file(mode: 0, bytes: Data(target.utf8))
-            }
-        })
+        TreeSnapshot(
+            nodes: nodes.mapValues { node in
+                switch node {
+                case .file(_, let bytes): .file(mode: 0, bytes: bytes)
+                case .directory: .directory(mode: 0)
+                case .symlink(let target): .file(mode: 0, bytes: Data(target.utf8))
+                }
+            })
     }
 }

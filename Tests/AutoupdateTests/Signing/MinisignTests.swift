@@ -29,13 +29,14 @@ private struct LegacySigner {
     /// A `.minisig` holding `signature`, with a valid global signature over it and `comment`.
     func minisig(_ signature: [UInt8], comment: String) throws -> Minisign.Signature {
         let global = sign(signature + Array(comment.utf8))
-        return try Minisign.Signature(text: """
-            untrusted comment: test
-            \(Data([0x45, 0x64] + keyID + signature).base64EncodedString())
-            trusted comment: \(comment)
-            \(Data(global).base64EncodedString())
+        return try Minisign.Signature(
+            text: """
+                untrusted comment: test
+                \(Data([0x45, 0x64] + keyID + signature).base64EncodedString())
+                trusted comment: \(comment)
+                \(Data(global).base64EncodedString())
 
-            """)
+                """)
     }
 }
 
@@ -78,12 +79,15 @@ struct MinisignTests {
         try Data(ours.fileText.utf8).write(to: folder.url.appending(path: "our.key"))
         try Data(ours.publicKey.fileText.utf8).write(to: folder.url.appending(path: "our.pub"))
         let ourSignature = try Minisign.sign(
-            prehash: try Minisign.prehash(ofFile: file.path), with: ours, trustedComment: "timestamp:1\tfile:release.tar.gz\tversion:2.0\thashed")
+            prehash: try Minisign.prehash(ofFile: file.path), with: ours,
+            trustedComment: "timestamp:1\tfile:release.tar.gz\tversion:2.0\thashed")
         try Data(ourSignature.fileText.utf8).write(to: folder.url.appending(path: "ours.minisig"))
         let checked = try await minisign(["-V", "-p", "our.pub", "-m", file.path, "-x", "ours.minisig"], in: folder)
         #expect(checked.status == 0, "\(checked.stderr)")
         #expect(checked.stdout.contains("Trusted comment: timestamp:1\tfile:release.tar.gz\tversion:2.0\thashed"))
-        #expect(try await minisign(["-V", "-H", "-P", ours.publicKey.base64, "-m", file.path, "-x", "ours.minisig", "-q"], in: folder).status == 0)
+        #expect(
+            try await minisign(["-V", "-H", "-P", ours.publicKey.base64, "-m", file.path, "-x", "ours.minisig", "-q"], in: folder).status
+                == 0)
         // Our secret key file is one minisign reads.
         #expect(try await minisign(["-S", "-W", "-s", "our.key", "-m", file.path, "-x", "by-tool.minisig"], in: folder).status == 0)
         #expect(try await minisign(["-V", "-p", "our.pub", "-m", file.path, "-x", "by-tool.minisig", "-q"], in: folder).status == 0)
@@ -106,14 +110,24 @@ struct MinisignTests {
         #expect(altered?.code == .signature)
         #expect(altered?.message.contains("does not match the file's bytes") == true)
 
-        let forged = try Minisign.Signature(text: signature.fileText.replacingOccurrences(of: "trusted comment: version:1.0", with: "trusted comment: version:9.0"))
-        let comment = #expect(throws: AutoupdateError.self) { try Minisign.verify(forged, prehash: hash(message), trusting: [key.publicKey]) }
+        let forged = try Minisign.Signature(
+            text: signature.fileText.replacingOccurrences(of: "trusted comment: version:1.0", with: "trusted comment: version:9.0"))
+        let comment = #expect(throws: AutoupdateError.self) {
+            try Minisign.verify(forged, prehash: hash(message), trusting: [key.publicKey])
+        }
         #expect(comment?.message.contains("trusted comment") == true && comment?.message.contains("altered") == true)
 
-        let stranger = #expect(throws: AutoupdateError.self) { try Minisign.verify(signature, prehash: hash(message), trusting: [other.publicKey]) }
-        #expect(stranger?.message == "signed by key \(key.publicKey.keyIDHex), which is not a trusted key (trusted: \(other.publicKey.keyIDHex))")
+        let stranger = #expect(throws: AutoupdateError.self) {
+            try Minisign.verify(signature, prehash: hash(message), trusting: [other.publicKey])
+        }
+        #expect(
+            stranger?.message
+                == "signed by key \(key.publicKey.keyIDHex), which is not a trusted key (trusted: \(other.publicKey.keyIDHex))")
 
-        for text in ["", "untrusted comment: x\nnot base64\ntrusted comment: y\nAAAA\n", String(signature.fileText.dropLast(30)), "RWQ", key.fileText] {
+        for text in [
+            "", "untrusted comment: x\nnot base64\ntrusted comment: y\nAAAA\n", String(signature.fileText.dropLast(30)), "RWQ",
+            key.fileText,
+        ] {
             #expect(throws: AutoupdateError.self) { try Minisign.Signature(text: text) }
         }
         #expect(throws: AutoupdateError.self) { try Minisign.PublicKey(text: "RWQ=") }
@@ -135,7 +149,8 @@ struct MinisignTests {
             let file = folder.url.appending(path: "file-\(index)")
             try Data(bytes).write(to: file)
             for legacy in [true, false] {
-                let made = try await minisign(["-S", "-W"] + (legacy ? ["-l"] : []) + ["-s", "our.key", "-m", file.path, "-x", "s.minisig"], in: folder)
+                let made = try await minisign(
+                    ["-S", "-W"] + (legacy ? ["-l"] : []) + ["-s", "our.key", "-m", file.path, "-x", "s.minisig"], in: folder)
                 try #require(made.status == 0, "\(made.stderr)")
                 let signature = try Minisign.Signature(text: String(contentsOf: folder.url.appending(path: "s.minisig"), encoding: .utf8))
                 #expect(signature.algorithm == (legacy ? .legacy : .prehashed))
@@ -161,7 +176,8 @@ struct MinisignTests {
     func streamedDifferential() throws {
         var random = SeededRandom(seed: 77)
         // The group order L, little-endian: S + L is the classic malleation.
-        let order: [UInt8] = [0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14]
+        let order: [UInt8] =
+            [0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14]
             + [UInt8](repeating: 0, count: 15) + [0x10]
         var accepted = 0
         for round in 0..<40 {
@@ -198,7 +214,8 @@ struct MinisignTests {
 
     @Test("release comments bind the version and the archive")
     func releaseComments() {
-        let comment = ReleaseComment(ReleaseComment.make(file: "project.zip", version: try? Version("2.0"), timestamp: Date(timeIntervalSince1970: 1_700_000_000)))
+        let comment = ReleaseComment(
+            ReleaseComment.make(file: "project.zip", version: try? Version("2.0"), timestamp: Date(timeIntervalSince1970: 1_700_000_000)))
         #expect(comment.fields == ["timestamp": "1700000000", "file": "project.zip", "version": "2.0", "hashed": ""])
         #expect(comment.timestamp == Date(timeIntervalSince1970: 1_700_000_000))
         #expect(comment.expires == nil)

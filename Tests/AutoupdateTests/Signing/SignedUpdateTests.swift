@@ -4,7 +4,9 @@ import Foundation
 import Logging
 import Testing
 
-private func signedUpdater(_ scenario: UpdateScenario, _ server: TestHTTPSServer, trusting keys: [Minisign.SecretKey], fresh: Bool = false, maxAge: Duration? = nil) throws -> Updater {
+private func signedUpdater(
+    _ scenario: UpdateScenario, _ server: TestHTTPSServer, trusting keys: [Minisign.SecretKey], fresh: Bool = false, maxAge: Duration? = nil
+) throws -> Updater {
     try Updater(
         folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
         configuration: UpdaterConfiguration(
@@ -28,7 +30,8 @@ private func expectRefused(
     #expect(error?.code == code, "\(error?.message ?? "")", sourceLocation: sourceLocation)
     #expect(error?.message.contains(text) == true, "\(error?.message ?? "")", sourceLocation: sourceLocation)
     #expect(try scenario.appSnapshot() == before, "the app is untouched", sourceLocation: sourceLocation)
-    let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory))?.filter { $0.hasPrefix("staging-") } ?? []
+    let leftovers =
+        (try? FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory))?.filter { $0.hasPrefix("staging-") } ?? []
     #expect(leftovers.isEmpty, sourceLocation: sourceLocation)
 }
 
@@ -43,7 +46,9 @@ struct SignedUpdateTests {
             #expect(try await signedUpdater(scenario, server, trusting: [key]).update() == .updated(from: .zero, to: try Version("1.0")))
             let audit = try String(contentsOf: URL(fileURLWithPath: scenario.folder.auditLogPath), encoding: .utf8)
             let installed = try #require(audit.split(separator: "\n").last)
-            #expect(installed.contains(#""decision":"installed""#) && installed.contains(#""keyID":"\#(key.publicKey.keyIDHex)""#), "\(installed)")
+            #expect(
+                installed.contains(#""decision":"installed""#) && installed.contains(#""keyID":"\#(key.publicKey.keyIDHex)""#),
+                "\(installed)")
         }
     }
 
@@ -62,7 +67,8 @@ struct SignedUpdateTests {
             let good = try Data(contentsOf: signatureFile)
             let goodArchive = try Data(contentsOf: archive)
             func sign(_ comment: String, with signer: Minisign.SecretKey = key) throws {
-                let signature = try Minisign.sign(prehash: try Minisign.prehash(ofFile: archive.path), with: signer, trustedComment: comment)
+                let signature = try Minisign.sign(
+                    prehash: try Minisign.prehash(ofFile: archive.path), with: signer, trustedComment: comment)
                 try Data(signature.fileText.utf8).write(to: signatureFile)
             }
 
@@ -73,13 +79,19 @@ struct SignedUpdateTests {
             try await expectRefused(scenario, containing: "not a minisign signature") { _ = try await updater.update() }
 
             try sign(ReleaseComment.make(file: "project.zip", version: try Version("2.0")), with: stranger)
-            try await expectRefused(scenario, containing: "signed by key \(stranger.publicKey.keyIDHex), which is not a trusted key") { _ = try await updater.update() }
+            try await expectRefused(scenario, containing: "signed by key \(stranger.publicKey.keyIDHex), which is not a trusted key") {
+                _ = try await updater.update()
+            }
 
             try sign(ReleaseComment.make(file: "project.zip", version: try Version("1.5")))
-            try await expectRefused(scenario, containing: "the signature is for version '1.5', not for 2.0") { _ = try await updater.update() }
+            try await expectRefused(scenario, containing: "the signature is for version '1.5', not for 2.0") {
+                _ = try await updater.update()
+            }
 
             try sign(ReleaseComment.make(file: "other.zip", version: try Version("2.0")))
-            try await expectRefused(scenario, containing: "the signature is for 'other.zip', not for 'project.zip'") { _ = try await updater.update() }
+            try await expectRefused(scenario, containing: "the signature is for 'other.zip', not for 'project.zip'") {
+                _ = try await updater.update()
+            }
 
             try sign("timestamp:1\tfile:project.zip")
             try await expectRefused(scenario, containing: "names no version") { _ = try await updater.update() }
@@ -104,8 +116,12 @@ struct SignedUpdateTests {
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await signedUpdater(scenario, server, trusting: [old, new]).update()
             try scenario.publish(tree("2.0"), version: "2.0", signedWith: new)
-            try await expectRefused(scenario, containing: "not a trusted key") { _ = try await signedUpdater(scenario, server, trusting: [old]).update() }
-            #expect(try await signedUpdater(scenario, server, trusting: [old, new]).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
+            try await expectRefused(scenario, containing: "not a trusted key") {
+                _ = try await signedUpdater(scenario, server, trusting: [old]).update()
+            }
+            #expect(
+                try await signedUpdater(scenario, server, trusting: [old, new]).update()
+                    == .updated(from: try Version("1.0"), to: try Version("2.0")))
         }
     }
 
@@ -121,7 +137,9 @@ struct SignedUpdateTests {
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await signedUpdater(scenario, server, trusting: [key]).update()
             for (name, data) in oldRelease { try data.write(to: scenario.serverFolder.appending(path: name)) }
-            #expect(try await signedUpdater(scenario, server, trusting: [key]).update() == .upToDate(try Version("2.0")), "older than installed")
+            #expect(
+                try await signedUpdater(scenario, server, trusting: [key]).update() == .upToDate(try Version("2.0")), "older than installed"
+            )
             // Even when version.txt was set back (a restore from backup, a manual downgrade),
             // the highest version ever installed stays the floor.
             try Data("1.0\n".utf8).write(to: scenario.appFolder.appending(path: "version.txt"))
@@ -145,11 +163,14 @@ struct SignedUpdateTests {
                 var prehash = Minisign.Prehash()
                 prehash.update([UInt8](text))
                 let signature = try Minisign.sign(
-                    prehash: prehash.finalize(), with: key, trustedComment: ReleaseComment.make(file: "version.txt", timestamp: timestamp, expires: expires))
+                    prehash: prehash.finalize(), with: key,
+                    trustedComment: ReleaseComment.make(file: "version.txt", timestamp: timestamp, expires: expires))
                 try Data(signature.fileText.utf8).write(to: signatureFile)
             }
             try signVersion(timestamp: Date(timeIntervalSinceNow: -7200), expires: Date(timeIntervalSinceNow: -3600))
-            try await expectRefused(scenario, containing: "expired at") { _ = try await signedUpdater(scenario, server, trusting: [key], fresh: true).check() }
+            try await expectRefused(scenario, containing: "expired at") {
+                _ = try await signedUpdater(scenario, server, trusting: [key], fresh: true).check()
+            }
             try signVersion(timestamp: Date(timeIntervalSinceNow: -7200), expires: Date(timeIntervalSinceNow: 3600))
             #expect(try await signedUpdater(scenario, server, trusting: [key], fresh: true).check().available != nil)
             try? FileManager.default.removeItem(atPath: scenario.folder.path(of: ".queue"))
@@ -157,9 +178,13 @@ struct SignedUpdateTests {
                 _ = try await signedUpdater(scenario, server, trusting: [key], maxAge: .seconds(60)).check()
             }
             try signVersion(timestamp: Date(), expires: nil)
-            try await expectRefused(scenario, containing: "names no expiry") { _ = try await signedUpdater(scenario, server, trusting: [key], fresh: true).check() }
+            try await expectRefused(scenario, containing: "names no expiry") {
+                _ = try await signedUpdater(scenario, server, trusting: [key], fresh: true).check()
+            }
             try FileManager.default.removeItem(at: signatureFile)
-            try await expectRefused(scenario, containing: "version.txt.minisig is missing") { _ = try await signedUpdater(scenario, server, trusting: [key], fresh: true).check() }
+            try await expectRefused(scenario, containing: "version.txt.minisig is missing") {
+                _ = try await signedUpdater(scenario, server, trusting: [key], fresh: true).check()
+            }
         }
     }
 }

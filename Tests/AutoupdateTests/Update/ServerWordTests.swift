@@ -90,7 +90,9 @@ struct ServerWordTests {
             #expect(forged?.message.contains("not for 99.0") == true, "\(forged?.message ?? "")")
             #expect(scenario.folder.readQueue().value == nil)
             try scenario.publish(release("2.0"), version: "2.0", signedWith: key)
-            #expect(try await updater(scenario, server.baseURL, trust: trust).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
+            #expect(
+                try await updater(scenario, server.baseURL, trust: trust).update()
+                    == .updated(from: try Version("1.0"), to: try Version("2.0")))
         }
     }
 
@@ -176,8 +178,10 @@ struct ServerWordTests {
             try scenario.publish(release("2.0"), version: "2.0", signedWith: key, in: "beta")
             let unnamed = await #expect(throws: AutoupdateError.self) { try await updater(scenario, beta, trust: pinned).update() }
             #expect(unnamed?.message.contains("names no app") == true, "\(unnamed?.message ?? "")")
-            #expect(try await updater(scenario, beta, trust: TrustPolicy(publicKeys: [key.publicKey])).update() == .updated(
-                from: try Version("1.0"), to: try Version("2.0")))
+            #expect(
+                try await updater(scenario, beta, trust: TrustPolicy(publicKeys: [key.publicKey])).update()
+                    == .updated(
+                        from: try Version("1.0"), to: try Version("2.0")))
         }
     }
 
@@ -189,8 +193,9 @@ struct ServerWordTests {
         try scenario.publish(release("1.0"), version: "1.0", signedWith: key)
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await updater(scenario, server.baseURL, trust: trust).update()
-            let published = try scenario.publish(release("2.0").merging(["big.bin": .bytes(Fixtures.randomBytes(count: 300_000, seed: 3))]) { $1 },
-                                                 version: "2.0", signedWith: key)
+            let published = try scenario.publish(
+                release("2.0").merging(["big.bin": .bytes(Fixtures.randomBytes(count: 300_000, seed: 3))]) { $1 },
+                version: "2.0", signedWith: key)
             let archive = scenario.serverFolder.appending(path: "project.zip")
             let handle = try FileHandle(forWritingTo: archive)
             try handle.seekToEnd()
@@ -222,15 +227,19 @@ struct ServerWordTests {
         try Data(key.fileText.utf8).write(to: keyFile)
         let trust = TrustPolicy(publicKeys: [key.publicKey])
         func publishLegacy(_ version: String) async throws {
-            try scenario.publish(release(version).merging(["data.bin": .bytes(Fixtures.randomBytes(count: 200_000, seed: 8))]) { $1 }, version: version)
-            let sign = try await ChildProcess.run("/usr/bin/minisign", [
-                "-S", "-l", "-s", keyFile.path, "-m", scenario.serverFolder.appending(path: "project.zip").path,
-                "-t", "timestamp:\(Int(Date().timeIntervalSince1970))\tfile:project.zip\tversion:\(version)\thashed",
-            ])
+            try scenario.publish(
+                release(version).merging(["data.bin": .bytes(Fixtures.randomBytes(count: 200_000, seed: 8))]) { $1 }, version: version)
+            let sign = try await ChildProcess.run(
+                "/usr/bin/minisign",
+                [
+                    "-S", "-l", "-s", keyFile.path, "-m", scenario.serverFolder.appending(path: "project.zip").path,
+                    "-t", "timestamp:\(Int(Date().timeIntervalSince1970))\tfile:project.zip\tversion:\(version)\thashed",
+                ])
             try #require(sign.status == 0, "\(sign.stderr)")
         }
         try await publishLegacy("1.0")
-        let signature = try Minisign.Signature(text: String(contentsOf: scenario.serverFolder.appending(path: "project.zip.minisig"), encoding: .utf8))
+        let signature = try Minisign.Signature(
+            text: String(contentsOf: scenario.serverFolder.appending(path: "project.zip.minisig"), encoding: .utf8))
         #expect(signature.algorithm == .legacy)
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             #expect(try await updater(scenario, server.baseURL, trust: trust).update() == .updated(from: .zero, to: try Version("1.0")))
@@ -240,7 +249,9 @@ struct ServerWordTests {
             bytes[bytes.count / 2] ^= 0x40
             try bytes.write(to: scenario.serverFolder.appending(path: "project.zip"))
             let altered = await #expect(throws: AutoupdateError.self) { try await updater(scenario, server.baseURL, trust: trust).update() }
-            #expect(altered?.code == .signature || altered?.code == .checksumMismatch || altered?.code == .corruptArchive, "\(altered?.message ?? "")")
+            #expect(
+                altered?.code == .signature || altered?.code == .checksumMismatch || altered?.code == .corruptArchive,
+                "\(altered?.message ?? "")")
             #expect(installed(scenario) == "1.0")
         }
     }
@@ -263,7 +274,8 @@ struct ServerWordTests {
             let outside = scenario.work.url.appending(path: "outside.txt")
             try Data("keep\n".utf8).write(to: outside)
             try FileManager.default.removeItem(at: scenario.appFolder.appending(path: "version_check.log"))
-            try FileManager.default.createSymbolicLink(at: scenario.appFolder.appending(path: "version_check.log"), withDestinationURL: outside)
+            try FileManager.default.createSymbolicLink(
+                at: scenario.appFolder.appending(path: "version_check.log"), withDestinationURL: outside)
             let refused = await #expect(throws: AutoupdateError.self) { try await updater(scenario, server.baseURL).check() }
             #expect(refused?.message.contains("version_check.log': it is a symlink") == true, "\(refused?.message ?? "")")
             #expect(try String(contentsOf: outside, encoding: .utf8) == "keep\n")

@@ -32,7 +32,10 @@ enum SampleApp {
     }
 }
 
-func makeUpdater(_ scenario: UpdateScenario, _ server: TestHTTPSServer, archive: String = "project.zip", caFile: String? = TestPKI.caFile, logger: Logger = Logger(label: "test")) throws -> Updater {
+func makeUpdater(
+    _ scenario: UpdateScenario, _ server: TestHTTPSServer, archive: String = "project.zip", caFile: String? = TestPKI.caFile,
+    logger: Logger = Logger(label: "test")
+) throws -> Updater {
     try Updater(
         folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
         configuration: UpdaterConfiguration(
@@ -63,8 +66,9 @@ struct UpdaterTests {
             #expect(try String(contentsOf: app.appending(path: "lib/user-data.txt"), encoding: .utf8) == "user data\n")
             #expect(!FileManager.default.fileExists(atPath: app.appending(path: "old-folder").path), "an emptied old folder goes")
             #expect(try String(contentsOf: app.appending(path: "version.txt"), encoding: .utf8) == "2.0\n")
-            #expect(try String(contentsOf: app.appending(path: "filelist.txt"), encoding: .utf8)
-                == "bin/app\nbin/tool\nlib/common.txt\nlib/new-only.txt\nnew-folder/deep/inside.txt\nshare/doc/readme.txt\n")
+            #expect(
+                try String(contentsOf: app.appending(path: "filelist.txt"), encoding: .utf8)
+                    == "bin/app\nbin/tool\nlib/common.txt\nlib/new-only.txt\nnew-folder/deep/inside.txt\nshare/doc/readme.txt\n")
             #expect(!FileManager.default.fileExists(atPath: app.appending(path: ".queue").path))
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory)
                 .filter { $0.hasPrefix("staging-") || $0.hasPrefix("backup-") || $0 == "journal.json" }
@@ -82,14 +86,17 @@ struct UpdaterTests {
     func pyautoupdateLayout() async throws {
         let scenario = try UpdateScenario()
         // The publisher's side, by hand: a zip of the new files and version.txt.
-        try UpdateScenario.write(["main.py": .text("print('1.1')\n"), "helpers/util.py": .text("X = 1\n")], to: scenario.work.url.appending(path: "new"))
+        try UpdateScenario.write(
+            ["main.py": .text("print('1.1')\n"), "helpers/util.py": .text("X = 1\n")], to: scenario.work.url.appending(path: "new"))
         try await shell("cd new && zip -qr ../server/project.zip . && printf '1.1' > ../server/version.txt", in: scenario.work.url)
         // The app folder as pyautoupdate 1.0 leaves it (its log starts each line with a newline).
-        try UpdateScenario.write([
-            "main.py": .text("print('1.0')\n"), "obsolete.py": .text("old\n"), "version.txt": .text("1.0"),
-            "filelist.txt": .text("main.py\nobsolete.py\n"),
-            "version_check.log": .text("\nOld 0.9|New 1.0|Time 2017-06-09 00:29:38.123456\nOld 1.0|Up to date|Time 2017-06-10 10:00:00.000001"),
-        ], to: scenario.appFolder)
+        try UpdateScenario.write(
+            [
+                "main.py": .text("print('1.0')\n"), "obsolete.py": .text("old\n"), "version.txt": .text("1.0"),
+                "filelist.txt": .text("main.py\nobsolete.py\n"),
+                "version_check.log": .text(
+                    "\nOld 0.9|New 1.0|Time 2017-06-09 00:29:38.123456\nOld 1.0|Up to date|Time 2017-06-10 10:00:00.000001"),
+            ], to: scenario.appFolder)
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             let updater = try makeUpdater(scenario, server)
             #expect(try await updater.update() == .updated(from: Version("1.0"), to: Version("1.1")))
@@ -120,7 +127,9 @@ struct UpdaterTests {
         Fault(label: "archive: server error (500)", path: "project.zip", faults: [.status(500)], code: .httpStatus),
         Fault(label: "archive: connection reset at once, every time", path: "project.zip", faults: [.reset(after: 0)], code: .network),
         Fault(label: "archive: endless body", path: "project.zip", faults: [.endless], code: .corruptArchive),
-        Fault(label: "archive: redirect to plain http", path: "project.zip", faults: [.redirect(to: "http://127.0.0.1:9/project.zip")], code: .network),
+        Fault(
+            label: "archive: redirect to plain http", path: "project.zip", faults: [.redirect(to: "http://127.0.0.1:9/project.zip")],
+            code: .network),
     ]
 
     @Test("every server fault leaves the app folder byte for byte as it was", arguments: faults)
@@ -176,9 +185,11 @@ struct UpdaterTests {
             #expect(try String(contentsOfFile: dump, encoding: .utf8) == "banana\n")
             #expect(scenario.folder.readCheckLog().value?.last?.outcome == .serverInvalid)
             // Logged at info, marked for a person's attention (the CLI shows it as a warning).
-            #expect(logs.entries.contains {
-                $0.level == .info && $0.metadata[Logger.attentionKey] == "true" && $0.message.description.contains("not a valid version")
-            })
+            #expect(
+                logs.entries.contains {
+                    $0.level == .info && $0.metadata[Logger.attentionKey] == "true"
+                        && $0.message.description.contains("not a valid version")
+                })
             #expect(!logs.entries.contains { $0.level > .info }, "the library logs at info and below")
         }
     }
@@ -300,7 +311,8 @@ struct AppFolderFilesTests {
         #expect({ if case .missing = scenario.folder.readCheckLog() { true } else { false } }())
         try Data("".utf8).write(to: log)
         #expect(scenario.folder.readCheckLog().value == [])
-        try Data("\nOld 1.0|New 2.0|Time 2026-11-24 21:30:05.123456\nOld 2.0|Up to date|Time t\nOld 2.0|Server invalid|Time t\n".utf8).write(to: log)
+        try Data("\nOld 1.0|New 2.0|Time 2026-11-24 21:30:05.123456\nOld 2.0|Up to date|Time t\nOld 2.0|Server invalid|Time t\n".utf8)
+            .write(to: log)
         #expect(scenario.folder.readCheckLog().value?.count == 3)
         for bad in ["Old 1.0|New banana|Time t", "Old 1.0|Up to date", "garbage", "Old 1.0|Sideways|Time t", "Old |New 2.0|Time t"] {
             try Data(bad.utf8).write(to: log)
@@ -316,9 +328,11 @@ struct AppFolderFilesTests {
         #expect(AppFolder.pythonUTCString(Date(timeIntervalSince1970: 1_700_000_000.25)) == "2023-11-14 22:13:20.250000")
     }
 
-    @Test("file list entries that leave the folder or name a layout file corrupt the list", arguments: [
-        "../etc/passwd", "/etc/passwd", "version.txt", ".pyautodownloads/journal.json", "a/../../b",
-    ])
+    @Test(
+        "file list entries that leave the folder or name a layout file corrupt the list",
+        arguments: [
+            "../etc/passwd", "/etc/passwd", "version.txt", ".pyautodownloads/journal.json", "a/../../b",
+        ])
     func fileListRefuses(line: String) throws {
         let scenario = try UpdateScenario()
         try Data("ok.txt\n\(line)\n".utf8).write(to: scenario.appFolder.appending(path: "filelist.txt"))
@@ -332,7 +346,8 @@ struct AppFolderFilesTests {
     @Test("file list entries are normalized")
     func fileListNormalizes() throws {
         let scenario = try UpdateScenario()
-        try Data("./a//b.txt\r\n\ndir/\n\(scenario.appFolder.path)/c.txt\n".utf8).write(to: scenario.appFolder.appending(path: "filelist.txt"))
+        try Data("./a//b.txt\r\n\ndir/\n\(scenario.appFolder.path)/c.txt\n".utf8).write(
+            to: scenario.appFolder.appending(path: "filelist.txt"))
         #expect(scenario.folder.readFileList().value == ["a/b.txt", "dir/", "c.txt"])
     }
 }

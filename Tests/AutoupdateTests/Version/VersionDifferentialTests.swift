@@ -55,7 +55,9 @@ struct VersionDifferentialTests {
             let ours = try? Version(text)
             if ours?.description != reference.normalized[index] {
                 mismatches += 1
-                Issue.record("seed \(seed): \(text.debugDescription): ours \(ours?.description ?? "invalid"), packaging \(reference.normalized[index] ?? "invalid")")
+                Issue.record(
+                    "seed \(seed): \(text.debugDescription): ours \(ours?.description ?? "invalid"), packaging \(reference.normalized[index] ?? "invalid")"
+                )
             }
             if let ours, let rank = reference.rank[index] {
                 parsed.append((ours, rank))

@@ -4,21 +4,23 @@ import Testing
 
 @Suite("Version: PEP 440 parsing and normalization")
 struct VersionParsingTests {
-    @Test("normalizes every spelling PEP 440 allows", arguments: [
-        ("1.0", "1.0"), ("v1.0", "1.0"), ("V1.0", "1.0"),
-        ("1.0-RC1", "1.0rc1"), ("1.0a", "1.0a0"), ("1.0alpha1", "1.0a1"), ("1.0-beta.2", "1.0b2"),
-        ("1.0c1", "1.0rc1"), ("1.0pre1", "1.0rc1"), ("1.0-preview_1", "1.0rc1"), ("1.0.a1", "1.0a1"),
-        ("1.0-1", "1.0.post1"), ("1.0-post1", "1.0.post1"), ("1.0.r", "1.0.post0"), ("1.0rev1", "1.0.post1"),
-        ("1.0_post_2", "1.0.post2"), ("1.0-r-", "1.0.post0"),
-        ("1.0-dev", "1.0.dev0"), ("1.0dev1", "1.0.dev1"),
-        ("1.0+ubuntu-1", "1.0+ubuntu.1"), ("1.0+Ubuntu_1", "1.0+ubuntu.1"), ("1.0+abc.05", "1.0+abc.5"),
-        ("1!1.0", "1!1.0"), ("0!1.0", "1.0"), ("v1!2", "1!2"), ("01.02.003", "1.2.3"),
-        (" 1.0 ", "1.0"), ("\t1.0\n", "1.0"), ("\u{A0}1.0\u{3000}", "1.0"), ("1.0\u{1C}", "1.0"),
-        ("1.0a1.post2.dev3", "1.0a1.post2.dev3"), ("1.0.post1.dev2", "1.0.post1.dev2"),
-        ("1.2.3.4.5.6.7.8", "1.2.3.4.5.6.7.8"), ("1.0rc1+local.7", "1.0rc1+local.7"),
-        ("1.99999999999999999999999", "1.99999999999999999999999"),
-        ("1!2.0rc3.post4.dev5+x.y.z", "1!2.0rc3.post4.dev5+x.y.z"),
-    ])
+    @Test(
+        "normalizes every spelling PEP 440 allows",
+        arguments: [
+            ("1.0", "1.0"), ("v1.0", "1.0"), ("V1.0", "1.0"),
+            ("1.0-RC1", "1.0rc1"), ("1.0a", "1.0a0"), ("1.0alpha1", "1.0a1"), ("1.0-beta.2", "1.0b2"),
+            ("1.0c1", "1.0rc1"), ("1.0pre1", "1.0rc1"), ("1.0-preview_1", "1.0rc1"), ("1.0.a1", "1.0a1"),
+            ("1.0-1", "1.0.post1"), ("1.0-post1", "1.0.post1"), ("1.0.r", "1.0.post0"), ("1.0rev1", "1.0.post1"),
+            ("1.0_post_2", "1.0.post2"), ("1.0-r-", "1.0.post0"),
+            ("1.0-dev", "1.0.dev0"), ("1.0dev1", "1.0.dev1"),
+            ("1.0+ubuntu-1", "1.0+ubuntu.1"), ("1.0+Ubuntu_1", "1.0+ubuntu.1"), ("1.0+abc.05", "1.0+abc.5"),
+            ("1!1.0", "1!1.0"), ("0!1.0", "1.0"), ("v1!2", "1!2"), ("01.02.003", "1.2.3"),
+            (" 1.0 ", "1.0"), ("\t1.0\n", "1.0"), ("\u{A0}1.0\u{3000}", "1.0"), ("1.0\u{1C}", "1.0"),
+            ("1.0a1.post2.dev3", "1.0a1.post2.dev3"), ("1.0.post1.dev2", "1.0.post1.dev2"),
+            ("1.2.3.4.5.6.7.8", "1.2.3.4.5.6.7.8"), ("1.0rc1+local.7", "1.0rc1+local.7"),
+            ("1.99999999999999999999999", "1.99999999999999999999999"),
+            ("1!2.0rc3.post4.dev5+x.y.z", "1!2.0rc3.post4.dev5+x.y.z"),
+        ])
     func normalizes(input: String, normalized: String) throws {
         let version = try Version(input)
         #expect(version.description == normalized)
@@ -32,7 +34,7 @@ struct VersionParsingTests {
         #expect(fits.utf8.count == limit - 1)
         #expect(try Version(fits).description == fits)
         for (text, reason) in [
-            (fits + ".0", "longer than \(limit) bytes"),                            // limit + 1
+            (fits + ".0", "longer than \(limit) bytes"),  // limit + 1
             (String(fits.dropLast(4)) + "-1", "normalized, it is longer than \(limit - 1) bytes"),  // grows to ".post1"
         ] {
             #expect {
@@ -59,11 +61,13 @@ struct VersionParsingTests {
         #expect(try Version("1.0.dev1").isPreRelease)
     }
 
-    @Test("refuses what PEP 440 does not allow, naming the text", arguments: [
-        "", " ", "banana", "1.0-", "1..0", ".1", "1.0+", "1.0+a..b", "1.0-1-1", "1.0._a", "1.0 1", "1,0",
-        "1.0+ä", "1.0\u{200B}", "v", "1!", "!1", "1.0dev1post1", "1.0.post1a1", "1.0a1a2", "vv1.0",
-        "1.0+a_", "1.0--1", "١.0", "1.0+local+other", "1.0b1.dev1.dev2", "-1.0", "1.0.", "v 1.0",
-    ])
+    @Test(
+        "refuses what PEP 440 does not allow, naming the text",
+        arguments: [
+            "", " ", "banana", "1.0-", "1..0", ".1", "1.0+", "1.0+a..b", "1.0-1-1", "1.0._a", "1.0 1", "1,0",
+            "1.0+ä", "1.0\u{200B}", "v", "1!", "!1", "1.0dev1post1", "1.0.post1a1", "1.0a1a2", "vv1.0",
+            "1.0+a_", "1.0--1", "١.0", "1.0+local+other", "1.0b1.dev1.dev2", "-1.0", "1.0.", "v 1.0",
+        ])
     func refusesInvalid(input: String) {
         #expect {
             try Version(input)

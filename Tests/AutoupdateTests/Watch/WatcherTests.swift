@@ -9,7 +9,8 @@ import Testing
 /// runs until told; or, with `crash`, exits 3 at once. Once its SIGTERM trap is set it says so
 /// on `events.fifo` beside the app folder, when there is one.
 private func app(_ version: String, crash: Bool = false) -> [String: UpdateScenario.Content] {
-    let body = crash
+    let body =
+        crash
         ? "echo \"\(version) crashed\" >> \"$AUTOUPDATE_DIR/events.log\"\nexit 3"
         : """
         trap 'echo "\(version) got TERM" >> "$AUTOUPDATE_DIR/events.log"; exit 0' TERM
@@ -34,7 +35,8 @@ private func makeWatcher(
 }
 
 private func appLog(_ scenario: UpdateScenario) -> [String] {
-    ((try? String(contentsOf: scenario.appFolder.appending(path: "events.log"), encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    ((try? String(contentsOf: scenario.appFolder.appending(path: "events.log"), encoding: .utf8)) ?? "").split(separator: "\n").map(
+        String.init)
 }
 
 private func installed(_ scenario: UpdateScenario) -> String? {
@@ -95,10 +97,14 @@ struct WatcherTests {
         }
     }
 
-    @Test("a v2 that crashes at start is rolled back to v1 (its empty folders and folder modes too) and not retried; a working v3 then installs")
+    @Test(
+        "a v2 that crashes at start is rolled back to v1 (its empty folders and folder modes too) and not retried; a working v3 then installs"
+    )
     func rollback() async throws {
         let scenario = try UpdateScenario()
-        let v1Extras: [String: UpdateScenario.Content] = ["cache": .folder(mode: 0o700), "conf": .folder(mode: 0o750), "conf/app.conf": .text("1\n")]
+        let v1Extras: [String: UpdateScenario.Content] = [
+            "cache": .folder(mode: 0o700), "conf": .folder(mode: 0o750), "conf/app.conf": .text("1\n"),
+        ]
         try scenario.publish(app("1.0").merging(v1Extras) { $1 }, version: "1.0")
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await makeUpdater(scenario, server).update()
@@ -113,7 +119,9 @@ struct WatcherTests {
             guard case .rolledBack(let bad, let to, let reason) = rolledBack else { return }
             #expect(bad.description == "2.0" && to.description == "1.0")
             #expect(reason.contains("exited with code 3"), "\(reason)")
-            _ = try await events.next("v1 restarted") { if case .started(_, let version) = $0 { version?.description == "1.0" } else { false } }
+            _ = try await events.next("v1 restarted") {
+                if case .started(_, let version) = $0 { version?.description == "1.0" } else { false }
+            }
             #expect(installed(scenario) == "1.0")
             #expect(try String(contentsOf: scenario.appFolder.appending(path: "VERSION"), encoding: .utf8) == "1.0")
             let files = try scenario.appFiles()
@@ -174,9 +182,11 @@ struct WatcherTests {
         await second.stop()
     }
 
-    @Test("a hostile Retry-After (Int64.max seconds, a date in 2099) neither crashes the watch nor stops its checks", arguments: [
-        "9223372036854775807", "Fri, 01 Jan 2099 00:00:00 GMT",
-    ])
+    @Test(
+        "a hostile Retry-After (Int64.max seconds, a date in 2099) neither crashes the watch nor stops its checks",
+        arguments: [
+            "9223372036854775807", "Fri, 01 Jan 2099 00:00:00 GMT",
+        ])
     func hostileRetryAfter(header: String) async throws {
         let scenario = try UpdateScenario()
         try scenario.publish(app("1.0"), version: "1.0")
@@ -190,11 +200,15 @@ struct WatcherTests {
             try scenario.publish(app("2.0"), version: "2.0")
             server.inject([.status(503, retryAfter: header)], at: "/version.txt", times: 1)
             watcher.checkNow()
-            let busy = try await events.next("the 503") { if case .checkFailed(let message, _) = $0 { message.contains("503") } else { false } }
+            let busy = try await events.next("the 503") {
+                if case .checkFailed(let message, _) = $0 { message.contains("503") } else { false }
+            }
             if case .checkFailed(_, let retryIn) = busy {
                 #expect(retryIn <= .milliseconds(1200), "capped at 4 intervals: \(retryIn)")
             }
-            _ = try await events.next("the update, at the next check") { if case .swapped(_, let to, _) = $0 { to.description == "2.0" } else { false } }
+            _ = try await events.next("the update, at the next check") {
+                if case .swapped(_, let to, _) = $0 { to.description == "2.0" } else { false }
+            }
             watch.cancel()
             #expect(try await watch.value == 0)
         }

@@ -20,7 +20,8 @@ final class SpoolFile {
     init(in directory: Int32) throws {
         let descriptor = openat(directory, ".", Self.temporaryFileFlag | O_RDWR | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            throw AutoupdateError(.fileSystem, "cannot create a spool file for the zip archive (\(Errno.current))", underlying: Errno.current)
+            throw AutoupdateError(
+                .fileSystem, "cannot create a spool file for the zip archive (\(Errno.current))", underlying: Errno.current)
         }
         self.descriptor = descriptor
     }

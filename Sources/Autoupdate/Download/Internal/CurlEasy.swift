@@ -83,7 +83,7 @@ final class CurlEasy {
     var contentLength: Int64? {
         var length: curl_off_t = -1
         guard autoupdate_curl_getinfo_offset(handle, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) == CURLE_OK,
-              length >= 0
+            length >= 0
         else { return nil }
         return Int64(length)
     }

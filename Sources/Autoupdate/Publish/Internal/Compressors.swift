@@ -25,7 +25,9 @@ final class DeflateStream: StreamCompressor {
         guard status == Z_OK else {
             stream.deallocate()
             buffer.deallocate()
-            throw AutoupdateError(.fileSystem, "zlib could not start a compressor (\(ZlibStatus(rawValue: status)))", underlying: ZlibStatus(rawValue: status))
+            throw AutoupdateError(
+                .fileSystem, "zlib could not start a compressor (\(ZlibStatus(rawValue: status)))", underlying: ZlibStatus(rawValue: status)
+            )
         }
     }
 
@@ -58,7 +60,8 @@ final class DeflateStream: StreamCompressor {
             stream.pointee.avail_out = UInt32(buffer.count)
             let status = deflate(stream, flush)
             guard status != Z_STREAM_ERROR else {
-                throw AutoupdateError(.fileSystem, "zlib failed while compressing (Z_STREAM_ERROR)", underlying: ZlibStatus(rawValue: status))
+                throw AutoupdateError(
+                    .fileSystem, "zlib failed while compressing (Z_STREAM_ERROR)", underlying: ZlibStatus(rawValue: status))
             }
             let produced = buffer.count - Int(stream.pointee.avail_out)
             if produced > 0 {
@@ -86,7 +89,9 @@ final class Bzip2CompressStream: StreamCompressor {
         guard status == BZ_OK else {
             stream.deallocate()
             buffer.deallocate()
-            throw AutoupdateError(.fileSystem, "libbz2 could not start a compressor (\(Bzip2Status(rawValue: status)))", underlying: Bzip2Status(rawValue: status))
+            throw AutoupdateError(
+                .fileSystem, "libbz2 could not start a compressor (\(Bzip2Status(rawValue: status)))",
+                underlying: Bzip2Status(rawValue: status))
         }
     }
 
@@ -117,7 +122,9 @@ final class Bzip2CompressStream: StreamCompressor {
             stream.pointee.avail_out = UInt32(buffer.count)
             let status = BZ2_bzCompress(stream, action)
             guard status >= 0 else {
-                throw AutoupdateError(.fileSystem, "libbz2 failed while compressing (\(Bzip2Status(rawValue: status)))", underlying: Bzip2Status(rawValue: status))
+                throw AutoupdateError(
+                    .fileSystem, "libbz2 failed while compressing (\(Bzip2Status(rawValue: status)))",
+                    underlying: Bzip2Status(rawValue: status))
             }
             let produced = buffer.count - Int(stream.pointee.avail_out)
             if produced > 0 {

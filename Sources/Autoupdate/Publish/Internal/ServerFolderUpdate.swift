@@ -92,7 +92,8 @@ final class ServerFolderUpdate {
         switch Syscall.openAt(directory, temporary, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644) {
         case .success(let opened): descriptor = opened
         case .failure(let errno):
-            throw AutoupdateError(.fileSystem, "cannot create a temporary file for \(quoted(path + "/" + name)) (\(errno))", underlying: errno)
+            throw AutoupdateError(
+                .fileSystem, "cannot create a temporary file for \(quoted(path + "/" + name)) (\(errno))", underlying: errno)
         }
         changes.append(.replace(name: name, temporary: temporary))
         let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
@@ -170,7 +171,8 @@ final class ServerFolderUpdate {
         case .success: return backup
         case .failure(.noSuchFileOrDirectory): return nil
         case .failure(let errno):
-            throw AutoupdateError(.fileSystem, "cannot keep a copy of \(quoted(path + "/" + name)) while replacing it (\(errno))", underlying: errno)
+            throw AutoupdateError(
+                .fileSystem, "cannot keep a copy of \(quoted(path + "/" + name)) while replacing it (\(errno))", underlying: errno)
         }
     }
 

@@ -231,7 +231,9 @@ public actor Watcher: Service {
                 pending += await perform(action, group: &group)
             }
             guard !Task.isCancelled, let wakeup = await iterator.next() else {
+                // Cancelled, or the stream ended: stop (once; an ended machine has nothing left).
                 pending = machine.stop()
+                if pending.isEmpty { return code }
                 continue
             }
             switch wakeup {

@@ -40,11 +40,15 @@ final class SHA256Digest {
 
     /// The digest as lowercase hex.
     func finalize() -> String {
+        finalizeBytes().map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
+    /// The digest's 32 bytes.
+    func finalizeBytes() -> [UInt8] {
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         EVP_DigestFinal_ex(context, &digest, &length)
-        return digest.prefix(Int(length)).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
-            .joined()
+        return Array(digest.prefix(Int(length)))
     }
 }
 

@@ -35,6 +35,23 @@ struct VersionCommandTests {
         #expect(compare.stderr.contains("'1.0-'"))
     }
 
+    @Test(
+        "matches exits 0 inside the specifier set, 1 outside, 2 for invalid input",
+        arguments: [
+            ("~=2.1", "2.9", 0), (">=2,<3", "3.0", 1), ("==2.*", "2.0rc1", 0), ("!=2.3.1", "2.3.1", 1),
+            ("<2.0", "2.0rc1", 1), (">2.0", "2.0.post1", 1), ("===foo", "foo", 0),
+            ("=>2", "2.0", 2), ("~=2", "2.0", 2), (">=2", "banana", 2),
+        ] as [(String, String, Int32)])
+    func matches(specifier: String, version: String, expected: Int32) async throws {
+        let result = try await autoupdate("version", "matches", specifier, version)
+        #expect(result.status == expected, "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.isEmpty == (expected != 2))
+        if expected == 2 {
+            #expect(result.stderr.contains(specifier.hasPrefix(">=") ? "'\(version)'" : "'\(specifier)'"))
+        }
+    }
+
     @Test("a usage error exits 64")
     func usage() async throws {
         #expect(try await autoupdate("version", "normalize").status == 64)

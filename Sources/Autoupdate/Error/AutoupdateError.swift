@@ -49,7 +49,7 @@ public struct AutoupdateError: Error, Sendable, CustomStringConvertible, CustomD
             self.value = value
         }
 
-        /// A string is not a valid PEP 440 version.
+        /// A string is not a valid PEP 440 version or version specifier.
         public static let invalidVersion = Code(.invalidVersion)
         /// A URL is empty, malformed, or uses a scheme other than HTTPS (HTTP is upgraded).
         public static let invalidURL = Code(.invalidURL)

@@ -7,13 +7,15 @@ struct AutoupdateCommand: AsyncParsableCommand {
         commandName: "autoupdate",
         abstract: "Keep an application up to date and running.",
         discussion: """
-            autoupdate checks a version.txt (PEP 440) at an HTTPS base URL, downloads and \
+            autoupdate checks a release index (release.json) or a version.txt (PEP 440) at an \
+            HTTPS base URL, downloads and \
             verifies the new archive, installs it atomically and runs the app as a supervised \
             child process.
             """,
         version: AutoupdateCommand.versionText,
         subcommands: [
-            RunCommand.self, WatchCommand.self, CheckCommand.self, UpdateCommand.self, PublishCommand.self, KeygenCommand.self,
+            RunCommand.self, WatchCommand.self, CheckCommand.self, UpdateCommand.self, PublishCommand.self, RolloutCommand.self,
+            YankCommand.self, KeygenCommand.self,
             SignCommand.self, VerifyCommand.self, RecoverCommand.self, ExtractCommand.self, VersionCommand.self,
         ]
     )

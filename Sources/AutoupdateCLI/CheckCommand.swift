@@ -1,22 +1,46 @@
 import ArgumentParser
 import Autoupdate
+import Foundation
 import Logging
 
 struct CheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check the server's version.txt against the installed version.",
+        abstract: "Check the server's release.json (or version.txt) against the installed version.",
         discussion: """
             A newer version is written to .queue and logged in version_check.log \
             ("Old X|New Y|Time T"). A repeat check sends the validator of the last answer, so an \
-            unchanged version.txt costs the server a 304. Exit status 0 whether or not an update \
-            is available; 1 when the server cannot be reached or its version.txt is invalid.
+            unchanged release.json or version.txt costs the server a 304. With --json, one JSON \
+            object on stdout (always the server's word, not .queue's): installed, candidate, why, \
+            mandatory, channel, size, notes, signed, serial. Exit status 0 whether or not an \
+            update is available; 1 when the server cannot be reached or its answer is invalid.
             """
     )
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: UpdateOptions
     @OptionGroup var trust: TrustOptions
+
+    @Flag(help: "Print the result as one JSON object.")
+    var json = false
+
+    /// What `check --json` prints.
+    struct Report: Encodable {
+        var installed: String
+        var candidate: String?
+        /// The release policy's reason (see `ReleasePolicy.Reason`), or for a server without a
+        /// release index: newer, up-to-date or server-invalid.
+        var why: String
+        var mandatory: Bool
+        var channel: String
+        var size: Int64?
+        var notes: String?
+        /// Whether the release index's signature was checked against a pinned key.
+        var signed: Bool
+        var serial: UInt64?
+        /// Whether the server has a release index.
+        var index: Bool
+    }
 
     func run() async throws {
         global.bootstrapLogging()
@@ -25,18 +49,53 @@ struct CheckCommand: AsyncParsableCommand {
                 folder: options.folder(), url: try options.updateURL(),
                 configuration: try options.updaterConfiguration(archive: nil, trust: trust),
                 logger: Logger(label: "autoupdate"))
-            let result = try await updater.check()
+            let result = try await (json ? updater.checkServer() : updater.check())
+            if json {
+                try printReport(result, channel: updater.configuration.channel)
+                return
+            }
             switch result.outcome {
             case .newVersion(let version):
-                print("update available: \(result.installed) → \(version)")
+                let mandatory = result.index?.decision.mandatory == true ? " (mandatory: \(result.index!.decision.reason.rawValue))" : ""
+                print("update available: \(result.installed) → \(version)\(mandatory)")
             case .upToDate:
-                print("up to date: \(result.installed)")
+                let why = result.index.map { Self.explanation($0.decision.reason) } ?? ""
+                print("up to date: \(result.installed)\(why)")
             case .serverInvalid:
                 throw AutoupdateError(
                     .corruptedFile,
                     "the server's version.txt is not a valid version (its text is kept in \(options.folder().serverInvalidDumpPath)); nothing to update"
                 )
             }
+        }
+    }
+
+    private func printReport(_ result: VersionChecker.Result, channel: String) throws {
+        let decision = result.index?.decision
+        let why: String =
+            decision?.reason.rawValue
+            ?? {
+                switch result.outcome {
+                case .newVersion: "newer"
+                case .upToDate: "up-to-date"
+                case .serverInvalid: "server-invalid"
+                }
+            }()
+        let report = Report(
+            installed: result.installed.description, candidate: result.available?.description, why: why,
+            mandatory: decision?.mandatory ?? false, channel: decision?.channel ?? channel, size: result.release?.size,
+            notes: result.release?.notes, signed: result.index?.signed ?? false, serial: result.index?.serial, index: result.index != nil)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+
+    private static func explanation(_ reason: ReleasePolicy.Reason) -> String {
+        switch reason {
+        case .outsideRollout: " (a newer release is not offered to this install yet: staged rollout)"
+        case .pinnedOut: " (newer releases are outside --pin)"
+        case .withdrawn: " (newer releases were yanked or failed here before)"
+        default: ""
         }
     }
 }

@@ -64,7 +64,7 @@ struct RunCommand: AsyncParsableCommand {
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
                 folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)),
-                grace: .milliseconds(Int64(grace * 1000)),
+                channel: try options.releaseChannel(), pin: try options.releasePin(), grace: .milliseconds(Int64(grace * 1000)),
                 foregroundTerminal: ownsTerminal ? 0 : nil, adoptsOrphans: true, logger: Logger(label: "autoupdate"))
             if update != .never {
                 await updateIfWanted(launcher)
@@ -98,9 +98,12 @@ struct RunCommand: AsyncParsableCommand {
             let installed = launcher.folder.readVersionDoc().value.map(\.description) ?? "0.0.0"
             // `auto` goes straight to the update, which asks the server itself: one check, not two.
             if update == .ask {
-                guard try await launcher.checkNew() else { return }
-                let queued = launcher.folder.readQueue().value.map(\.description) ?? "?"
-                guard confirm("update \(installed) → \(queued)?") else {
+                let result = try await launcher.checkServer()
+                guard let available = result.available else { return }
+                if let decision = result.index?.decision, decision.mandatory {
+                    // A minimum version, a required release or a yanked install: not the user's call.
+                    note("update \(installed) → \(available) is mandatory (\(decision.reason.rawValue)): updating")
+                } else if !confirm("update \(installed) → \(available)?") {
                     note("not updating; running \(installed)")
                     return
                 }

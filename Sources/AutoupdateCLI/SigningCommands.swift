@@ -54,8 +54,9 @@ struct SignCommand: AsyncParsableCommand {
             The signature is minisign's (prehashed, 'ED'); 'minisign -V' checks it. The trusted \
             comment defaults to 'timestamp:T<tab>file:NAME', plus 'version:V' and the file's \
             'size:N' with --version, 'expires:E' with --expires-in and 'app:NAME' with --app (as \
-            given to publish). Re-signing version.txt on a schedule for clients that require \
-            freshness: autoupdate sign SERVER_DIR/version.txt --secret-key SK --expires-in 604800 [--app NAME]
+            given to publish); release.json's also names its 'serial:N'. Re-signing on a schedule \
+            for clients that require freshness: autoupdate sign SERVER_DIR/version.txt --secret-key \
+            SK --expires-in 604800 [--app NAME], and the same for SERVER_DIR/release.json.
             """
     )
 
@@ -97,11 +98,15 @@ struct SignCommand: AsyncParsableCommand {
             let now = Date()
             if let app { try ReleaseComment.validate(app: app) }
             let size = version == nil ? nil : (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value
+            // A release index's signature names its serial, which clients check.
+            let serial =
+                name == Publisher.indexName
+                ? try FileManager.default.contents(atPath: file).map { try ReleaseIndex.decode(Array($0), source: file).serial } : nil
             let comment =
                 try trustedComment
                 ?? ReleaseComment.make(
                     file: name, version: version.map { try Version($0) }, timestamp: now,
-                    expires: expiresIn.map { now.addingTimeInterval($0) }, app: app, size: size)
+                    expires: expiresIn.map { now.addingTimeInterval($0) }, app: app, size: size, serial: serial)
             let signature = try Minisign.sign(prehash: try Minisign.prehash(ofFile: file), with: key, trustedComment: comment)
             let output = file + ".minisig"
             do {

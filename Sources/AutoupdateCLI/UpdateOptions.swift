@@ -26,6 +26,15 @@ struct UpdateOptions: ParsableArguments {
     @Option(help: "Seconds one check of the server may take in all, however the server behaves (default: 5 for run, 30 otherwise).")
     var checkTimeout: Double?
 
+    @Option(
+        help:
+            "The release channel to follow when the server has a release.json: stable (default), beta, alpha or any it lists; a channel also takes every more stable one's releases. Default: $AUTOUPDATE_CHANNEL."
+    )
+    var channel: String?
+
+    @Option(help: "Only versions in this PEP 440 specifier set, such as '~=2.1', '>=2,<3', '==2.*', '!=2.3.1'. Default: $AUTOUPDATE_PIN.")
+    var pin: String?
+
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func validate() throws {
@@ -38,6 +47,26 @@ struct UpdateOptions: ParsableArguments {
         if let checkTimeout, !(checkTimeout > 0 && checkTimeout.isFinite) {
             throw ValidationError("--check-timeout must be a positive number of seconds.")
         }
+        if let channel, !ReleaseIndex.isValidChannel(channel) {
+            throw ValidationError("--channel \(channel): a channel is 1 to 64 of a-z, 0-9, '.', '_' and '-'.")
+        }
+        if let pin {
+            do {
+                _ = try VersionSpecifierSet(pin)
+            } catch let error as AutoupdateError {
+                throw ValidationError("--pin: \(error.message)")
+            }
+        }
+    }
+
+    /// `--channel`, else the launcher's, else `stable`.
+    func releaseChannel() throws -> String {
+        try channel ?? UpdateContext.channel(from: environment)
+    }
+
+    /// `--pin`, else the launcher's.
+    func releasePin() throws -> VersionSpecifierSet? {
+        try pin.map(VersionSpecifierSet.init) ?? UpdateContext.pin(from: environment)
     }
 
     func folder() -> AppFolder {
@@ -73,7 +102,7 @@ struct UpdateOptions: ParsableArguments {
     func updaterConfiguration(archive: String?, trust: TrustOptions) throws -> UpdaterConfiguration {
         UpdaterConfiguration(
             archive: try archiveName(archive), download: downloadConfiguration(), extraction: extractionConfiguration(),
-            trust: try trust.trustPolicy(), checkTimeout: checkTimeout())
+            trust: try trust.trustPolicy(), checkTimeout: checkTimeout(), channel: try releaseChannel(), pin: try releasePin())
     }
 
     /// `--archive`, else the launcher's `$AUTOUPDATE_NEWFILES`, else `project.zip`.

@@ -25,7 +25,8 @@ struct SigningCommandsTests {
         #expect(published.status == 0, "\(published.stderr)")
         #expect(
             published.stdout.contains(
-                "signed: \(scenario.serverFolder.path)/project.zip.minisig and \(scenario.serverFolder.path)/version.txt.minisig"))
+                "signed: \(scenario.serverFolder.path)/releases/1.0/project.zip.minisig, \(scenario.serverFolder.path)/release.json.minisig and \(scenario.serverFolder.path)/version.txt.minisig"
+            ), "\(published.stdout)")
         let tool = try await ChildProcess.run(
             "/usr/bin/minisign", ["-V", "-p", pub, "-m", scenario.serverFolder.appending(path: "project.zip").path])
         #expect(tool.status == 0, "\(tool.stderr)")

@@ -12,7 +12,10 @@ struct UpdateCommandsTests {
         try UpdateScenario.write(["bin/app": .text("#!/bin/sh\necho one\n", mode: 0o755), "data.txt": .text("1\n")], to: source)
         let published = try await autoupdate("publish", source.path, "--version", "1.0", "--out", scenario.serverFolder.path)
         #expect(published.status == 0, "\(published.stderr)")
-        #expect(published.stdout.hasPrefix("published 1.0: \(scenario.serverFolder.path)/project.zip (3 entries"))
+        #expect(
+            published.stdout.hasPrefix("published 1.0 on stable at 100%: \(scenario.serverFolder.path)/releases/1.0/project.zip (3 entries"),
+            "\(published.stdout)")
+        #expect(published.stdout.hasSuffix("\(scenario.serverFolder.path)/version.txt: announces 1.0\n"))
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             let url = server.baseURL.absoluteString
             let dir = scenario.appFolder.path
@@ -38,7 +41,7 @@ struct UpdateCommandsTests {
             let untrusted = try await autoupdate("update", "--url", url, "--dir", scenario.appFolder.path)
             #expect(untrusted.status == 1)
             #expect(
-                untrusted.stderr.split(separator: "\n").last?.hasPrefix("autoupdate: error: downloading \(url)version.txt: TLS failed")
+                untrusted.stderr.split(separator: "\n").last?.hasPrefix("autoupdate: error: downloading \(url)release.json: TLS failed")
                     == true)
             try Data("not-a-version".utf8).write(to: scenario.serverFolder.appending(path: "version.txt"))
             let invalid = try await autoupdate("check", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile)

@@ -59,18 +59,20 @@ public final class UpdateScenario: Sendable {
         return try TreeSnapshot(folder.url)
     }
 
-    /// Publishes a version of the app to the server folder.
+    /// Publishes a version of the app to the server folder: by default as autoupdate 0.1 did
+    /// (`version.txt` and the archive only, so that a later publish of any version replaces
+    /// them, as a replaying or lying server would), or into the release index with `release`.
     @discardableResult
     public func publish(
         _ tree: [String: Content], version: String, archive: String = "project.zip", signedWith key: Minisign.SecretKey? = nil,
-        versionExpiresIn: Duration? = nil, app: String? = nil, in subfolder: String? = nil
+        versionExpiresIn: Duration? = nil, app: String? = nil, in subfolder: String? = nil, release: ReleaseOptions = .withoutIndex
     ) throws -> Publisher.Result {
         let source = work.url.appending(path: "src-\(version)-\(UUID().uuidString)")
         try Self.write(tree, to: source)
         let output = subfolder.map { serverFolder.appending(path: $0) } ?? serverFolder
         return try Publisher.publish(
             source: source.path, version: try Version(version), to: output.path, archive: try ArchiveName(archive),
-            secretKey: key, versionExpiresIn: versionExpiresIn, app: app)
+            secretKey: key, versionExpiresIn: versionExpiresIn, app: app, release: release)
     }
 
     /// The app folder's contents, without the update folder and the files a check may write

@@ -59,6 +59,12 @@ extension AppFolder {
         try AtomicFile.write(Array((version.description + "\n").utf8), to: updateDirectory + "/highest-version.txt")
     }
 
+    /// Sets the recorded highest version to `version`, lower or not: only after a move off a
+    /// yanked version that a trusted release index asked for.
+    func resetHighestVersion(to version: Version) throws {
+        try AtomicFile.write(Array((version.description + "\n").utf8), to: updateDirectory + "/highest-version.txt")
+    }
+
     /// Versions that failed their health check after an install (`autoupdate watch`): not
     /// installed again.
     public func readBadVersions() -> Set<Version> {

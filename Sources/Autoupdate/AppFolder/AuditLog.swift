@@ -21,17 +21,25 @@ struct AuditLog: Sendable {
         var version: String?
         var decision: String
         var reason: String?
+        /// Release index checks: the serial, the channel, whether the install is in the newest
+        /// release's rollout, and the policy's reason.
+        var serial: UInt64?
+        var channel: String?
+        var rollout: String?
+        var why: String?
     }
 
     let folder: AppFolder
 
     func record(
         event: String, url: URL? = nil, status: Int? = nil, bytes: Int64? = nil, hash: String? = nil,
-        keyID: String? = nil, version: String? = nil, decision: String, reason: String? = nil
+        keyID: String? = nil, version: String? = nil, decision: String, reason: String? = nil, serial: UInt64? = nil,
+        channel: String? = nil, rollout: String? = nil, why: String? = nil
     ) {
         let record = Record(
             time: ISO8601DateFormatter().string(from: Date()), event: event, url: url?.displayString, status: status,
-            bytes: bytes, hash: hash, keyID: keyID, version: version, decision: decision, reason: reason)
+            bytes: bytes, hash: hash, keyID: keyID, version: version, decision: decision, reason: reason, serial: serial,
+            channel: channel, rollout: rollout, why: why)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(record) else { return }

@@ -74,6 +74,8 @@ public final class Launcher: Sendable {
     ///   - trust: The publisher's keys every archive must be signed by, and freshness.
     ///   - checkTimeout: The bound on one check of the server, however it behaves (a silent
     ///     server must not hold back the app's start for long).
+    ///   - channel: The release channel to follow, when the server has a release index.
+    ///   - pin: Releases outside this PEP 440 specifier set are ignored.
     ///   - grace: How long the app gets between SIGTERM and SIGKILL when it is terminated.
     ///   - foregroundTerminal: A terminal descriptor (0) to hand to the app while it runs, for an
     ///     interactive app (see ``ProcessConfiguration/foregroundTerminal``).
@@ -87,7 +89,7 @@ public final class Launcher: Sendable {
         args: [String] = [], kwargs: [String: String] = [:], folder: AppFolder = AppFolder(),
         download: DownloadConfiguration = DownloadConfiguration(), extraction: ExtractionConfiguration = ExtractionConfiguration(),
         trust: TrustPolicy = TrustPolicy(), checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
-        grace: Duration = .seconds(5),
+        channel: String = "stable", pin: VersionSpecifierSet? = nil, grace: Duration = .seconds(5),
         foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false, logger: Logger = Logger(label: "autoupdate")
     ) throws {
         self.folder = folder
@@ -104,11 +106,12 @@ public final class Launcher: Sendable {
         updater = Updater(
             folder: folder, url: self.url,
             configuration: UpdaterConfiguration(
-                archive: self.newfiles, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout),
+                archive: self.newfiles, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout,
+                channel: channel, pin: pin),
             logger: logger)
         let context = UpdateContext(
             filepath: self.filepath, url: self.url, newfiles: self.newfiles, parentPID: getpid(), folder: folder,
-            logLevel: logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust)
+            logLevel: logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust, channel: channel, pin: pin)
         supervisor = ProcessSupervisor(
             context.appConfiguration(arguments: args, grace: grace, foregroundTerminal: foregroundTerminal, adoptsOrphans: adoptsOrphans),
             logger: logger)
@@ -173,6 +176,12 @@ public final class Launcher: Sendable {
     /// - Throws: ``AutoupdateError`` when the server cannot be reached or answers with an error.
     public func checkNew() async throws -> Bool {
         try await updater.checkNew()
+    }
+
+    /// Checks with the server, in detail: the candidate, and whether the release index makes it
+    /// mandatory (see ``ReleasePolicy``).
+    public func checkServer() async throws -> VersionChecker.Result {
+        try await updater.checkServer()
     }
 
     /// The seed's `update_code`: checks, downloads, extracts and installs a newer version.

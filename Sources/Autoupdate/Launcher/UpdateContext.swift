@@ -37,6 +37,10 @@ public struct UpdateContext: Sendable, Equatable {
     /// rules: `AUTOUPDATE_PUBLIC_KEYS` (one-line keys, comma-separated), `AUTOUPDATE_REQUIRE_FRESH`
     /// (`1`), `AUTOUPDATE_MAX_AGE` (seconds) and `AUTOUPDATE_APP`.
     public var trust: TrustPolicy
+    /// `AUTOUPDATE_CHANNEL`: the release channel the launcher follows.
+    public var channel: String
+    /// `AUTOUPDATE_PIN`: the launcher's pin, a PEP 440 specifier set.
+    public var pin: VersionSpecifierSet?
 
     /// The variables' names.
     public enum Variable {
@@ -52,12 +56,17 @@ public struct UpdateContext: Sendable, Equatable {
         public static let requireFresh = "AUTOUPDATE_REQUIRE_FRESH"
         public static let maxAge = "AUTOUPDATE_MAX_AGE"
         public static let app = "AUTOUPDATE_APP"
+        public static let channel = "AUTOUPDATE_CHANNEL"
+        public static let pin = "AUTOUPDATE_PIN"
     }
 
     public init(
         filepath: String, url: UpdateURL, newfiles: ArchiveName = .default, parentPID: Int32, folder: AppFolder,
-        logLevel: Logger.Level = .warning, kwargs: [String: String] = [:], caFile: String? = nil, trust: TrustPolicy = TrustPolicy()
+        logLevel: Logger.Level = .warning, kwargs: [String: String] = [:], caFile: String? = nil, trust: TrustPolicy = TrustPolicy(),
+        channel: String = "stable", pin: VersionSpecifierSet? = nil
     ) {
+        self.channel = channel
+        self.pin = pin
         self.filepath = filepath
         self.url = url
         self.newfiles = newfiles
@@ -117,7 +126,26 @@ public struct UpdateContext: Sendable, Equatable {
             filepath: try required(Variable.filepath), url: url, newfiles: newfiles, parentPID: parentPID,
             folder: AppFolder(path: try required(Variable.folder)), logLevel: logLevel, kwargs: kwargs,
             caFile: environment[Variable.caFile].flatMap { $0.isEmpty ? nil : $0 },
-            trust: try trustPolicy(from: environment))
+            trust: try trustPolicy(from: environment), channel: try channel(from: environment), pin: try pin(from: environment))
+    }
+
+    /// `AUTOUPDATE_CHANNEL`, else `stable`.
+    public static func channel(from environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        guard let channel = environment[Variable.channel], !channel.isEmpty else { return "stable" }
+        guard ReleaseIndex.isValidChannel(channel) else {
+            throw AutoupdateError.invalidEnvironment(Variable.channel, "a channel is 1 to 64 of a-z, 0-9, '.', '_' and '-'")
+        }
+        return channel
+    }
+
+    /// `AUTOUPDATE_PIN`, if set.
+    public static func pin(from environment: [String: String] = ProcessInfo.processInfo.environment) throws -> VersionSpecifierSet? {
+        guard let text = environment[Variable.pin], !text.isEmpty else { return nil }
+        do {
+            return try VersionSpecifierSet(text)
+        } catch let error as AutoupdateError {
+            throw AutoupdateError.invalidEnvironment(Variable.pin, error.message)
+        }
     }
 
     /// The trust policy the variables describe (none set: HTTPS alone).
@@ -177,6 +205,8 @@ public struct UpdateContext: Sendable, Equatable {
         }
         variables[Variable.maxAge] = trust.maxVersionAge.map { String($0.timeInterval) }
         variables[Variable.app] = trust.app
+        variables[Variable.channel] = channel
+        variables[Variable.pin] = pin?.description
         return variables
     }
 
@@ -196,7 +226,8 @@ public struct UpdateContext: Sendable, Equatable {
     public func checkNew() async throws -> Bool {
         try await Updater(
             folder: folder, url: url,
-            configuration: UpdaterConfiguration(archive: newfiles, download: DownloadConfiguration(caFile: caFile), trust: trust),
+            configuration: UpdaterConfiguration(
+                archive: newfiles, download: DownloadConfiguration(caFile: caFile), trust: trust, channel: channel, pin: pin),
             logger: logger
         ).checkNew()
     }

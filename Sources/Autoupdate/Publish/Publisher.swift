@@ -1,7 +1,9 @@
 import Foundation
 
-/// Turns a folder into what a static HTTPS server serves for autoupdate clients: the archive
-/// (in the format its name says) and `version.txt`.
+/// Turns a folder into what a static HTTPS server serves for autoupdate clients: the release
+/// index `release.json`, every release's archive under `releases/V/`, and, for clients that read
+/// `version.txt` only (pyautoupdate), `version.txt` with the newest stable release's archive
+/// beside it.
 ///
 /// ```swift
 /// let published = try Publisher.publish(source: "build/myapp", version: try Version("2.0"), to: "/var/www/myapp")
@@ -32,6 +34,11 @@ public enum Publisher {
         public let versionSignature: String?
         /// The app identity the signatures name (`nil` without a secret key or an app).
         public let app: String?
+        /// The index as written (`nil` for a publish without one).
+        public var index: ReleaseIndex? = nil
+        /// The version `version.txt` announces now: the newest stable release fully rolled out
+        /// (`nil` when none is).
+        public var announced: Version? = nil
     }
 
     /// Publishes `source` as `version` into `output`.
@@ -49,12 +56,15 @@ public enum Publisher {
     ///     trusted until this long from now: for clients that require freshness.
     ///   - app: The app identity the signatures bind (see ``TrustPolicy/app``): with one key for
     ///     several apps, a client then refuses another app's release. `nil` binds none.
-    /// - Throws: ``AutoupdateError`` (`.invalidArgument` for what clients would refuse,
-    ///   `.fileSystem` naming the file that could not be read or written); the server folder is
-    ///   then as it was.
+    ///   - release: The release's channel, rollout, minimum version, required flag and notes in
+    ///     the index, or ``ReleaseOptions/withoutIndex`` for the `version.txt`-only layout.
+    /// - Throws: ``AutoupdateError`` (`.invalidArgument` for what clients would refuse or a
+    ///   version already published, `.fileSystem` naming the file that could not be read or
+    ///   written); the server folder is then as it was.
     public static func publish(
         source: String, version: Version, to output: String, archive: ArchiveName = .default, layout: AppLayout = AppLayout(),
-        secretKey: Minisign.SecretKey? = nil, versionExpiresIn: Duration? = nil, app: String? = nil
+        secretKey: Minisign.SecretKey? = nil, versionExpiresIn: Duration? = nil, app: String? = nil,
+        release: ReleaseOptions = ReleaseOptions()
     ) throws -> Result {
         if versionExpiresIn != nil, secretKey == nil {
             throw AutoupdateError(.invalidArgument, "signing version.txt with an expiry needs a secret key")
@@ -63,6 +73,11 @@ public enum Publisher {
             try ReleaseComment.validate(app: app)
         }
         let tree = try SourceTree(root: source, skipping: layout.reservedNames)
+        if release.writesIndex {
+            return try publishIndexed(
+                tree, version: version, to: output, archive: archive, secretKey: secretKey, versionExpiresIn: versionExpiresIn, app: app,
+                options: release)
+        }
         // Everything is written and flushed under temporary names first; only then does the
         // folder change, in order: archive, its signature, version.txt, its signature.
         let update = try ServerFolderUpdate(folder: output)
@@ -94,8 +109,9 @@ public enum Publisher {
             signature: secretKey == nil ? nil : signaturePath, versionSignature: versionSignature, app: secretKey == nil ? nil : app)
     }
 
-    /// Signs the server folder's `version.txt` again, trusted until `expiresIn` from now: what a
-    /// publisher's CI runs on a schedule for clients that require freshness.
+    /// Signs the server folder's `version.txt` (and `release.json`, when there is one) again,
+    /// trusted until `expiresIn` from now: what a publisher's CI runs on a schedule for clients
+    /// that require freshness.
     ///
     /// - Parameters:
     ///   - output: The server folder, holding `version.txt`.
@@ -116,6 +132,12 @@ public enum Publisher {
         }
         try AtomicFile.write(
             try versionSignatureText([UInt8](text), with: secretKey, expiresIn: expiresIn, app: app), to: path + ".minisig")
+        // The index is the server's word too: its signature gets the same expiry.
+        if let index = try readIndex(in: output), let bytes = FileManager.default.contents(atPath: output + "/" + indexName) {
+            try AtomicFile.write(
+                try indexSignatureText(Array(bytes), serial: index.serial, with: secretKey, expiresIn: expiresIn, app: app),
+                to: output + "/" + indexName + ".minisig")
+        }
         return path + ".minisig"
     }
 
@@ -131,7 +153,7 @@ public enum Publisher {
         return Array(signature.fileText.utf8)
     }
 
-    private static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws {
+    static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws {
         let toFile: (UnsafeRawBufferPointer) throws -> Void = { try handle.write(contentsOf: Data($0)) }
         switch format {
         case .zip:

@@ -252,7 +252,8 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
         }
     }
 
-    static func isValidChannel(_ name: String) -> Bool {
+    /// Whether `name` can be a channel: 1 to 64 of a-z, 0-9, `.`, `_` and `-`.
+    public static func isValidChannel(_ name: String) -> Bool {
         (1...64).contains(name.utf8.count)
             && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
     }

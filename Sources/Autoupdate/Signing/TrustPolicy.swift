@@ -60,7 +60,7 @@ public struct TrustPolicy: Sendable, Hashable {
 /// release it belongs to (archives), `expires` until when it may be trusted (`version.txt`),
 /// `app` the app it is for (see ``TrustPolicy/app``), `size` the archive's exact length and
 /// `unpacked` the bytes its files hold once extracted (caps on a download and its extraction
-/// before the signature over the bytes can be checked).
+/// before the signature over the bytes can be checked), `serial` a release index's serial.
 public struct ReleaseComment: Sendable, Hashable {
     public var fields: [String: String]
 
@@ -80,7 +80,7 @@ public struct ReleaseComment: Sendable, Hashable {
     /// The comment for an archive or a file.
     public static func make(
         file: String, version: Version? = nil, timestamp: Date = Date(), expires: Date? = nil, app: String? = nil,
-        size: Int64? = nil, unpacked: Int64? = nil
+        size: Int64? = nil, unpacked: Int64? = nil, serial: UInt64? = nil
     ) -> String {
         var parts = ["timestamp:\(Int64(timestamp.timeIntervalSince1970))", "file:\(file)"]
         if let version { parts.append("version:\(version)") }
@@ -88,6 +88,7 @@ public struct ReleaseComment: Sendable, Hashable {
         if let app { parts.append("app:\(app)") }
         if let size { parts.append("size:\(size)") }
         if let unpacked { parts.append("unpacked:\(unpacked)") }
+        if let serial { parts.append("serial:\(serial)") }
         parts.append("hashed")
         return parts.joined(separator: "\t")
     }
@@ -108,6 +109,8 @@ public struct ReleaseComment: Sendable, Hashable {
     public var size: Int64? { fields["size"].flatMap(Int64.init).flatMap { $0 >= 0 ? $0 : nil } }
     /// The bytes the archive's files hold once extracted.
     public var unpacked: Int64? { fields["unpacked"].flatMap(Int64.init).flatMap { $0 >= 0 ? $0 : nil } }
+    /// A release index's serial (`release.json`).
+    public var serial: UInt64? { fields["serial"].flatMap { UInt64($0) } }
     public var timestamp: Date? { fields["timestamp"].flatMap(Int64.init).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
     public var expires: Date? { fields["expires"].flatMap(Int64.init).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
 

@@ -14,6 +14,11 @@ public struct UpdaterConfiguration: Sendable {
     /// The bound on one check of the server (`version.txt` and, when freshness is required, its
     /// signature), however the server behaves. Default ``defaultCheckTimeout``.
     public var checkTimeout: Duration
+    /// The release channel to follow when the server has a release index (`stable` by default;
+    /// see ``ReleasePolicy``).
+    public var channel: String
+    /// Releases outside this PEP 440 specifier set are ignored (`nil`: none are).
+    public var pin: VersionSpecifierSet?
 
     /// 30 seconds.
     public static let defaultCheckTimeout = Duration.seconds(30)
@@ -23,8 +28,12 @@ public struct UpdaterConfiguration: Sendable {
         download: DownloadConfiguration = DownloadConfiguration(),
         extraction: ExtractionConfiguration = ExtractionConfiguration(),
         trust: TrustPolicy = TrustPolicy(),
-        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout
+        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
+        channel: String = "stable",
+        pin: VersionSpecifierSet? = nil
     ) {
+        self.channel = channel
+        self.pin = pin
         self.archive = archive
         self.download = download
         self.extraction = extraction
@@ -91,12 +100,21 @@ public final class PreparedUpdate: Sendable {
     /// Until when the server's signed `version.txt` holds, when freshness is required: an
     /// install after it is refused.
     public let freshUntil: Date?
+    /// Where the archive came from.
+    public let archiveURL: URL
+    /// The release index's decision, when the server has an index.
+    public let decision: ReleasePolicy.Decision?
+    /// Whether the update cannot be declined or deferred (a minimum version, a required release,
+    /// or a move off a yanked version).
+    public var isMandatory: Bool { decision?.mandatory ?? false }
     fileprivate let lock: FileLock
 
     fileprivate init(
         version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, signedBy: String?,
-        freshUntil: Date?, lock: FileLock
+        freshUntil: Date?, archiveURL: URL, decision: ReleasePolicy.Decision?, lock: FileLock
     ) {
+        self.archiveURL = archiveURL
+        self.decision = decision
         self.version = version
         self.installed = installed
         self.staging = staging
@@ -171,7 +189,7 @@ public final class Updater: Sendable {
         extractor = Extractor(configuration: extraction, logger: logger)
         checker = VersionChecker(
             folder: folder, url: url, downloader: downloader, trust: configuration.trust, timeout: configuration.checkTimeout,
-            logger: logger)
+            channel: configuration.channel, pin: configuration.pin, logger: logger)
         audit = AuditLog(folder: folder)
     }
 
@@ -285,8 +303,19 @@ public final class Updater: Sendable {
             return (nil, result)
         }
         removeLeftovers()
-        let archiveURL = url.appending(configuration.archive.name)
-        if let highest = folder.readHighestVersion(), version < highest {
+        // With a release index, the release names its archive and where it is; else the
+        // configured archive beside version.txt.
+        let source: ArchiveSource
+        if let release = result.release {
+            source = ArchiveSource(
+                name: try ArchiveName(release.archive), url: url.appending(release.path), size: release.size, unpacked: release.unpacked,
+                sha256: release.sha256)
+        } else {
+            source = ArchiveSource(name: configuration.archive, url: url.appending(configuration.archive.name))
+        }
+        let archiveURL = source.url
+        let movingOffYanked = result.index?.decision.reason == .yanked
+        if !movingOffYanked, let highest = folder.readHighestVersion(), version < highest {
             let error = AutoupdateError(
                 .rollback,
                 "refusing \(version) from \(archiveURL.displayString): \(highest) was installed here before, and nothing older is installed again (rollback protection)"
@@ -296,7 +325,7 @@ public final class Updater: Sendable {
             throw error
         }
         do {
-            let prepared = try await download(version, from: archiveURL, checked: result, lock: lock, onEvent: onEvent)
+            let prepared = try await download(version, from: source, checked: result, lock: lock, onEvent: onEvent)
             return (prepared, result)
         } catch let error as AutoupdateError {
             // The announced version's archive failed: `.queue` must not keep answering for it.
@@ -305,12 +334,23 @@ public final class Updater: Sendable {
         }
     }
 
+    /// Where an archive is and what the server's word says of it.
+    private struct ArchiveSource {
+        var name: ArchiveName
+        var url: URL
+        /// From the release index: exact length, extracted size and SHA-256.
+        var size: Int64? = nil
+        var unpacked: Int64? = nil
+        var sha256: String? = nil
+    }
+
     /// Downloads, extracts and verifies `version` into a staging folder.
     private func download(
-        _ version: Version, from archiveURL: URL, checked result: VersionChecker.Result, lock: FileLock,
+        _ version: Version, from source: ArchiveSource, checked result: VersionChecker.Result, lock: FileLock,
         onEvent: @escaping @Sendable (UpdateEvent) -> Void
     ) async throws -> PreparedUpdate {
-        let signature = try await releaseSignature(for: version, archiveURL: archiveURL)
+        let archiveURL = source.url
+        let signature = try await releaseSignature(for: version, archive: source.name, archiveURL: archiveURL)
         let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         logger.info("downloading", metadata: ["update.url": "\(archiveURL.displayString)", "update.version.new": "\(version)"])
 
@@ -318,13 +358,13 @@ public final class Updater: Sendable {
         let digest = try SHA256Digest()
         // A signed release says how long its archive is and what it unpacks to: both exact caps,
         // so a server cannot fill the disk before the signature over the bytes is checked.
-        let sink = extractor.start(format: configuration.archive.format, to: staging, maxBytes: signature?.unpacked)
+        let sink = extractor.start(format: source.name.format, to: staging, maxBytes: signature?.unpacked ?? source.unpacked)
         var verifier = signature?.verifier
         var bytes: Int64 = 0
         let report: ExtractionReport
         do {
             do {
-                for try await chunk in downloader.bytes(from: archiveURL, expectedLength: signature?.size) {
+                for try await chunk in downloader.bytes(from: archiveURL, expectedLength: signature?.size ?? source.size) {
                     chunk.bytes.withUnsafeBytes { digest.update($0) }
                     chunk.bytes.withUnsafeBytes { verifier?.update($0) }
                     bytes = chunk.progress.receivedBytes
@@ -349,6 +389,16 @@ public final class Updater: Sendable {
         }
         onEvent(.extracted(report))
         let hash = digest.finalize()
+        if let expected = source.sha256, hash != expected {
+            try? TreeRemoval.remove(path: staging)
+            let error = AutoupdateError(
+                .checksumMismatch,
+                "refusing \(version) from \(archiveURL.displayString): its SHA-256 is \(hash), and the release index says \(expected)")
+            audit.record(
+                event: "update", url: archiveURL, bytes: bytes, hash: hash, version: version.description, decision: "refused",
+                reason: error.message)
+            throw error
+        }
         var signedBy: String?
         if let signature, var verifier {
             onEvent(.verifying(version))
@@ -367,24 +417,24 @@ public final class Updater: Sendable {
         logger.info("staged", metadata: ["update.version.new": "\(version)", "download.bytes": "\(bytes)", "archive.sha256": "\(hash)"])
         return PreparedUpdate(
             version: version, installed: result.installed, staging: staging, archiveHash: hash, archiveBytes: bytes,
-            signedBy: signedBy, freshUntil: result.freshUntil, lock: lock)
+            signedBy: signedBy, freshUntil: result.freshUntil, archiveURL: archiveURL, decision: result.index?.decision, lock: lock)
     }
 
     /// With keys to trust: the archive's `.minisig`, checked before the download as far as it
     /// can be without the archive (a trusted key, an unaltered trusted comment naming this
     /// version, archive and app), with the sizes it signs. `nil` when signatures are not required.
     private func releaseSignature(
-        for version: Version, archiveURL: URL
+        for version: Version, archive: ArchiveName, archiveURL: URL
     ) async throws -> (signature: Minisign.Signature, verifier: Minisign.StreamVerifier, size: Int64?, unpacked: Int64?)? {
         guard configuration.trust.requiresSignatures else { return nil }
-        let signatureURL = url.appending(configuration.archive.name + ".minisig")
+        let signatureURL = archiveURL.appendingPathExtension("minisig")
         var keyID: String?
         do {
             let signature = try await downloader.signature(at: signatureURL)
             keyID = signature.keyIDHex
             let verifier = try Minisign.StreamVerifier(signature, trusting: configuration.trust.publicKeys)
             let comment = ReleaseComment(signature.trustedComment)
-            try comment.check(archive: configuration.archive.name, version: version)
+            try comment.check(archive: archive.name, version: version)
             try comment.check(
                 app: configuration.trust.appIdentity(for: url), pinned: configuration.trust.app != nil,
                 signature: signatureURL.displayString)
@@ -422,7 +472,7 @@ public final class Updater: Sendable {
     ) async throws -> PreviousVersion? {
         let installLock = try await folder.waitingBriefly(for: folder.lockForInstall)
         defer { withExtendedLifetime(installLock) {} }
-        let archiveURL = url.appending(configuration.archive.name)
+        let archiveURL = prepared.archiveURL
         // Freshness again, at the moment it matters: a staged update may have waited (for the app
         // to stop, for a watch's swap) past the expiry of the version.txt that announced it.
         if configuration.trust.requireFreshVersion, (prepared.freshUntil ?? .distantPast) <= Date() {
@@ -452,9 +502,16 @@ public final class Updater: Sendable {
                 version: prepared.version.description, decision: "install-failed", reason: error.message)
             throw error
         }
+        if prepared.version < prepared.installed, prepared.decision?.reason == .yanked {
+            // The one downgrade there is, off a yanked version by a trusted index: the floor
+            // comes down with it, and the yanked version is never installed here again.
+            try? folder.markBad(prepared.installed)
+            try? folder.resetHighestVersion(to: prepared.version)
+        }
         audit.record(
             event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash, keyID: prepared.signedBy,
-            version: prepared.version.description, decision: "installed")
+            version: prepared.version.description, decision: "installed",
+            reason: prepared.decision.map { "\($0.reason.rawValue) (channel \($0.channel))" }, why: prepared.decision?.reason.rawValue)
         onEvent(.installed(prepared.version))
         guard installer.keepBackupAs != nil, FileManager.default.fileExists(atPath: kept) else { return nil }
         return PreviousVersion(version: prepared.installed, tree: kept)

@@ -1,7 +1,9 @@
 import Foundation
 public import Logging
 
-/// Checks the server's `version.txt` against the installed version, with the seed's semantics.
+/// Checks the server against the installed version: its release index `release.json` when it
+/// has one (see ``ReleasePolicy`` for the rules), else its `version.txt`, with the seed's
+/// semantics.
 ///
 /// - A valid `.queue` newer than the installed version means an update is already known: the
 ///   check reports it without a request (pyautoupdate's rule), unless freshness is required.
@@ -33,10 +35,25 @@ public final class VersionChecker: Sendable {
         /// Until when the server's word holds, when freshness is required: its signature's
         /// expiry and the latest time its age allows. An install re-checks it.
         let freshUntil: Date?
+        /// What the release index said, when the server has one.
+        public let index: IndexAnswer?
+
+        /// The index's part of a check.
+        public struct IndexAnswer: Sendable, Equatable {
+            /// The index's serial.
+            public let serial: UInt64
+            /// Whether its signature was checked against a pinned key.
+            public let signed: Bool
+            /// The decision, with the candidate release and the reason.
+            public let decision: ReleasePolicy.Decision
+        }
+
+        /// The candidate release from the index, if any.
+        public var release: ReleaseIndex.Release? { index?.decision.candidate }
 
         init(
             installed: Version, available: Version?, outcome: AppFolder.CheckOutcome, fromQueue: Bool, notModified: Bool,
-            freshUntil: Date? = nil
+            freshUntil: Date? = nil, index: IndexAnswer? = nil
         ) {
             self.installed = installed
             self.available = available
@@ -44,6 +61,7 @@ public final class VersionChecker: Sendable {
             self.fromQueue = fromQueue
             self.notModified = notModified
             self.freshUntil = freshUntil
+            self.index = index
         }
     }
 
@@ -55,11 +73,14 @@ public final class VersionChecker: Sendable {
 
     public let folder: AppFolder
     public let url: UpdateURL
-    private let downloader: Downloader
-    private let trust: TrustPolicy
-    private let timeout: Duration
-    private let logger: Logger
-    private let audit: AuditLog
+    let downloader: Downloader
+    let trust: TrustPolicy
+    let timeout: Duration
+    let logger: Logger
+    let audit: AuditLog
+    /// The channel and pin the index is read with.
+    let channel: String
+    let pin: VersionSpecifierSet?
 
     /// - Parameters:
     ///   - folder: The app folder.
@@ -67,11 +88,16 @@ public final class VersionChecker: Sendable {
     ///   - downloader: The downloader to ask with (its trust settings apply).
     ///   - trust: Keys, freshness and the app identity the server's word must have.
     ///   - timeout: The bound on one whole check.
+    ///   - channel: The release channel to follow (see ``ReleasePolicy``).
+    ///   - pin: Releases outside this specifier set are ignored.
     ///   - logger: Where warnings about corrupted files go.
     public init(
         folder: AppFolder, url: UpdateURL, downloader: Downloader, trust: TrustPolicy = TrustPolicy(),
-        timeout: Duration = UpdaterConfiguration.defaultCheckTimeout, logger: Logger = Logger(label: "autoupdate.check")
+        timeout: Duration = UpdaterConfiguration.defaultCheckTimeout, channel: String = "stable", pin: VersionSpecifierSet? = nil,
+        logger: Logger = Logger(label: "autoupdate.check")
     ) {
+        self.channel = channel
+        self.pin = pin
         self.trust = trust
         self.timeout = timeout
         self.folder = folder
@@ -116,6 +142,9 @@ public final class VersionChecker: Sendable {
             break
         }
 
+        if let answer = try await checkIndex(installed: installed) {
+            return answer
+        }
         let versionURL = url.appending("version.txt")
         let (text, status, freshUntil) = try await withTimeout(timeout, "checking \(versionURL.displayString)") {
             try await self.ask(versionURL)
@@ -139,10 +168,14 @@ public final class VersionChecker: Sendable {
                 event: "check", url: versionURL, status: status, decision: "server-invalid", reason: "version.txt holds \(quoted(text))")
             return Result(installed: installed, available: nil, outcome: .serverInvalid, fromQueue: false, notModified: notModified)
         }
-        guard server > installed else {
+        // Without an index, the pin still applies to the one version the server announces.
+        let pinnedOut = pin.map { $0.filter([server], preReleases: channel == "stable" ? nil : true, version: { $0 }).isEmpty } ?? false
+        guard server > installed, !pinnedOut else {
             try folder.removeQueue()
             try folder.appendCheckLog(old: installed, outcome: .upToDate)
-            audit.record(event: "check", url: versionURL, status: status, version: server.description, decision: "up-to-date")
+            audit.record(
+                event: "check", url: versionURL, status: status, version: server.description, decision: "up-to-date",
+                reason: pinnedOut ? "outside the pin \(pin!)" : nil)
             return Result(installed: installed, available: nil, outcome: .upToDate, fromQueue: false, notModified: notModified)
         }
         try folder.writeQueue(server)
@@ -207,17 +240,25 @@ public final class VersionChecker: Sendable {
             throw AutoupdateError(.signature, "\(signatureURL.displayString) is a signature for \(quoted(file)), not for version.txt")
         }
         try comment.check(app: trust.appIdentity(for: url), pinned: trust.app != nil, signature: signatureURL.displayString)
+        let freshUntil = try freshness(of: comment, signatureURL: signatureURL, signedFile: "version.txt")
+        logger.debug("version.txt is fresh", metadata: ["signature.key": "\(verified.key.keyIDHex)", "signature.expires": "\(freshUntil)"])
+        return freshUntil
+    }
+
+    /// Until when a signature that must be fresh holds: its expiry, or sooner when the maximum
+    /// age says so.
+    func freshness(of comment: ReleaseComment, signatureURL: URL, signedFile: String) throws -> Date {
         let now = Date()
         guard let expires = comment.expires else {
             throw AutoupdateError(
                 .signature,
-                "\(signatureURL.displayString) names no expiry (its trusted comment needs 'expires:<unix time>'; sign with 'autoupdate sign version.txt --expires-in S')"
+                "\(signatureURL.displayString) names no expiry (its trusted comment needs 'expires:<unix time>'; sign with 'autoupdate sign \(signedFile) --expires-in S')"
             )
         }
         guard expires > now else {
             throw AutoupdateError(
                 .signature,
-                "\(signatureURL.displayString) expired at \(ISO8601DateFormatter().string(from: expires)): the publisher stopped re-signing version.txt, or the server replays an old one"
+                "\(signatureURL.displayString) expired at \(ISO8601DateFormatter().string(from: expires)): the publisher stopped re-signing \(signedFile), or the server replays an old one"
             )
         }
         var freshUntil = expires
@@ -234,12 +275,11 @@ public final class VersionChecker: Sendable {
             }
             freshUntil = min(expires, signed.addingTimeInterval(maxAge.timeInterval))
         }
-        logger.debug("version.txt is fresh", metadata: ["signature.key": "\(verified.key.keyIDHex)", "signature.expires": "\(expires)"])
         return freshUntil
     }
 
     /// The installed version; `0.0.0` when missing or corrupted (a warning for the latter).
-    private func installedVersion() -> Version {
+    func installedVersion() -> Version {
         switch folder.readVersionDoc() {
         case .valid(let version):
             return version

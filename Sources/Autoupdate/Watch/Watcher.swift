@@ -137,8 +137,9 @@ public actor Watcher: Service {
         filepath: String, url: String, newfiles: String = "project.zip", args: [String] = [], kwargs: [String: String] = [:],
         folder: AppFolder = AppFolder(), download: DownloadConfiguration = DownloadConfiguration(),
         extraction: ExtractionConfiguration = ExtractionConfiguration(), trust: TrustPolicy = TrustPolicy(),
-        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, adoptsOrphans: Bool = false,
-        configuration: WatchConfiguration = WatchConfiguration(), logger: Logger = Logger(label: "autoupdate.watch")
+        checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, channel: String = "stable", pin: VersionSpecifierSet? = nil,
+        adoptsOrphans: Bool = false, configuration: WatchConfiguration = WatchConfiguration(),
+        logger: Logger = Logger(label: "autoupdate.watch")
     ) throws {
         self.folder = folder
         self.configuration = configuration
@@ -150,11 +151,12 @@ public actor Watcher: Service {
         updater = Updater(
             folder: folder, url: updateURL,
             configuration: UpdaterConfiguration(
-                archive: archive, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout),
+                archive: archive, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout,
+                channel: channel, pin: pin),
             logger: logger)
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,
-            logLevel: logger.logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust)
+            logLevel: logger.logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust, channel: channel, pin: pin)
         supervisor = ProcessSupervisor(
             context.appConfiguration(arguments: args, grace: configuration.grace, adoptsOrphans: adoptsOrphans), logger: logger)
         (events, eventSink) = AsyncStream.makeStream(of: WatchEvent.self, bufferingPolicy: .bufferingNewest(512))

@@ -115,6 +115,26 @@ final class ServerFolderUpdate {
         try stage(name) { handle in try handle.write(contentsOf: bytes) }
     }
 
+    /// Stages `source` (a published file elsewhere in the server folder) as the new content of
+    /// `name`: a hard link, or a copy where the file system has none.
+    func stage(_ name: String, sameAs source: String) throws {
+        removeLeftovers(of: name)
+        let temporary = ".\(name).tmp-\(UInt32.random(in: 0...UInt32.max))"
+        if case .success = Syscall.linkAt(AT_FDCWD, source, directory, temporary) {
+            changes.append(.replace(name: name, temporary: temporary))
+            return
+        }
+        guard let input = FileHandle(forReadingAtPath: source) else {
+            throw AutoupdateError.unreadable(source)
+        }
+        defer { try? input.close() }
+        try stage(name) { output in
+            while let data = try input.read(upToCount: 1 << 20), !data.isEmpty {
+                try output.write(contentsOf: data)
+            }
+        }
+    }
+
     /// Removes `name` at the commit, if it is there.
     func remove(_ name: String) {
         removeLeftovers(of: name)

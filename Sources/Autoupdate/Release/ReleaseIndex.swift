@@ -23,7 +23,7 @@ public import Foundation
 /// }
 /// ```
 ///
-/// Decoding checks everything a hostile server could get wrong (see ``decode(_:)``); an index
+/// Decoding checks everything a hostile server could get wrong (see ``decode(_:source:)``); an index
 /// that fails a check is refused whole.
 public struct ReleaseIndex: Sendable, Hashable, Codable {
     /// The schema this autoupdate writes and reads: 1. A higher one is refused, naming it.
@@ -201,7 +201,9 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
     /// names autoupdate can read, paths that stay under the update URL, sizes, digests and
     /// percentages in range.
     ///
-    /// - Parameter source: Names the index in messages (its URL or path).
+    /// - Parameters:
+    ///   - bytes: The index as served.
+    ///   - source: Names the index in messages (its URL or path).
     /// - Throws: ``AutoupdateError`` `.corruptedFile` naming the field at fault.
     public static func decode(_ bytes: [UInt8], source: String = "release.json") throws -> ReleaseIndex {
         let fault = { (reason: String) in AutoupdateError(.corruptedFile, "\(source) is not a valid release index: \(reason)") }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: an app installed, run, and updated from 1.0 to 2.0 over a local HTTPS server by
-# `autoupdate run`.
+# `autoupdate run`, with 2.0 first held back by a staged rollout.
 # Everything happens in a temporary folder; the server stops when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,8 +64,15 @@ say "autoupdate run: installs 1.0 into an empty app folder, then runs the app"
 echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem --public-key release.pub -- world"
 "$autoupdate" run bin/hello --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" --public-key "$demo/release.pub" -- world
 
-say "Publishing 2.0"
-"$autoupdate" publish "$demo/src-2.0" --version 2.0 --out "$demo/server" --secret-key "$demo/release.key"
+say "Publishing 2.0 as a staged rollout, halted at 0 %: no install is offered it yet"
+echo "Starts faster." > "$demo/notes.txt"
+"$autoupdate" publish "$demo/src-2.0" --version 2.0 --out "$demo/server" --secret-key "$demo/release.key" --rollout 0 --notes "$demo/notes.txt"
+echo "\$ autoupdate check --json --url $url --dir app --ca-file ca.pem --public-key release.pub"
+"$autoupdate" check --json --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" --public-key "$demo/release.pub"
+
+say "Rolling 2.0 out to every install (release.json gets a new serial, signed)"
+"$autoupdate" rollout 2.0 100 --out "$demo/server" --secret-key "$demo/release.key"
+"$autoupdate" check --json --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" --public-key "$demo/release.pub"
 
 say "The next start checks, downloads and installs 2.0, then runs it"
 echo "\$ autoupdate run bin/hello --url $url --dir app --ca-file ca.pem --public-key release.pub -- world"

@@ -46,7 +46,7 @@ public struct UpdaterConfiguration: Sendable {
 public enum UpdateEvent: Sendable {
     /// An interrupted install was finished or undone first.
     case recovered(RecoveryOutcome)
-    /// Asking the server for `version.txt`.
+    /// Asking the server at this update URL (its `release.json`, else its `version.txt`).
     case checking(URL)
     case checked(VersionChecker.Result)
     /// The archive is downloading (and extracting at the same time).
@@ -295,7 +295,7 @@ public final class Updater: Sendable {
         if recovery != .nothingToDo {
             onEvent(.recovered(recovery))
         }
-        onEvent(.checking(url.appending("version.txt")))
+        onEvent(.checking(url.url))
         // Always the server's word: a queued version is a hint that may be stale or withdrawn.
         let result = try await checker.checkServer()
         onEvent(.checked(result))

@@ -15,6 +15,7 @@ let examples: [String: () async throws -> Void] = [
     "update-installed-app": updateInstalledApp,
     "download": download,
     "watch-service": watchService,
+    "releases": releases,
 ]
 
 guard CommandLine.arguments.count == 2, let example = examples[CommandLine.arguments[1]] else {

@@ -68,7 +68,8 @@ struct PublishCommand: AsyncParsableCommand {
 
     func validate() throws {
         if noIndex, channel != "stable" || rollout != 100 || minimumVersion != nil || required || notes != nil {
-            throw ValidationError("--no-index writes no release.json; --channel, --rollout, --minimum-version, --required and --notes need it.")
+            throw ValidationError(
+                "--no-index writes no release.json; --channel, --rollout, --minimum-version, --required and --notes need it.")
         }
         if !(rollout.isFinite && (0...100).contains(rollout)) {
             throw ValidationError("--rollout must be a percentage from 0 to 100.")
@@ -98,7 +99,8 @@ struct PublishCommand: AsyncParsableCommand {
                 secretKey: try secretKey.map(Minisign.SecretKey.init(file:)),
                 versionExpiresIn: expiresIn.map { .milliseconds(Int64($0 * 1000)) },
                 app: app, release: options)
-            let summary = "\(count(result.entries, "entry", plural: "entries")), \(ProgressDisplay.bytes(result.bytes)), sha256 \(result.sha256)"
+            let summary =
+                "\(count(result.entries, "entry", plural: "entries")), \(ProgressDisplay.bytes(result.bytes)), sha256 \(result.sha256)"
             if let index = result.index {
                 print("published \(result.version) on \(channel) at \(rollout.formatted())%: \(result.archive) (\(summary))")
                 print("\(out)/release.json: serial \(index.serial), \(count(index.releases.count, "release", plural: "releases"))")
@@ -107,8 +109,10 @@ struct PublishCommand: AsyncParsableCommand {
                 print("published \(result.version): \(result.archive) (\(summary)) and \(out)/version.txt")
             }
             if let signature = result.signature {
-                let signatures = [signature] + (result.index == nil ? [] : ["\(out)/release.json.minisig"]) + [result.versionSignature].compactMap { $0 }
-                let listed = signatures.count == 1 ? signatures[0] : signatures.dropLast().joined(separator: ", ") + " and " + signatures.last!
+                let signatures =
+                    [signature] + (result.index == nil ? [] : ["\(out)/release.json.minisig"]) + [result.versionSignature].compactMap { $0 }
+                let listed =
+                    signatures.count == 1 ? signatures[0] : signatures.dropLast().joined(separator: ", ") + " and " + signatures.last!
                 print("signed\(result.app.map { " for app '\($0)'" } ?? ""): \(listed)")
             }
         }

@@ -49,7 +49,8 @@ struct ReleaseCommandsTests {
         #expect(staged.stdout.hasPrefix("published 2.0 on stable at 0%: \(out)/releases/2.0/project.zip"), "\(staged.stdout)")
         #expect(staged.stdout.hasSuffix("\(out)/version.txt: announces 1.0\n"))
         let beta = try await autoupdate(
-            "publish", try source(scenario, "2.1b1"), "--version", "2.1b1", "--out", out, "--channel", "beta", "--archive", "project.tar.bz2")
+            "publish", try source(scenario, "2.1b1"), "--version", "2.1b1", "--out", out, "--channel", "beta", "--archive",
+            "project.tar.bz2")
         #expect(beta.status == 0, "\(beta.stderr)")
 
         let again = try await autoupdate("publish", try source(scenario, "2.0"), "--version", "2.0", "--out", out)
@@ -69,7 +70,8 @@ struct ReleaseCommandsTests {
             let halted = try report(try await ChildProcess.run(BuiltProducts.cli, ["check", "--json"] + client + stableDir))
             #expect(halted.candidate == nil && halted.why == "outside-rollout")
             let text = try await ChildProcess.run(BuiltProducts.cli, ["check"] + client + stableDir)
-            #expect(text.stdout == "up to date: 1.0 (a newer release is not offered to this install yet: staged rollout)\n", "\(text.stdout)")
+            #expect(
+                text.stdout == "up to date: 1.0 (a newer release is not offered to this install yet: staged rollout)\n", "\(text.stdout)")
 
             let raised = try await autoupdate("rollout", "2.0", "100", "--out", out)
             #expect(raised.status == 0 && raised.stdout.hasPrefix("2.0 now rolls out to 100% of installs"), "\(raised.stdout)")
@@ -77,10 +79,12 @@ struct ReleaseCommandsTests {
             let ready = try report(try await ChildProcess.run(BuiltProducts.cli, ["check", "--json"] + client + stableDir))
             #expect(ready.candidate == "2.0" && ready.notes == "Faster start.\n" && ready.size != nil && ready.size! > 0)
 
-            let betaCheck = try report(try await ChildProcess.run(BuiltProducts.cli, ["check", "--json", "--channel", "beta"] + client + betaDir))
+            let betaCheck = try report(
+                try await ChildProcess.run(BuiltProducts.cli, ["check", "--json", "--channel", "beta"] + client + betaDir))
             #expect(betaCheck.candidate == "2.1b1" && betaCheck.channel == "beta")
             let pinned = try report(
-                try await ChildProcess.run(BuiltProducts.cli, ["check", "--json"] + client + stableDir, environment: ["AUTOUPDATE_PIN": "<2"]))
+                try await ChildProcess.run(
+                    BuiltProducts.cli, ["check", "--json"] + client + stableDir, environment: ["AUTOUPDATE_PIN": "<2"]))
             #expect(pinned.candidate == nil && pinned.why == "pinned-out", "the launcher's pin applies to an app's own check")
 
             let yanked = try await autoupdate("yank", "2.0", "--out", out, "--reason", "crashes on start")
@@ -118,7 +122,9 @@ struct ReleaseCommandsTests {
         let out = scenario.serverFolder.path
         _ = try await autoupdate("publish", try source(scenario, "1.0"), "--version", "1.0", "--out", out)
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
-            let run = ["run", "bin/app", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile]
+            let run = [
+                "run", "bin/app", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile,
+            ]
             #expect(try await autoupdate(run + ["--update", "auto"]).stdout == "app 1.0\n")
             _ = try await autoupdate("publish", try source(scenario, "1.5"), "--version", "1.5", "--out", out)
             let declined = try await autoupdate(run + ["--update", "ask"])
@@ -128,6 +134,33 @@ struct ReleaseCommandsTests {
             #expect(forced.stderr.contains("update 1.0 → 2.0 is mandatory (minimum): updating"), "\(forced.stderr)")
             #expect(forced.stdout == "app 2.0\n")
         }
+    }
+
+    @Test("as a non-root user: publish into the index, roll out, and update from it (install id and serial kept)")
+    func unprivileged() async throws {
+        let scenario = try UpdateScenario()
+        let out = scenario.serverFolder.path
+        let v1 = try source(scenario, "1.0")
+        let v2 = try source(scenario, "2.0")
+        try Unprivileged.give(scenario.work.url)
+        func cli(_ arguments: [String]) async throws -> ChildProcess.Result {
+            try await Unprivileged.run(BuiltProducts.cli, arguments)
+        }
+        #expect(try await cli(["publish", v1, "--version", "1.0", "--out", out]).status == 0)
+        #expect(try await cli(["publish", v2, "--version", "2.0", "--out", out, "--rollout", "0"]).status == 0)
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let update = [
+                "update", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file",
+                try Unprivileged.reachable(TestPKI.caFile),
+            ]
+            let first = try await cli(update)
+            #expect(first.status == 0 && first.stdout == "updated 0.0.0 → 1.0\n", "\(first.stderr)")
+            #expect(try await cli(["rollout", "2.0", "100", "--out", out]).status == 0)
+            let second = try await cli(update)
+            #expect(second.status == 0 && second.stdout == "updated 1.0 → 2.0\n", "\(second.stderr)")
+        }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory)
+        #expect(kept.contains("install-id") && kept.contains("release-index.json"), "\(kept)")
     }
 
     @Test("a wrong --channel or --pin is a usage error naming it")

@@ -13,7 +13,8 @@ struct UpdateCommandsTests {
         let published = try await autoupdate("publish", source.path, "--version", "1.0", "--out", scenario.serverFolder.path)
         #expect(published.status == 0, "\(published.stderr)")
         #expect(
-            published.stdout.hasPrefix("published 1.0 on stable at 100%: \(scenario.serverFolder.path)/releases/1.0/project.zip (3 entries"),
+            published.stdout.hasPrefix(
+                "published 1.0 on stable at 100%: \(scenario.serverFolder.path)/releases/1.0/project.zip (3 entries"),
             "\(published.stdout)")
         #expect(published.stdout.hasSuffix("\(scenario.serverFolder.path)/version.txt: announces 1.0\n"))
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in

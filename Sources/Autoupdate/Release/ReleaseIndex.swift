@@ -241,16 +241,25 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
         for release in releases {
             let name = "release \(release.version)"
             guard seen.insert(release.version).inserted else { throw fault("\(name) is listed twice") }
-            guard channels.contains(release.channel) else { throw fault("\(name) is on the channel \(quoted(release.channel)), which \"channels\" does not list") }
-            guard (try? ArchiveName(release.archive)) != nil else { throw fault("\(name) names the archive \(quoted(release.archive)), which is not a .zip, .tar, .tar.gz or .tar.bz2 file name") }
+            guard channels.contains(release.channel) else {
+                throw fault("\(name) is on the channel \(quoted(release.channel)), which \"channels\" does not list")
+            }
+            guard (try? ArchiveName(release.archive)) != nil else {
+                throw fault(
+                    "\(name) names the archive \(quoted(release.archive)), which is not a .zip, .tar, .tar.gz or .tar.bz2 file name")
+            }
             guard Self.isSafeRelativePath(release.path), release.path.split(separator: "/").last.map(String.init) == release.archive else {
-                throw fault("\(name) has the path \(quoted(release.path)); it must be a relative path under the update URL ending in its archive's name")
+                throw fault(
+                    "\(name) has the path \(quoted(release.path)); it must be a relative path under the update URL ending in its archive's name"
+                )
             }
             guard release.size >= 0, release.unpacked >= 0 else { throw fault("\(name) has a negative size") }
             guard Self.isHex(release.sha256, length: 64), Self.isHex(release.blake2b, length: 128) else {
                 throw fault("\(name) has a SHA-256 or BLAKE2b that is not lowercase hex of the right length")
             }
-            guard release.rollout.isFinite, (0...100).contains(release.rollout) else { throw fault("\(name) has a rollout of \(release.rollout), outside 0 to 100") }
+            guard release.rollout.isFinite, (0...100).contains(release.rollout) else {
+                throw fault("\(name) has a rollout of \(release.rollout), outside 0 to 100")
+            }
         }
     }
 

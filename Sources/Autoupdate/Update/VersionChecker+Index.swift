@@ -95,7 +95,8 @@ extension VersionChecker {
         logger.info(
             "update available",
             metadata: [
-                "update.version.old": "\(installed)", "update.version.new": "\(candidate.version)", "update.reason": "\(decision.reason.rawValue)",
+                "update.version.old": "\(installed)", "update.version.new": "\(candidate.version)",
+                "update.reason": "\(decision.reason.rawValue)",
             ])
         return Result(
             installed: installed, available: candidate.version, outcome: .newVersion(candidate.version), fromQueue: false,
@@ -115,7 +116,9 @@ extension VersionChecker {
     private func fetchIndex(_ indexURL: URL, memory: IndexMemory?) async throws -> FetchedIndex {
         let kept = memory != nil ? FileManager.default.contents(atPath: indexCopyPath).map { [UInt8]($0) } : nil
         var fetched: FetchedIndex
-        switch try await downloader.fetch(indexURL, validator: kept == nil ? nil : memory?.validator, maxBytes: Int64(ReleaseIndex.maximumBytes)) {
+        switch try await downloader.fetch(
+            indexURL, validator: kept == nil ? nil : memory?.validator, maxBytes: Int64(ReleaseIndex.maximumBytes))
+        {
         case .notModified:
             guard let kept else {
                 throw AutoupdateError(.httpStatus, "\(indexURL.displayString) answered 304 to a request that kept no copy")
@@ -143,7 +146,8 @@ extension VersionChecker {
         }
         let comment = ReleaseComment(verified.trustedComment)
         if let file = comment.file, file != Publisher.indexName {
-            throw AutoupdateError(.signature, "\(signatureURL.displayString) is a signature for \(quoted(file)), not for \(Publisher.indexName)")
+            throw AutoupdateError(
+                .signature, "\(signatureURL.displayString) is a signature for \(quoted(file)), not for \(Publisher.indexName)")
         }
         try comment.check(app: trust.appIdentity(for: url), pinned: trust.app != nil, signature: signatureURL.displayString)
         if let signedSerial = comment.serial, let index = try? ReleaseIndex.decode(bytes), index.serial != signedSerial {

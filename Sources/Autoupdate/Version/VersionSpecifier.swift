@@ -79,7 +79,8 @@ public struct VersionSpecifier: Sendable, Hashable, CustomStringConvertible {
         } else {
             throw failure("it does not start with ~=, ==, !=, <=, >=, <, > or ===")
         }
-        let body = VersionSpecifier.strippingPythonWhitespace(String(String.UnicodeScalarView(scalars.dropFirst(symbol.rawValue.unicodeScalars.count))))
+        let body = VersionSpecifier.strippingPythonWhitespace(
+            String(String.UnicodeScalarView(scalars.dropFirst(symbol.rawValue.unicodeScalars.count))))
         self.operator = symbol
         self.version = body
 
@@ -181,7 +182,9 @@ public struct VersionSpecifier: Sendable, Hashable, CustomStringConvertible {
 extension Version {
     /// The version without its local label (`packaging`'s `public` version).
     var `public`: Version {
-        local == nil ? self : Version(epoch: epoch, release: release, preRelease: preRelease, postRelease: postRelease, devRelease: devRelease, local: nil)
+        local == nil
+            ? self
+            : Version(epoch: epoch, release: release, preRelease: preRelease, postRelease: postRelease, devRelease: devRelease, local: nil)
     }
 
     /// The earliest pre-release of this version: `1.2` → `1.2.dev0`, `1.2.post1` → `1.2.post1.dev0`.
@@ -278,7 +281,8 @@ struct SpecifierVersionScanner {
     private var position = 0
 
     init(_ text: String) {
-        bytes = text.unicodeScalars.allSatisfy(\.isASCII)
+        bytes =
+            text.unicodeScalars.allSatisfy(\.isASCII)
             ? text.utf8.map { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0 } : []
     }
 

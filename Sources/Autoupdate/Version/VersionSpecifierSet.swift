@@ -54,10 +54,11 @@ public struct VersionSpecifierSet: Sendable, Hashable, CustomStringConvertible {
     /// pre-release rule: `preReleases` `true` keeps pre-releases, `false` drops them, and `nil`
     /// (the default) keeps them only when a specifier names one or no final release matches.
     public func filter<Element>(_ elements: some Sequence<Element>, preReleases: Bool? = nil, version: (Element) -> Version) -> [Element] {
-        filterCandidates(elements.map { element in
-            let version = version(element)
-            return (element, Candidate(version: version, text: version.description))
-        }, preReleases: preReleases)
+        filterCandidates(
+            elements.map { element in
+                let version = version(element)
+                return (element, Candidate(version: version, text: version.description))
+            }, preReleases: preReleases)
     }
 
     /// ``filter(_:preReleases:version:)`` over version texts; text that is not a version is

@@ -15,7 +15,10 @@ struct ReleaseClientTests {
         let pin: VersionSpecifierSet?
         let trust: TrustPolicy
 
-        init(_ scenario: UpdateScenario, _ name: String, channel: String = "stable", pin: String? = nil, installID: String = "client", trust: TrustPolicy = TrustPolicy()) throws {
+        init(
+            _ scenario: UpdateScenario, _ name: String, channel: String = "stable", pin: String? = nil, installID: String = "client",
+            trust: TrustPolicy = TrustPolicy()
+        ) throws {
             let path = scenario.work.url.appending(path: "apps/\(name)").path
             folder = AppFolder(path: path)
             try FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
@@ -174,7 +177,9 @@ struct ReleaseClientTests {
         #expect(audit.contains("\"why\":\"yanked\""))
     }
 
-    @Test("with a key pinned: an older signed index is refused (replay), an unsigned one too, and a vanished one is not followed to version.txt")
+    @Test(
+        "with a key pinned: an older signed index is refused (replay), an unsigned one too, and a vanished one is not followed to version.txt"
+    )
     func replayAndUnsigned() async throws {
         let scenario = try UpdateScenario()
         let key = Minisign.generateKeyPair()
@@ -206,7 +211,10 @@ struct ReleaseClientTests {
             try FileManager.default.removeItem(at: server.appending(path: "release.json"))
             let gone = await #expect(throws: AutoupdateError.self) { try await client.updater(https).update() }
             #expect(gone?.message.contains("is gone (404) after serial") == true, "\(gone?.message ?? "")")
-            #expect(try TreeSnapshot(URL(fileURLWithPath: client.folder.path)).filtering { !$0.hasPrefix(".pyautodownloads") && $0 != "version_check.log" } == before.filtering { !$0.hasPrefix(".pyautodownloads") && $0 != "version_check.log" })
+            #expect(
+                try TreeSnapshot(URL(fileURLWithPath: client.folder.path)).filtering {
+                    !$0.hasPrefix(".pyautodownloads") && $0 != "version_check.log"
+                } == before.filtering { !$0.hasPrefix(".pyautodownloads") && $0 != "version_check.log" })
         }
     }
 

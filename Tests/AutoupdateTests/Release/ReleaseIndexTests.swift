@@ -44,7 +44,8 @@ struct ReleaseIndexTests {
             let file = folder.url.appending(path: "release.json")
             try Data(bytes).write(to: file)
             let result = try await ReferencePython.run(
-                script: "import json,sys; i=json.load(open(sys.argv[1])); print(i['serial'], i['releases'][0]['rollout'], i['releases'][1]['yankReason'])",
+                script:
+                    "import json,sys; i=json.load(open(sys.argv[1])); print(i['serial'], i['releases'][0]['rollout'], i['releases'][1]['yankReason'])",
                 arguments: [file.path])
             #expect(result.stdout == "1764964800 12.5 crashes on start\n", "\(result.stderr)")
         }
@@ -70,7 +71,9 @@ struct ReleaseIndexTests {
         let text = String(decoding: try Self.sample().encoded(), as: UTF8.self)
         try #require(text.contains(original), "\(name): the sample must hold \(original)")
         let broken = Array(text.replacingOccurrences(of: original, with: replacement).utf8)
-        let error = #expect(throws: AutoupdateError.self, "\(name)") { try ReleaseIndex.decode(broken, source: "https://host/release.json") }
+        let error = #expect(throws: AutoupdateError.self, "\(name)") {
+            try ReleaseIndex.decode(broken, source: "https://host/release.json")
+        }
         #expect(error?.code == .corruptedFile)
         #expect(error?.message.hasPrefix("https://host/release.json is not a valid release index: ") == true, "\(error?.message ?? "")")
     }

@@ -52,7 +52,8 @@ struct ReleasePolicyTests {
     static let scenarios: [Scenario] = [
         Scenario(name: "nothing newer: up to date", releases: [r("1.0")], installed: "1.0", expected: nil, reason: .upToDate),
         Scenario(name: "a newer release", releases: [r("1.0"), r("2.0")], installed: "1.0", expected: "2.0", reason: .newer),
-        Scenario(name: "nothing installed takes the newest", releases: [r("1.0"), r("2.0")], installed: nil, expected: "2.0", reason: .newer),
+        Scenario(
+            name: "nothing installed takes the newest", releases: [r("1.0"), r("2.0")], installed: nil, expected: "2.0", reason: .newer),
         Scenario(
             name: "stable does not see beta", releases: [r("2.0"), r("2.1b1", channel: "beta")], installed: "1.0", expected: "2.0",
             reason: .newer),
@@ -69,8 +70,12 @@ struct ReleasePolicyTests {
         Scenario(
             name: "an unknown channel sees stable only", releases: [r("2.0"), r("2.1b1", channel: "beta")], installed: "1.0",
             channel: "nightly", expected: "2.0", reason: .newer),
-        Scenario(name: "a pin caps the version", releases: [r("1.0"), r("1.5"), r("2.0")], installed: "1.0", pin: "<2", expected: "1.5", reason: .newer),
-        Scenario(name: "a pin excluding every newer one", releases: [r("1.0"), r("2.0")], installed: "1.0", pin: "~=1.0", expected: nil, reason: .pinnedOut),
+        Scenario(
+            name: "a pin caps the version", releases: [r("1.0"), r("1.5"), r("2.0")], installed: "1.0", pin: "<2", expected: "1.5",
+            reason: .newer),
+        Scenario(
+            name: "a pin excluding every newer one", releases: [r("1.0"), r("2.0")], installed: "1.0", pin: "~=1.0", expected: nil,
+            reason: .pinnedOut),
         Scenario(
             name: "a pin on stable leaves out pre-releases when a final one matches", releases: [r("1.1"), r("1.2rc1")],
             installed: "1.0", pin: ">=1.0", expected: "1.1", reason: .newer),
@@ -83,7 +88,8 @@ struct ReleasePolicyTests {
         Scenario(
             name: "a pin naming a pre-release allows them on stable", releases: [r("1.1"), r("1.2rc1")], installed: "1.0",
             pin: ">=1.2rc1", expected: "1.2rc1", reason: .newer),
-        Scenario(name: "a halted rollout", releases: [r("1.0"), r("2.0", rollout: 0)], installed: "1.0", expected: nil, reason: .outsideRollout),
+        Scenario(
+            name: "a halted rollout", releases: [r("1.0"), r("2.0", rollout: 0)], installed: "1.0", expected: nil, reason: .outsideRollout),
         Scenario(
             name: "inside a 50 % rollout", releases: [r("1.0"), r("2.0", rollout: 50)], installed: "1.0", installID: inside,
             expected: "2.0", reason: .newer),
@@ -118,7 +124,9 @@ struct ReleasePolicyTests {
         Scenario(
             name: "and waits at the last one below it", releases: [r("2.2"), r("2.5", rollout: 0, required: true), r("3.0")],
             installed: "2.2", expected: nil, reason: .outsideRollout),
-        Scenario(name: "a yanked release is not installed", releases: [r("1.0"), r("2.0", yanked: true)], installed: "1.0", expected: nil, reason: .withdrawn),
+        Scenario(
+            name: "a yanked release is not installed", releases: [r("1.0"), r("2.0", yanked: true)], installed: "1.0", expected: nil,
+            reason: .withdrawn),
         Scenario(
             name: "a yanked release is passed over for an older one", releases: [r("1.0"), r("1.5"), r("2.0", yanked: true)],
             installed: "1.0", expected: "1.5", reason: .newer),
@@ -143,7 +151,8 @@ struct ReleasePolicyTests {
     @Test("each rule decides as documented", arguments: scenarios)
     func decide(_ scenario: Scenario) throws {
         let index = ReleaseIndex(serial: 1, releases: scenario.releases)
-        let policy = ReleasePolicy(channel: scenario.channel, pin: try scenario.pin.map(VersionSpecifierSet.init), installID: scenario.installID)
+        let policy = ReleasePolicy(
+            channel: scenario.channel, pin: try scenario.pin.map(VersionSpecifierSet.init), installID: scenario.installID)
         let decision = policy.decide(
             index: index, installed: try scenario.installed.map(Version.init), floor: try scenario.floor.map(Version.init),
             bad: Set(try scenario.bad.map(Version.init)), trustedForDowngrade: scenario.trusted)

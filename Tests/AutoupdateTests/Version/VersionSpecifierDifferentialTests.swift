@@ -78,11 +78,15 @@ struct VersionSpecifierDifferentialTests {
             }
             matched += answer.contains.filter { $0 }.count
             let list = lists[index]
-            for (preReleases, expected) in [(nil, answer.filterDefault), (true, answer.filterWith), (false, answer.filterWithout)] as [(Bool?, [String])] {
+            for (preReleases, expected) in [(nil, answer.filterDefault), (true, answer.filterWith), (false, answer.filterWithout)]
+                as [(Bool?, [String])]
+            {
                 let filtered = ours.filter(list, preReleases: preReleases)
                 if filtered != expected {
                     mismatches += 1
-                    Issue.record("seed \(seed): \(spec.debugDescription) filter \(list) prereleases \(String(describing: preReleases)): ours \(filtered), packaging \(expected)")
+                    Issue.record(
+                        "seed \(seed): \(spec.debugDescription) filter \(list) prereleases \(String(describing: preReleases)): ours \(filtered), packaging \(expected)"
+                    )
                 }
             }
             if mismatches > 30 { break }

@@ -180,6 +180,9 @@ extension Publisher {
         var index = index
         let now = Date()
         // Time-based, so that a folder rebuilt from scratch still moves past what clients saw.
+        guard index.serial < UInt64.max else {
+            throw AutoupdateError(.invalidArgument, "\(quoted(output + "/" + indexName)) has the largest serial there is; it cannot grow")
+        }
         index.serial = max(index.serial + 1, UInt64(max(0, now.timeIntervalSince1970)))
         index.generated = ReleaseIndex.timestamp(now)
         let update = try ServerFolderUpdate(folder: output)

@@ -28,6 +28,11 @@ extension VersionChecker {
             fetched = try await withTimeout(timeout, "checking \(indexURL.displayString)") {
                 try await self.fetchIndex(indexURL, memory: memory)
             }
+        } catch is NotAnIndex {
+            logger.attention(
+                "the server answers \(Publisher.indexName) with something that is not JSON (a host serving a page for missing files?); reading version.txt",
+                metadata: ["update.url": "\(indexURL.displayString)"])
+            return nil
         } catch let error as AutoupdateError where error.httpStatus == 404 || error.httpStatus == 410 {
             if trust.requiresSignatures, let memory {
                 let refusal = AutoupdateError(
@@ -103,6 +108,9 @@ extension VersionChecker {
             notModified: fetched.status == 304, freshUntil: fetched.freshUntil, index: answer)
     }
 
+    /// A `200` for `release.json` whose body is not a JSON object.
+    private struct NotAnIndex: Error {}
+
     private struct FetchedIndex: Sendable {
         var bytes: [UInt8]
         var status: Int
@@ -126,6 +134,11 @@ extension VersionChecker {
             fetched = FetchedIndex(bytes: kept, status: 304)
         case .modified(let body, let validator):
             fetched = FetchedIndex(bytes: body, status: 200, validator: validator)
+            // Some hosts answer every missing path with a page (200): before any index was seen
+            // here, that means none.
+            if memory == nil, body.first(where: { !" \t\r\n".utf8.contains($0) }) != UInt8(ascii: "{") {
+                throw NotAnIndex()
+            }
         }
         guard trust.requiresSignatures else {
             return fetched

@@ -218,6 +218,24 @@ struct ReleaseClientTests {
         }
     }
 
+    @Test("a host that answers release.json with a page is read from version.txt, until an index was seen there")
+    func pageForMissingFiles() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(Self.tree("1.0"), version: "1.0")
+        let page = scenario.serverFolder.appending(path: "release.json")
+        try Data("<!doctype html><title>Not here</title>\n".utf8).write(to: page)
+        let client = try Client(scenario, "app")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            #expect(try await client.updater(server).update() == .updated(from: .zero, to: try Version("1.0")))
+            try FileManager.default.removeItem(at: page)
+            try Self.publish(scenario, "2.0")
+            #expect(try await client.updater(server).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
+            try Data("<!doctype html><title>Not here</title>\n".utf8).write(to: page)
+            let error = await #expect(throws: AutoupdateError.self) { try await client.updater(server).update() }
+            #expect(error?.code == .corruptedFile && error?.message.contains("is not a valid release index") == true)
+        }
+    }
+
     @Test("an archive that does not match the index's SHA-256 or size is refused, the app untouched; a 304 costs nothing")
     func lyingServer() async throws {
         let scenario = try UpdateScenario()

@@ -117,14 +117,19 @@ extension Publisher {
         } else {
             folderUpdate.remove(archive.name + ".minisig")
         }
-        let files = try manifest(of: tree)
+        let manifestBytes = try ReleaseManifest(version: version, archive: archive.name, files: try manifest(of: tree)).encoded()
+        try folderUpdate.stage(manifestName, bytes: manifestBytes)
         try folderUpdate.commit()
+        let manifestDigest = try SHA256Digest()
+        manifestBytes.withUnsafeBytes { manifestDigest.update($0) }
 
         index.releases.append(
             ReleaseIndex.Release(
                 version: version, channel: options.channel, archive: archive.name, path: releasePath, size: bytes,
                 unpacked: tree.unpackedBytes, sha256: sha256, blake2b: Minisign.hex(prehash), notes: options.notes,
-                rollout: options.rollout, minimumVersion: options.minimumVersion, required: options.required, files: files))
+                rollout: options.rollout, minimumVersion: options.minimumVersion, required: options.required,
+                manifest: ReleaseIndex.ManifestReference(
+                    path: "releases/\(version)/\(manifestName)", size: Int64(manifestBytes.count), sha256: manifestDigest.finalize())))
         let (written, announced) = try commit(index, in: output, secretKey: secretKey, versionExpiresIn: versionExpiresIn, app: app)
         var result = Result(
             archive: output + "/" + releasePath, version: version, entries: tree.entries.count, bytes: bytes, sha256: sha256,
@@ -136,17 +141,20 @@ extension Publisher {
         return result
     }
 
+    /// The file name of a release's manifest, beside its archive.
+    public static let manifestName = "manifest.json"
+
     /// Every entry of the tree with its type, mode, size and SHA-256: the release's file manifest.
-    static func manifest(of tree: SourceTree) throws -> [ReleaseIndex.File] {
+    static func manifest(of tree: SourceTree) throws -> [ReleaseManifest.Entry] {
         try tree.entries.map { entry in
             switch entry.kind {
             case .directory:
-                return ReleaseIndex.File(path: entry.path, type: .directory, mode: entry.mode)
+                return ReleaseManifest.Entry(path: entry.path, type: .directory, mode: entry.mode)
             case .symlink(let target):
-                return ReleaseIndex.File(path: entry.path, type: .symlink, mode: entry.mode, target: target)
+                return ReleaseManifest.Entry(path: entry.path, type: .symlink, mode: entry.mode, target: target)
             case .file:
                 let (size, sha256) = try hash(tree.root + "/" + entry.path)
-                return ReleaseIndex.File(path: entry.path, type: .file, mode: entry.mode, size: size, sha256: sha256)
+                return ReleaseManifest.Entry(path: entry.path, type: .file, mode: entry.mode, size: size, sha256: sha256)
             }
         }
     }

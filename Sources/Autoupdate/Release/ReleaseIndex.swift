@@ -18,7 +18,7 @@ public import Foundation
 ///       "path": "releases/2.0/project.zip", "size": 18211, "unpacked": 52000,
 ///       "sha256": "…", "blake2b": "…", "published": "2026-12-05T20:00:00Z",
 ///       "rollout": 100, "required": false, "yanked": false,
-///       "files": [{ "path": "bin/app", "type": "file", "mode": "0755", "size": 4242, "sha256": "…" }] }
+///       "manifest": { "path": "releases/2.0/manifest.json", "size": 811, "sha256": "…" } }
 ///   ]
 /// }
 /// ```
@@ -84,13 +84,16 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
         public var yanked: Bool
         /// Why it was yanked.
         public var yankReason: String?
-        /// Every entry of the archive, in archive order.
-        public var files: [File]
+        /// Where the release's file manifest is (every entry of the archive, with its SHA-256),
+        /// and the size and digest it must have: the signed index vouches for it, while the
+        /// index itself stays small however many files and releases there are.
+        public var manifest: ManifestReference?
 
         public init(
             version: Version, channel: String = "stable", archive: String, path: String, size: Int64, unpacked: Int64, sha256: String,
             blake2b: String, published: Date = Date(), notes: String? = nil, rollout: Double = 100, minimumVersion: Version? = nil,
-            required: Bool = false, yanked: Bool = false, yankReason: String? = nil, files: [File] = []
+            required: Bool = false, yanked: Bool = false, yankReason: String? = nil,
+            manifest: ManifestReference? = nil
         ) {
             self.version = version
             self.channel = channel
@@ -107,12 +110,12 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
             self.required = required
             self.yanked = yanked
             self.yankReason = yankReason
-            self.files = files
+            self.manifest = manifest
         }
 
         private enum CodingKeys: String, CodingKey {
             case version, channel, archive, path, size, unpacked, sha256, blake2b, published, notes, rollout, minimumVersion, required
-            case yanked, yankReason, files
+            case yanked, yankReason, manifest
         }
 
         public init(from decoder: any Decoder) throws {
@@ -132,7 +135,7 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
             required = try container.decodeIfPresent(Bool.self, forKey: .required) ?? false
             yanked = try container.decodeIfPresent(Bool.self, forKey: .yanked) ?? false
             yankReason = try container.decodeIfPresent(String.self, forKey: .yankReason)
-            files = try container.decodeIfPresent([File].self, forKey: .files) ?? []
+            manifest = try container.decodeIfPresent(ManifestReference.self, forKey: .manifest)
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -152,36 +155,20 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
             try container.encode(required, forKey: .required)
             try container.encode(yanked, forKey: .yanked)
             try container.encodeIfPresent(yankReason, forKey: .yankReason)
-            try container.encode(files, forKey: .files)
+            try container.encodeIfPresent(manifest, forKey: .manifest)
         }
     }
 
-    /// One entry of a release's archive: the file manifest clients check installed trees against.
-    public struct File: Sendable, Hashable, Codable {
-        /// `file`, `directory` or `symlink`.
-        public enum Kind: String, Sendable, Hashable, Codable {
-            case file, directory, symlink
-        }
-
-        /// Relative path with `/` separators.
+    /// Where a release's manifest is, relative to the update URL, with its exact size and SHA-256.
+    public struct ManifestReference: Sendable, Hashable, Codable {
         public var path: String
-        public var type: Kind
-        /// Permission bits in octal (`0755`).
-        public var mode: String
-        /// Files: the length in bytes.
-        public var size: Int64?
-        /// Files: SHA-256 of the content, lowercase hex.
-        public var sha256: String?
-        /// Symlinks: the target.
-        public var target: String?
+        public var size: Int64
+        public var sha256: String
 
-        public init(path: String, type: Kind, mode: UInt32, size: Int64? = nil, sha256: String? = nil, target: String? = nil) {
+        public init(path: String, size: Int64, sha256: String) {
             self.path = path
-            self.type = type
-            self.mode = "0" + String(mode & 0o7777, radix: 8)
             self.size = size
             self.sha256 = sha256
-            self.target = target
         }
     }
 
@@ -260,6 +247,15 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
             guard release.rollout.isFinite, (0...100).contains(release.rollout) else {
                 throw fault("\(name) has a rollout of \(release.rollout), outside 0 to 100")
             }
+            if let manifest = release.manifest {
+                guard Self.isSafeRelativePath(manifest.path), (0...Int64(ReleaseManifest.maximumBytes)).contains(manifest.size),
+                    Self.isHex(manifest.sha256, length: 64)
+                else {
+                    throw fault(
+                        "\(name) has a manifest reference with an unsafe path, a size outside 0 to \(ReleaseManifest.maximumBytes) or a SHA-256 that is not lowercase hex"
+                    )
+                }
+            }
         }
     }
 
@@ -281,7 +277,7 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
             }
     }
 
-    private static func isHex(_ text: String, length: Int) -> Bool {
+    static func isHex(_ text: String, length: Int) -> Bool {
         text.utf8.count == length && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
     }
 
@@ -289,7 +285,7 @@ public struct ReleaseIndex: Sendable, Hashable, Codable {
         date.formatted(Date.ISO8601FormatStyle())
     }
 
-    private static func describe(_ error: DecodingError) -> String {
+    static func describe(_ error: DecodingError) -> String {
         func path(_ context: DecodingError.Context) -> String {
             let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
             return keys.isEmpty ? "the top level" : String(keys.drop(while: { $0 == "." }))

@@ -1,4 +1,4 @@
-import Autoupdate
+@testable import Autoupdate
 import AutoupdateTestSupport
 import Foundation
 import Logging
@@ -92,6 +92,21 @@ struct ReleaseClientTests {
             #expect(FileManager.default.fileExists(atPath: scenario.serverFolder.appending(path: "releases/\(version)/project.zip").path))
         }
         #expect(throws: AutoupdateError.self) { try Self.publish(scenario, "2.0") }
+
+        // Each release's manifest is where the index says, with the bytes it names, and lists the tree.
+        let index = try #require(try Publisher.readIndex(in: scenario.serverFolder.path))
+        let reference = try #require(index.release(try Version("1.1"))?.manifest)
+        let bytes = try [UInt8](Data(contentsOf: scenario.serverFolder.appending(path: reference.path)))
+        let manifest = try ReleaseManifest.decode(bytes, matching: reference)
+        let digest = try SHA256Digest()
+        Array("#!/bin/sh\necho 1.1\n".utf8).withUnsafeBytes { digest.update($0) }
+        #expect(manifest.version == (try Version("1.1")) && manifest.archive == "project.zip")
+        #expect(
+            manifest.files == [
+                ReleaseManifest.Entry(path: "VERSION", type: .file, mode: 0o644, size: 3, sha256: manifest.files[0].sha256),
+                ReleaseManifest.Entry(path: "bin", type: .directory, mode: 0o755),
+                ReleaseManifest.Entry(path: "bin/app", type: .file, mode: 0o755, size: 19, sha256: digest.finalize()),
+            ])
     }
 
     @Test("a staged rollout reaches the installs drawn into it, and a version.txt client does not see it early")

@@ -78,6 +78,53 @@ struct WatcherTests {
         }
     }
 
+    @Test("a watch follows the release index: its channel, its pin, and a yank with a signed index moves it down")
+    func followsTheIndex() async throws {
+        let scenario = try UpdateScenario()
+        let key = Minisign.generateKeyPair()
+        let trust = TrustPolicy(publicKeys: [key.publicKey])
+        let pin = try VersionSpecifierSet("<3")
+        try scenario.publish(app("1.0"), version: "1.0", signedWith: key, release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await Updater(
+                folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
+                configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust),
+                logger: Logger(label: "test")
+            ).update()
+            let watcher = try Watcher(
+                filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
+                download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust, channel: "beta", pin: pin,
+                configuration: WatchConfiguration(
+                    interval: .milliseconds(200), jitter: .zero, grace: .seconds(5), healthWindow: .milliseconds(300),
+                    retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),
+                logger: Logger(label: "test"))
+            let events = EventRecorder(watcher.events)
+            let watch = Task { try await watcher.run() }
+            defer { watch.cancel() }
+            func swap(_ description: String, to version: String) async throws {
+                _ = try await events.next(description) { if case .swapped(_, let to, _) = $0 { to.description == version } else { false } }
+                _ = try await events.next("\(version) started") {
+                    if case .started(_, let started) = $0 { started?.description == version } else { false }
+                }
+            }
+            _ = try await events.next("1.0 started") {
+                if case .started(_, let version) = $0 { version?.description == "1.0" } else { false }
+            }
+
+            try scenario.publish(app("2.0b1"), version: "2.0b1", signedWith: key, release: ReleaseOptions(channel: "beta"))
+            try await swap("the beta", to: "2.0b1")
+            try scenario.publish(app("3.0"), version: "3.0", signedWith: key, release: ReleaseOptions())
+            _ = try await events.next("3.0 left out by the pin") {
+                if case .upToDate(let installed, _) = $0 { installed.description == "2.0b1" } else { false }
+            }
+            try Publisher.yank(try Version("2.0b1"), in: scenario.serverFolder.path, secretKey: key)
+            try await swap("moving off the yanked beta", to: "1.0")
+            #expect(installed(scenario) == "1.0")
+            watch.cancel()
+            #expect(try await watch.value == 0)
+        }
+    }
+
     @Test("a server app runs the watcher in its own ServiceGroup: a graceful shutdown stops the app with SIGTERM and ends the watch with 0")
     func serviceGroup() async throws {
         let scenario = try UpdateScenario()

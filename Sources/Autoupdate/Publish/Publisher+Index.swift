@@ -103,8 +103,9 @@ extension Publisher {
         // The release's own folder first: its archive is in place before any index names it.
         let releasePath = "releases/\(version)/\(archive.name)"
         let folderUpdate = try ServerFolderUpdate(folder: output + "/releases/\(version)")
+        var layout = ArchiveLayout()
         let staged = try folderUpdate.stage(archive.name) { handle in
-            try write(tree, as: archive.format, to: handle)
+            layout = try write(tree, as: archive.format, to: handle)
         }
         let (bytes, sha256) = try hash(staged)
         let prehash = try Minisign.prehash(ofFile: staged)
@@ -117,7 +118,10 @@ extension Publisher {
         } else {
             folderUpdate.remove(archive.name + ".minisig")
         }
-        let manifestBytes = try ReleaseManifest(version: version, archive: archive.name, files: try manifest(of: tree)).encoded()
+        let manifestBytes = try ReleaseManifest(
+            version: version, archive: archive.name, files: try manifest(of: tree, layout: layout),
+            members: layout.members.isEmpty ? nil : layout.members
+        ).encoded()
         try folderUpdate.stage(manifestName, bytes: manifestBytes)
         try folderUpdate.commit()
         let manifestDigest = try SHA256Digest()
@@ -144,18 +148,30 @@ extension Publisher {
     /// The file name of a release's manifest, beside its archive.
     public static let manifestName = "manifest.json"
 
-    /// Every entry of the tree with its type, mode, size and SHA-256: the release's file manifest.
-    static func manifest(of tree: SourceTree) throws -> [ReleaseManifest.Entry] {
-        try tree.entries.map { entry in
-            switch entry.kind {
-            case .directory:
-                return ReleaseManifest.Entry(path: entry.path, type: .directory, mode: entry.mode)
-            case .symlink(let target):
-                return ReleaseManifest.Entry(path: entry.path, type: .symlink, mode: entry.mode, target: target)
-            case .file:
-                let (size, sha256) = try hash(tree.root + "/" + entry.path)
-                return ReleaseManifest.Entry(path: entry.path, type: .file, mode: entry.mode, size: size, sha256: sha256)
+    /// Every entry of the tree with its type, mode, size, SHA-256 and place in the archive: the
+    /// release's file manifest.
+    static func manifest(of tree: SourceTree, layout: ArchiveLayout) throws -> [ReleaseManifest.Entry] {
+        try zip(tree.entries, layout.locations).map { entry, location in
+            var described = try describe(entry, root: tree.root)
+            switch location {
+            case .range(let offset, let length):
+                (described.offset, described.length) = (offset, length)
+            case .member(let member):
+                described.member = member
             }
+            return described
+        }
+    }
+
+    private static func describe(_ entry: SourceTree.Entry, root: String) throws -> ReleaseManifest.Entry {
+        switch entry.kind {
+        case .directory:
+            return ReleaseManifest.Entry(path: entry.path, type: .directory, mode: entry.mode)
+        case .symlink(let target):
+            return ReleaseManifest.Entry(path: entry.path, type: .symlink, mode: entry.mode, target: target)
+        case .file:
+            let (size, sha256) = try hash(root + "/" + entry.path)
+            return ReleaseManifest.Entry(path: entry.path, type: .file, mode: entry.mode, size: size, sha256: sha256)
         }
     }
 

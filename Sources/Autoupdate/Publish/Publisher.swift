@@ -82,7 +82,7 @@ public enum Publisher {
         // folder change, in order: archive, its signature, version.txt, its signature.
         let update = try ServerFolderUpdate(folder: output)
         let staged = try update.stage(archive.name) { handle in
-            try write(tree, as: archive.format, to: handle)
+            _ = try write(tree, as: archive.format, to: handle)
         }
         let (bytes, sha256) = try hash(staged)
         let signaturePath = output + "/" + archive.name + ".minisig"
@@ -153,35 +153,49 @@ public enum Publisher {
         return Array(signature.fileText.utf8)
     }
 
-    static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws {
-        let toFile: (UnsafeRawBufferPointer) throws -> Void = { try handle.write(contentsOf: Data($0)) }
+    /// Writes the archive and says where each entry went.
+    @discardableResult
+    static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws -> ArchiveLayout {
+        var layout = ArchiveLayout()
         switch format {
         case .zip:
             let writer = try ZipWriter(handle: handle)
             for entry in tree.entries {
-                try writer.add(entry, root: tree.root)
+                let (offset, length) = try writer.add(entry, root: tree.root)
+                layout.locations.append(.range(offset: offset, length: length))
             }
             try writer.finish()
-        case .tar, .tarGzip, .tarBzip2:
-            let compressor: (any StreamCompressor)? =
-                switch format {
-                case .tarGzip: try DeflateStream(gzip: true, level: 6)
-                case .tarBzip2: try Bzip2CompressStream()
-                default: nil
-                }
+        case .tar:
+            var offset: Int64 = 0
             let writer = TarWriter { bytes in
-                if let compressor {
-                    try compressor.compress(bytes, output: toFile)
-                } else {
-                    try toFile(bytes)
-                }
+                try handle.write(contentsOf: Data(bytes))
+                offset += Int64(bytes.count)
             }
             for entry in tree.entries {
+                let start = offset
                 try writer.write(entry, root: tree.root)
+                layout.locations.append(.range(offset: start, length: offset - start))
             }
             try writer.finish()
-            try compressor?.finish(output: toFile)
+        case .tarGzip, .tarBzip2:
+            let compressor = try SeekableCompressor(format: format) { try handle.write(contentsOf: Data($0)) }
+            let writer = TarWriter { try compressor.write($0) }
+            for entry in tree.entries {
+                let large: Bool = if case .file(let size) = entry.kind { size >= compressor.threshold } else { false }
+                if large {
+                    try compressor.endMember()
+                }
+                layout.locations.append(.member(compressor.currentMember))
+                try writer.write(entry, root: tree.root)
+                if large || compressor.pending >= compressor.threshold {
+                    try compressor.endMember()
+                }
+            }
+            try writer.finish()
+            try compressor.endMember()
+            layout.members = compressor.members
         }
+        return layout
     }
 
     /// The size and SHA-256 of a file.

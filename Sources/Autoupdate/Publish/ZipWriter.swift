@@ -17,7 +17,11 @@ final class ZipWriter {
         deflater = try DeflateStream(gzip: false)
     }
 
-    func add(_ entry: SourceTree.Entry, root: String) throws {
+    /// Adds an entry.
+    ///
+    /// - Returns: Where its local header starts, and how many bytes the header and the data take.
+    @discardableResult
+    func add(_ entry: SourceTree.Entry, root: String) throws -> (offset: Int64, length: Int64) {
         let name = Array((entry.kind == .directory ? entry.path + "/" : entry.path).utf8)
         let headerOffset = offset
         let size: UInt64 = if case .file(let length) = entry.kind { UInt64(length) } else { 0 }
@@ -95,6 +99,7 @@ final class ZipWriter {
         central += le16(UInt16(name.count)) + le16(UInt16(centralExtra.count)) + le16(0) + le16(0) + le16(0)
         central += le32((fileType | entry.mode) << 16) + le32(UInt32(min(headerOffset, 0xFFFF_FFFF))) + name + centralExtra
         count += 1
+        return (Int64(headerOffset), Int64(endOffset - headerOffset))
     }
 
     func finish() throws {

@@ -29,12 +29,32 @@ public struct ReleaseManifest: Sendable, Hashable, Codable {
     public var archive: String
     /// Every entry of the archive, in archive order.
     public var files: [Entry]
+    /// A `.tar.gz` or `.tar.bz2`: its independent members (gzip members, bzip2 streams), which
+    /// start at entry boundaries, in order.
+    public var members: [Member]?
 
-    public init(version: Version, archive: String, files: [Entry]) {
+    public init(version: Version, archive: String, files: [Entry], members: [Member]? = nil) {
         self.schema = Self.currentSchema
         self.version = version
         self.archive = archive
         self.files = files
+        self.members = members
+    }
+
+    /// One gzip member or bzip2 stream of a compressed tar: a unit a client can fetch with one
+    /// Range request and decode on its own into whole tar entries.
+    public struct Member: Sendable, Hashable, Codable {
+        /// Where it starts in the archive, and how many compressed bytes it takes.
+        public var offset: Int64
+        public var size: Int64
+        /// The tar bytes it decodes to.
+        public var unpacked: Int64
+
+        public init(offset: Int64, size: Int64, unpacked: Int64) {
+            self.offset = offset
+            self.size = size
+            self.unpacked = unpacked
+        }
     }
 
     /// One entry of a release's archive.
@@ -55,14 +75,26 @@ public struct ReleaseManifest: Sendable, Hashable, Codable {
         public var sha256: String?
         /// Symlinks: the target.
         public var target: String?
+        /// A zip or plain tar: where the entry's bytes start in the archive (its local or tar
+        /// header), and how many bytes the headers and the data take.
+        public var offset: Int64?
+        public var length: Int64?
+        /// A compressed tar: the index in ``ReleaseManifest/members`` of the member holding it.
+        public var member: Int?
 
-        public init(path: String, type: Kind, mode: UInt32, size: Int64? = nil, sha256: String? = nil, target: String? = nil) {
+        public init(
+            path: String, type: Kind, mode: UInt32, size: Int64? = nil, sha256: String? = nil, target: String? = nil,
+            offset: Int64? = nil, length: Int64? = nil, member: Int? = nil
+        ) {
             self.path = path
             self.type = type
             self.mode = "0" + String(mode & 0o7777, radix: 8)
             self.size = size
             self.sha256 = sha256
             self.target = target
+            self.offset = offset
+            self.length = length
+            self.member = member
         }
 
         /// The permission bits, when `mode` is octal within 0–07777.
@@ -72,7 +104,7 @@ public struct ReleaseManifest: Sendable, Hashable, Codable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case schema, version, archive, files
+        case schema, version, archive, files, members
     }
 
     public init(from decoder: any Decoder) throws {
@@ -81,6 +113,7 @@ public struct ReleaseManifest: Sendable, Hashable, Codable {
         version = try Version(container.decode(String.self, forKey: .version))
         archive = try container.decode(String.self, forKey: .archive)
         files = try container.decode([Entry].self, forKey: .files)
+        members = try container.decodeIfPresent([Member].self, forKey: .members)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -89,6 +122,7 @@ public struct ReleaseManifest: Sendable, Hashable, Codable {
         try container.encode(version.description, forKey: .version)
         try container.encode(archive, forKey: .archive)
         try container.encode(files, forKey: .files)
+        try container.encodeIfPresent(members, forKey: .members)
     }
 
     /// The manifest as the server serves it: JSON with sorted keys and a final newline.
@@ -156,6 +190,23 @@ public struct ReleaseManifest: Sendable, Hashable, Codable {
             case .directory:
                 break
             }
+            if let offset = entry.offset, let length = entry.length {
+                guard offset >= 0, length > 0 else {
+                    throw fault("the entry \(quoted(entry.path)) has a negative offset or an empty range")
+                }
+            }
+            if let member = entry.member {
+                guard let members = manifest.members, members.indices.contains(member) else {
+                    throw fault("the entry \(quoted(entry.path)) names member \(member), which the manifest does not list")
+                }
+            }
+        }
+        var end: Int64 = 0
+        for (index, member) in (manifest.members ?? []).enumerated() {
+            guard member.offset == end, member.size > 0, member.unpacked > 0 else {
+                throw fault("member \(index) does not start where the one before ends, or is empty")
+            }
+            end = member.offset + member.size
         }
         return manifest
     }

@@ -115,11 +115,19 @@ struct PublishRoundTripTests {
                 ("Python zipfile", "\(python) -c \"$PY\" \"$1\" \"$2\"".replacingOccurrences(of: "$PY", with: zipfile), false),
             ]
         default:
+            // The compressed tars are multi-member (seekable): the stream decoders must read on
+            // past each member's end.
+            let streamReader: [(String, String, Bool)] =
+                switch format {
+                case .tarGzip: [("pigz", "pigz -dc \"$1\" | tar -xpf - -C \"$2\"", true)]
+                case .tarBzip2: [("bzip2", "bzip2 -dc \"$1\" | tar -xpf - -C \"$2\"", true)]
+                default: []
+                }
             return [
                 ("GNU tar", "tar -xpf \"$1\" -C \"$2\"", true),
                 ("bsdtar", "bsdtar -xpf \"$1\" -C \"$2\"", true),
                 ("Python tarfile", "\(python) -c \"$PY\" \"$1\" \"$2\"".replacingOccurrences(of: "$PY", with: tarfile), true),
-            ]
+            ] + streamReader
         }
     }
 

@@ -101,8 +101,16 @@ struct ReleaseClientTests {
         let digest = try SHA256Digest()
         Array("#!/bin/sh\necho 1.1\n".utf8).withUnsafeBytes { digest.update($0) }
         #expect(manifest.version == (try Version("1.1")) && manifest.archive == "project.zip")
+        // Zip entries follow each other from the start of the archive.
+        let ranges = manifest.files.map { ($0.offset ?? -1, $0.length ?? -1) }
+        #expect(ranges.first?.0 == 0 && zip(ranges, ranges.dropFirst()).allSatisfy { $0.0 + $0.1 == $1.0 }, "\(ranges)")
+        let described = manifest.files.map { entry in
+            var entry = entry
+            (entry.offset, entry.length) = (nil, nil)
+            return entry
+        }
         #expect(
-            manifest.files == [
+            described == [
                 ReleaseManifest.Entry(path: "VERSION", type: .file, mode: 0o644, size: 3, sha256: manifest.files[0].sha256),
                 ReleaseManifest.Entry(path: "bin", type: .directory, mode: 0o755),
                 ReleaseManifest.Entry(path: "bin/app", type: .file, mode: 0o755, size: 19, sha256: digest.finalize()),

@@ -80,6 +80,11 @@ final class Folder {
         return try withExtendedLifetime(parent.folder) { try body(parent.folder.raw, parent.name) }
     }
 
+    /// ``withParent(_:create:_:)`` for readers elsewhere in the module.
+    func withParentDescriptor<T>(_ parts: [String], _ body: (Int32, String) throws -> T) throws -> T {
+        try withParent(parts, body)
+    }
+
     /// Forgets the walks into `parts` and below (it moves or goes away).
     private func forgetParent(under parts: [String]) {
         walker.forget(under: parts)

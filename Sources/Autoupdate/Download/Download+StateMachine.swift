@@ -37,6 +37,8 @@ struct DownloadStateMachine {
         case tooLarge(Int64)
         case contentChanged
         case badContentRange(String?)
+        /// A ranged request answered with the whole file (200), or with another range.
+        case rangeNotHonoured(status: Int, contentRange: String?)
         case lengthMismatch(announced: Int64)
         case unexpectedStatus(Int)
     }
@@ -176,7 +178,14 @@ struct DownloadStateMachine {
         receivedAtAttemptStart = received
         attempt = Attempt(offset: received)
         var headers: [String] = []
-        if received > 0 {
+        if let range = request.range {
+            // Only these bytes; a resume asks for the rest of them, for the same representation.
+            headers.append("Range: bytes=\(range.lowerBound + received)-\(range.upperBound)")
+            if received > 0, let ifRange = validator?.ifRangeValue {
+                headers.append("If-Range: \(ifRange)")
+            }
+            attempt.sentRange = true
+        } else if received > 0 {
             // Resume from where the last attempt stopped, but only for the same representation.
             if !rangesBroken, let ifRange = validator?.ifRangeValue {
                 headers += ["Range: bytes=\(received)-", "If-Range: \(ifRange)"]
@@ -296,6 +305,9 @@ struct DownloadStateMachine {
     /// Judges the response when its body starts (or when it ends, for an empty body).
     private mutating func check(_ response: Response) -> Abort? {
         let answered = attempt.headers.validator
+        if let range = request.range {
+            return checkRanged(response, range: range, answered: answered)
+        }
         switch response.status {
         case 304 where request.conditional != nil && attempt.offset == 0:
             return nil
@@ -339,6 +351,29 @@ struct DownloadStateMachine {
                 return .lengthMismatch(announced: totalLength)
             }
         }
+        return nil
+    }
+
+    /// A ranged request: exactly the bytes asked for (from where the last attempt stopped), of a
+    /// file of the expected length, of the same representation as before.
+    private mutating func checkRanged(_ response: Response, range: ClosedRange<Int64>, answered: HTTPValidator) -> Abort? {
+        let header = attempt.headers["content-range"]
+        guard response.status == 206 else {
+            return (200..<300).contains(response.status)
+                ? .rangeNotHonoured(status: response.status, contentRange: header) : .unexpectedStatus(response.status)
+        }
+        guard let answer = attempt.headers.contentRange, answer.first == range.lowerBound + attempt.offset,
+            answer.last == range.upperBound, request.completeLength == nil || answer.completeLength == request.completeLength
+        else {
+            return .rangeNotHonoured(status: 206, contentRange: header)
+        }
+        if let validator, !validator.isEmpty, !answered.isEmpty, !validator.matches(answered) {
+            return .contentChanged
+        }
+        if attempt.offset == 0 {
+            validator = answered
+        }
+        totalLength = answer.completeLength
         return nil
     }
 
@@ -404,6 +439,15 @@ struct DownloadStateMachine {
                     "downloading \(url): the server answered the resume request at byte \(attempt.offset) with a wrong Content-Range (\(header ?? "none")); restarting from the beginning"
                 ),
                 retryable: true)
+        case .rangeNotHonoured(let status, let header):
+            let range = request.range.map { "\($0.lowerBound + attempt.offset)-\($0.upperBound)" } ?? "?"
+            let expected = request.completeLength.map { "/\($0)" } ?? ""
+            return .failed(
+                AutoupdateError(
+                    .network,
+                    "downloading \(url): the server does not honour Range: asked for bytes \(range)\(expected), it answered HTTP \(status) with Content-Range \(header ?? "none")"
+                ),
+                retryable: false)
         case .lengthMismatch(let announced):
             return .failed(
                 AutoupdateError(
@@ -423,6 +467,13 @@ struct DownloadStateMachine {
         let detail = failure.detail
         let underlying = failure.underlying
         switch failure.kind {
+        case .httpStatus(416, _) where request.range != nil:
+            let range = request.range.map { "\($0.lowerBound + attempt.offset)-\($0.upperBound)" } ?? "?"
+            return .failed(
+                AutoupdateError(
+                    .network, "downloading \(url): the server has no bytes \(range) (HTTP 416): the file is shorter than its index says",
+                    underlying: HTTPStatusFailure(status: 416, url: request.url, retryAfter: nil)),
+                retryable: false)
         case .httpStatus(416, _) where attempt.sentRange:
             // Resuming at the end of what the server really has: its Content-Length was a lie.
             let announced = totalLength.map { "announced \($0) bytes" } ?? "announced more bytes"
@@ -451,6 +502,9 @@ struct DownloadStateMachine {
                 AutoupdateError(
                     .network, "downloading \(url): more than \(configuration.maxRedirects) redirects", underlying: underlying),
                 retryable: false)
+        case .fileSizeExceeded where request.range != nil:
+            // More than the range announced: the whole file, Range ignored.
+            return abortError(.rangeNotHonoured(status: attempt.finalStatus, contentRange: attempt.headers["content-range"]))
         case .fileSizeExceeded:
             return .failed(
                 AutoupdateError(

@@ -60,6 +60,23 @@ public final class Downloader: Sendable {
         return stream(url: url, conditional: nil, expectedLength: expectedLength, maxBytes: maxBytes)
     }
 
+    /// Streams bytes `range` of `url`, with an HTTP Range request (resumed, like any download,
+    /// from where a dropped connection stopped).
+    ///
+    /// The server must answer `206` with exactly those bytes, of a file of `completeLength` bytes
+    /// when that is given; a server that ignores Range (`200`), answers another range or
+    /// another length fails the stream at once (``AutoupdateError/Code/network``, "does not
+    /// honour Range"), without a retry: the caller falls back to downloading the whole file.
+    ///
+    /// - Parameters:
+    ///   - url: An `https` URL; `http` is upgraded to `https`.
+    ///   - range: The first and last byte wanted.
+    ///   - completeLength: The file's length, when known (from a release index).
+    public func bytes(from url: URL, range: ClosedRange<Int64>, completeLength: Int64? = nil) -> DownloadStream {
+        let length = range.upperBound - range.lowerBound + 1
+        return stream(url: url, conditional: nil, expectedLength: length, maxBytes: length, range: range, completeLength: completeLength)
+    }
+
     /// Fetches a small resource, conditionally: polling with the validator of the last answer
     /// costs the server a `304 Not Modified` when nothing changed.
     ///
@@ -87,8 +104,8 @@ public final class Downloader: Sendable {
     }
 
     private func stream(
-        url: URL, conditional: HTTPValidator?, expectedLength: Int64?, maxBytes: Int64,
-        onStart: @escaping @Sendable (TransferCore) -> Void = { _ in }
+        url: URL, conditional: HTTPValidator?, expectedLength: Int64?, maxBytes: Int64, range: ClosedRange<Int64>? = nil,
+        completeLength: Int64? = nil, onStart: @escaping @Sendable (TransferCore) -> Void = { _ in }
     ) -> DownloadStream {
         let configuration = configuration
         let logger = logger
@@ -103,9 +120,11 @@ public final class Downloader: Sendable {
                 core.finish(failure: error, head: nil)
                 return core
             }
-            let request = TransferRequest(
+            var request = TransferRequest(
                 url: secureURL, configuration: configuration, conditional: conditional,
                 expectedLength: expectedLength, maxBytes: maxBytes)
+            request.range = range
+            request.completeLength = completeLength
             logger.debug("download starting", metadata: ["download.url": "\(request.displayURL)"])
             liveTransfers.add(1)
             TransferRunner.start(core: core, request: request, logger: logger) {

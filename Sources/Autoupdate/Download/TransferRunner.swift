@@ -13,6 +13,10 @@ struct TransferRequest: Sendable {
     let expectedLength: Int64?
     /// The most bytes the body may have.
     let maxBytes: Int64
+    /// Only these bytes of the resource (an HTTP Range request), which must be a file of
+    /// `completeLength` bytes when that is given.
+    var range: ClosedRange<Int64>? = nil
+    var completeLength: Int64? = nil
 
     /// The URL for logs and messages: no query, no fragment, no credentials.
     var displayURL: String { url.displayString }

@@ -61,13 +61,20 @@ struct DownloadStateMachineTests {
         let name: String
         let expectedLength: Int64?
         let conditional: HTTPValidator?
+        let range: ClosedRange<Int64>?
+        let completeLength: Int64?
         let steps: [Step]
         var testDescription: String { name }
 
-        init(_ name: String, expectedLength: Int64? = nil, conditional: HTTPValidator? = nil, _ steps: [Step]) {
+        init(
+            _ name: String, expectedLength: Int64? = nil, conditional: HTTPValidator? = nil, range: ClosedRange<Int64>? = nil,
+            completeLength: Int64? = nil, _ steps: [Step]
+        ) {
             self.name = name
-            self.expectedLength = expectedLength
+            self.expectedLength = expectedLength ?? range.map { $0.upperBound - $0.lowerBound + 1 }
             self.conditional = conditional
+            self.range = range
+            self.completeLength = completeLength
             self.steps = steps
         }
     }
@@ -76,6 +83,56 @@ struct DownloadStateMachineTests {
     static let transient = Machine.TransportEnd.failed(.init(kind: .transient, detail: "Connection reset"))
 
     static let scenarios: [Scenario] = [
+        Scenario(
+            "a ranged request asks for its bytes and takes a 206 with exactly them", range: 100...199, completeLength: 1000,
+            [
+                .start(offset: 0, headers: ["Range: bytes=100-199"]),
+                .headers(etag + ["Content-Range: bytes 100-199/1000"]),
+                .body(60, status: 206, length: 100, expect: .deliver(skip: 0)),
+                .body(40, status: 206, expect: .deliver(skip: 0)),
+                .end(.completed, status: 206, expect: .complete),
+            ]),
+        Scenario(
+            "a server that ignores Range (200) fails the ranged request at once, without a retry", range: 100...199,
+            completeLength: 1000,
+            [
+                .start(offset: 0, headers: ["Range: bytes=100-199"]),
+                .headers(etag),
+                .body(10, status: 200, length: 1000, expect: .abort(.rangeNotHonoured(status: 200, contentRange: nil))),
+                .end(
+                    .aborted,
+                    expect: .fail(.network, containing: "does not honour Range: asked for bytes 100-199/1000, it answered HTTP 200")),
+            ]),
+        Scenario(
+            "another range, or another complete length than the index's, fails the same way", range: 100...199, completeLength: 1000,
+            [
+                .start(offset: 0, headers: ["Range: bytes=100-199"]),
+                .headers(["Content-Range: bytes 100-199/999"]),
+                .body(10, status: 206, length: 100, expect: .abort(.rangeNotHonoured(status: 206, contentRange: "bytes 100-199/999"))),
+                .end(.aborted, status: 206, expect: .fail(.network, containing: "Content-Range bytes 100-199/999")),
+            ]),
+        Scenario(
+            "a dropped ranged transfer resumes for the rest of its range, for the same representation", range: 100...199,
+            completeLength: 1000,
+            [
+                .start(offset: 0, headers: ["Range: bytes=100-199"]),
+                .headers(etag + ["Content-Range: bytes 100-199/1000"]),
+                .body(40, status: 206, length: 100, expect: .deliver(skip: 0)),
+                .end(transient, status: 206, expect: .retry(seconds: 1)),
+                .retryWaitEnded(1, fails: false),
+                .start(offset: 40, headers: ["Range: bytes=140-199", "If-Range: \"v1\""]),
+                .headers(etag + ["Content-Range: bytes 140-199/1000"]),
+                .body(60, status: 206, length: 60, expect: .deliver(skip: 0)),
+                .end(.completed, status: 206, expect: .complete),
+            ]),
+        Scenario(
+            "a 416 to a ranged request: the file is shorter than its index says", range: 100...199, completeLength: 1000,
+            [
+                .start(offset: 0, headers: ["Range: bytes=100-199"]),
+                .end(
+                    .failed(.init(kind: .httpStatus(416, effectiveURL: nil), detail: "416")), status: 416,
+                    expect: .fail(.network, containing: "has no bytes 100-199 (HTTP 416)")),
+            ]),
         Scenario(
             "a plain download completes", expectedLength: 10,
             [
@@ -363,7 +420,8 @@ struct DownloadStateMachineTests {
     func rules(_ scenario: Scenario) throws {
         let request = TransferRequest(
             url: try #require(URL(string: "https://example.test/app.tar.gz")), configuration: Self.configuration(),
-            conditional: scenario.conditional, expectedLength: scenario.expectedLength, maxBytes: 1_000_000)
+            conditional: scenario.conditional, expectedLength: scenario.expectedLength, maxBytes: 1_000_000,
+            range: scenario.range, completeLength: scenario.completeLength)
         var machine = Machine(request: request, jitter: { 1 })
         for (index, step) in scenario.steps.enumerated() {
             let at = "step \(index + 1)"

@@ -246,6 +246,46 @@ struct DownloaderTests {
         }
     }
 
+    @Test("a ranged request gets exactly its bytes, resumed after a drop; a server that ignores Range or answers another fails at once")
+    func ranges() async throws {
+        try await TestHTTPSServer.with(root: folder.url) { server in
+            let downloader = Downloader(configuration: .forTests())
+            let size = Int64(Self.size)
+            @Sendable func collect(_ range: ClosedRange<Int64>, completeLength: Int64? = nil) async throws -> [UInt8] {
+                var body: [UInt8] = []
+                for try await chunk in downloader.bytes(from: server.url("a.bin"), range: range, completeLength: completeLength ?? size) {
+                    body += chunk.bytes
+                }
+                return body
+            }
+            let middle = try await collect(1000...1999)
+            #expect(middle == Array(file[1000...1999]))
+            let first = try await collect(0...0)
+            #expect(first == [file[0]])
+            let last = size - 1
+            let tail = try await collect((last - 9)...last)
+            #expect(tail == Array(file[(Self.size - 10)...]))
+            #expect(server.requests(for: "a.bin").last?.header("Range") == "bytes=\(last - 9)-\(last)")
+
+            // Dropped after 200,000 bytes: the rest of the range is asked for, nothing twice.
+            server.inject(sequence: [[.truncate(after: 200_000)]], at: "a.bin")
+            let resumed = try await collect(500_000...1_499_999)
+            #expect(resumed == Array(file[500_000...1_499_999]))
+            #expect(server.requests(for: "a.bin").last?.header("Range") == "bytes=700000-1499999")
+
+            let before = server.requests(for: "a.bin").count
+            server.inject([.ignoreRange], at: "a.bin", times: 1)
+            await expectFailure(.network, containing: "does not honour Range: asked for bytes 1000-1999/3145728, it answered HTTP 200") {
+                _ = try await collect(1000...1999)
+            }
+            server.inject([.badContentRange], at: "a.bin", times: 1)
+            await expectFailure(.network, containing: "does not honour Range") { _ = try await collect(1000...1999) }
+            await expectFailure(.network, containing: "does not honour Range") { _ = try await collect(1000...1999, completeLength: 5000) }
+            #expect(server.requests(for: "a.bin").count == before + 3, "never retried")
+            await expectFailure(.network, containing: "has no bytes") { _ = try await collect(size...(size + 10)) }
+        }
+    }
+
     @Test("a 200 answer to a resume is spliced without duplicates")
     func resumeIgnoredRange() async throws {
         try await TestHTTPSServer.with(root: folder.url) { server in

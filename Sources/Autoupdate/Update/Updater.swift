@@ -91,9 +91,9 @@ public final class PreparedUpdate: Sendable {
     public let installed: Version
     /// The staging folder holding the new tree.
     public let staging: String
-    /// SHA-256 of the archive, hex.
+    /// SHA-256 of the archive, hex; empty for a differential update (no whole archive came).
     public let archiveHash: String
-    /// The archive's size in bytes.
+    /// The bytes downloaded: the archive's size, or a differential update's ranges.
     public let archiveBytes: Int64
     /// The key that signed the archive (minisign key id), when signatures are required.
     public let signedBy: String?
@@ -109,7 +109,7 @@ public final class PreparedUpdate: Sendable {
     public var isMandatory: Bool { decision?.mandatory ?? false }
     fileprivate let lock: FileLock
 
-    fileprivate init(
+    init(
         version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, signedBy: String?,
         freshUntil: Date?, archiveURL: URL, decision: ReleasePolicy.Decision?, lock: FileLock
     ) {
@@ -163,11 +163,11 @@ public final class Updater: Sendable {
     public let folder: AppFolder
     public let url: UpdateURL
     public let configuration: UpdaterConfiguration
-    private let downloader: Downloader
+    let downloader: Downloader
     private let extractor: Extractor
     private let checker: VersionChecker
-    private let logger: Logger
-    private let audit: AuditLog
+    let logger: Logger
+    let audit: AuditLog
 
     /// - Parameters:
     ///   - folder: The app folder.
@@ -323,6 +323,25 @@ public final class Updater: Sendable {
             try? folder.removeQueue()
             audit.record(event: "update", url: archiveURL, version: version.description, decision: "refused", reason: error.message)
             throw error
+        }
+        if let release = result.release, release.manifest != nil, folder.readVersionDoc().value != nil {
+            do {
+                if let prepared = try await deltaDownload(version, release: release, checked: result, lock: lock, onEvent: onEvent) {
+                    return (prepared, result)
+                }
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // Whatever went wrong with the pieces, the whole archive is the answer: tried once.
+                let failure = error as? AutoupdateError
+                let message = failure?.message ?? "\(error)"
+                logger.attention(
+                    "the differential update failed; downloading the whole archive",
+                    metadata: ["update.version.new": "\(version)", "error": "\(message)"])
+                audit.record(
+                    event: "update", url: archiveURL, status: failure?.httpStatus, version: version.description, decision: "delta-failed",
+                    reason: message)
+            }
         }
         do {
             let prepared = try await download(version, from: source, checked: result, lock: lock, onEvent: onEvent)
@@ -509,8 +528,8 @@ public final class Updater: Sendable {
             try? folder.resetHighestVersion(to: prepared.version)
         }
         audit.record(
-            event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash, keyID: prepared.signedBy,
-            version: prepared.version.description, decision: "installed",
+            event: "update", url: archiveURL, bytes: prepared.archiveBytes, hash: prepared.archiveHash.isEmpty ? nil : prepared.archiveHash,
+            keyID: prepared.signedBy, version: prepared.version.description, decision: "installed",
             reason: prepared.decision.map { "\($0.reason.rawValue) (channel \($0.channel))" }, why: prepared.decision?.reason.rawValue)
         onEvent(.installed(prepared.version))
         guard installer.keepBackupAs != nil, FileManager.default.fileExists(atPath: kept) else { return nil }
@@ -555,7 +574,8 @@ public final class Updater: Sendable {
     /// Staging folders of updates that never installed (a crash, a kill): they can go.
     private func removeLeftovers() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
-        for name in names where name.hasPrefix("staging-") || name.hasPrefix("backup-") || name.hasPrefix("previous-") {
+        for name in names
+        where name.hasPrefix("staging-") || name.hasPrefix("backup-") || name.hasPrefix("previous-") || name.hasPrefix("delta-") {
             try? TreeRemoval.remove(path: folder.updateDirectory + "/" + name)
         }
     }

@@ -270,14 +270,22 @@ struct ReleaseClientTests {
             #expect(again.notModified, "an unchanged release.json costs a 304")
             #expect(server.requests(for: "release.json").last?.header("If-None-Match") != nil)
 
-            try Self.publish(scenario, "2.0")
+            let published = try Self.publish(scenario, "2.0")
             let archive = scenario.serverFolder.appending(path: "releases/2.0/project.zip")
             var bytes = try [UInt8](Data(contentsOf: archive))
-            bytes[bytes.count / 2] ^= 0xFF
+            // A byte of a file the update needs: the differential fetch fails its SHA-256, the
+            // whole archive then fails the index's.
+            let manifest = try ReleaseManifest.decode(
+                [UInt8](Data(contentsOf: scenario.serverFolder.appending(path: "releases/2.0/manifest.json"))))
+            let entry = try #require(manifest.files.first { $0.path == "VERSION" })
+            bytes[Int(entry.offset! + entry.length! - 1)] ^= 0xFF
             try Data(bytes).write(to: archive)
             let error = await #expect(throws: AutoupdateError.self) { try await client.updater(server).update() }
-            #expect(error != nil)
+            #expect(error?.code == .checksumMismatch || error?.code == .corruptArchive, "\(String(describing: error))")
             #expect(client.installed == "1.0" && client.files == "1.0")
+            let log = try String(contentsOfFile: client.folder.auditLogPath, encoding: .utf8)
+            #expect(log.contains("\"decision\":\"delta-failed\""), "the differential update was tried first")
+            _ = published
             try Data(bytes + [0]).write(to: archive)
             await #expect(throws: AutoupdateError.self) { try await client.updater(server).update() }
             #expect(client.installed == "1.0")

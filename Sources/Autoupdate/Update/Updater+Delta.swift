@@ -1,0 +1,86 @@
+import Foundation
+import Logging
+
+extension Updater {
+    /// A differential update: the new release's manifest against the installed tree, then only
+    /// the archive's byte ranges that hold changed or new files (see ``DeltaPlan``), decoded and
+    /// verified file by file against the manifest's SHA-256 into a staging folder.
+    ///
+    /// - Returns: The staged update, or `nil` when a delta is not worth it (most of the archive
+    ///   would be fetched) or not possible (a manifest without offsets).
+    /// - Throws: ``AutoupdateError`` when a piece fails (a server that does not honour Range, a
+    ///   byte that does not verify): the caller downloads the whole archive instead.
+    func deltaDownload(
+        _ version: Version, release: ReleaseIndex.Release, checked result: VersionChecker.Result, lock: FileLock,
+        onEvent: @escaping @Sendable (UpdateEvent) -> Void
+    ) async throws -> PreparedUpdate? {
+        guard let reference = release.manifest else { return nil }
+        let format = try ArchiveName(release.archive).format
+        let manifestURL = url.appending(reference.path)
+        guard case .modified(let body, _) = try await downloader.fetch(manifestURL, maxBytes: Int64(ReleaseManifest.maximumBytes))
+        else {
+            throw AutoupdateError(.httpStatus, "\(manifestURL.displayString) answered 304 to an unconditional request")
+        }
+        let manifest = try ReleaseManifest.decode(body, matching: reference, source: manifestURL.displayString)
+        guard manifest.version == version, manifest.archive == release.archive else {
+            throw AutoupdateError(
+                .checksumMismatch,
+                "\(manifestURL.displayString) describes \(manifest.archive) \(manifest.version), not \(release.archive) \(version)")
+        }
+        let folder = self.folder
+        let reusable = try await runOnBackgroundThread(name: "autoupdate.delta") { InstalledTree.reusableFiles(of: manifest, in: folder) }
+        guard let plan = DeltaPlan.make(manifest: manifest, archiveSize: release.size, reusable: reusable), plan.isWorthwhile else {
+            return nil
+        }
+        let archiveURL = url.appending(release.path)
+        logger.info(
+            "differential update",
+            metadata: [
+                "update.version.new": "\(version)", "delta.bytes": "\(plan.bytesToFetch)", "archive.bytes": "\(release.size)",
+                "delta.files": "\(plan.fetched.count)", "delta.reused": "\(plan.reused.count)",
+            ])
+
+        let work = folder.updateDirectory + "/delta-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? TreeRemoval.remove(path: work) }
+        var rangeFiles: [String] = []
+        var fetched: Int64 = 0
+        for (index, range) in plan.ranges.enumerated() {
+            let file = work + "/range-\(index)"
+            guard FileManager.default.createFile(atPath: file, contents: nil), let output = FileHandle(forWritingAtPath: file) else {
+                throw AutoupdateError.unreadable(file)
+            }
+            defer { try? output.close() }
+            for try await chunk in downloader.bytes(from: archiveURL, range: range.offset...(range.end - 1), completeLength: release.size) {
+                try output.write(contentsOf: chunk.bytes)
+                onEvent(
+                    .downloading(
+                        DownloadProgress(
+                            receivedBytes: fetched + chunk.progress.receivedBytes, totalBytes: plan.bytesToFetch,
+                            bytesPerSecond: chunk.progress.bytesPerSecond)))
+            }
+            fetched += range.length
+            rangeFiles.append(file)
+        }
+        try Task.checkCancellation()
+
+        let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
+        let installed = folder.path
+        try await runOnBackgroundThread(name: "autoupdate.delta") { [rangeFiles] in
+            try DeltaStager.build(
+                manifest: manifest, plan: plan, format: format, rangeFiles: rangeFiles, installed: installed, staging: staging,
+                scratch: work + "/member")
+        }
+        logger.info(
+            "staged differentially",
+            metadata: ["update.version.new": "\(version)", "download.bytes": "\(fetched)", "archive.bytes": "\(release.size)"])
+        audit.record(
+            event: "update", url: archiveURL, bytes: fetched, version: version.description, decision: "delta-staged",
+            reason:
+                "fetched \(fetched) of \(release.size) bytes (\(plan.ranges.count) ranges): \(plan.fetched.count) files, \(plan.reused.count) reused"
+        )
+        return PreparedUpdate(
+            version: version, installed: result.installed, staging: staging, archiveHash: "", archiveBytes: fetched, signedBy: nil,
+            freshUntil: result.freshUntil, archiveURL: archiveURL, decision: result.index?.decision, lock: lock)
+    }
+}

@@ -1,0 +1,97 @@
+import Autoupdate
+import AutoupdateTestSupport
+import Foundation
+import Logging
+import Testing
+
+/// Differential updates end to end on a real HTTPS server: only the changed files' bytes are
+/// fetched (with Range), and the installed tree is byte for byte what a full install gives.
+@Suite("Differential updates")
+struct DeltaUpdateTests {
+    /// Letters at random, from which every file takes its own slice (cheap to make, and about as
+    /// compressible as text).
+    static let pool: [UInt8] = {
+        var random = SeededRandom(seed: 7)
+        return (0..<(1 << 20)).map { _ in UInt8.random(in: 97...122, using: &random) }
+    }()
+
+    static func tree(_ version: String, changed: Bool = false, added: Bool = false) -> [String: UpdateScenario.Content] {
+        var tree: [String: UpdateScenario.Content] = [
+            "bin/app": .text("#!/bin/sh\necho \(version)\n", mode: 0o755), "link": .symlink("bin/app"), "empty.txt": .text(""),
+            "etc": .folder(mode: 0o750),
+        ]
+        // 2.4 MB of small files: about nine gzip members, three bzip2 streams.
+        for index in 0..<150 {
+            let start = index * 6_007 % (pool.count - 16_000)
+            tree["lib/part-\(index).dat"] = .bytes(Array(pool[start..<(start + 16_000)]))
+        }
+        tree["big.bin"] = .bytes(Array((0..<40).map { _ in pool[0..<8192] }.joined()))
+        if changed { tree["lib/part-7.dat"] = .text("changed in \(version)\n") }
+        if added { tree["lib/new-\(version).txt"] = .text("new in \(version)\n") }
+        return tree
+    }
+
+    func updater(_ scenario: UpdateScenario, _ server: TestHTTPSServer) throws -> Updater {
+        try Updater(
+            folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
+            configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)), logger: Logger(label: "test"))
+    }
+
+    func audit(_ scenario: UpdateScenario) -> String {
+        (try? String(contentsOfFile: scenario.folder.auditLogPath, encoding: .utf8)) ?? ""
+    }
+
+    @Test(
+        "one file changed and one added: only their bytes come, and the result is a full install's",
+        arguments: ["project.zip", "project.tar.gz", "project.tar.bz2"])
+    func delta(archive: String) async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(Self.tree("1.0"), version: "1.0", archive: archive, release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            #expect(try await updater(scenario, server).update() == .updated(from: .zero, to: try Version("1.0")))
+            let v2 = Self.tree("2.0", changed: true, added: true)
+            let published = try scenario.publish(v2, version: "2.0", archive: archive, release: ReleaseOptions())
+            #expect(try await updater(scenario, server).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(v2))
+
+            let requests = server.requests(for: "releases/2.0/\(archive)")
+            #expect(!requests.isEmpty && requests.allSatisfy { $0.header("Range") != nil }, "only ranges of the archive are fetched")
+            let log = audit(scenario)
+            #expect(log.contains("\"decision\":\"delta-staged\""), "\(log)")
+            let fetched = log.split(separator: "\n").last { $0.contains("delta-staged") }.flatMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["bytes"] as? Int
+            }
+            // A zip entry each; a 256 KiB gzip member each; a 900 kB bzip2 stream each (of ~2.4 MB).
+            let share = Double(fetched ?? -1) / Double(published.bytes)
+            let bound = archive.hasSuffix(".zip") ? 0.05 : archive.hasSuffix(".gz") ? 0.3 : 0.8
+            #expect(share > 0 && share < bound, "fetched \(fetched ?? -1) of \(published.bytes) bytes")
+            print("delta \(archive): fetched \(fetched ?? -1) of \(published.bytes) bytes")
+        }
+    }
+
+    @Test("a server that ignores Range, or a damaged installed file: still exactly the new release")
+    func fallbacks() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(Self.tree("1.0"), version: "1.0", release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await updater(scenario, server).update()
+            let v2 = Self.tree("2.0", changed: true)
+            try scenario.publish(v2, version: "2.0", release: ReleaseOptions())
+            server.inject([.ignoreRange], at: "releases/2.0/project.zip")
+            #expect(try await updater(scenario, server).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(v2))
+            #expect(audit(scenario).contains("\"decision\":\"delta-failed\""))
+            #expect(server.requests(for: "releases/2.0/project.zip").contains { $0.header("Range") == nil }, "then the whole archive")
+
+            // A file damaged since it was installed is fetched again, not trusted.
+            var bytes = try [UInt8](Data(contentsOf: scenario.appFolder.appending(path: "lib/part-3.dat")))
+            bytes[100] ^= 0xFF
+            try Data(bytes).write(to: scenario.appFolder.appending(path: "lib/part-3.dat"))
+            let v3 = Self.tree("3.0", added: true)
+            try scenario.publish(v3, version: "3.0", release: ReleaseOptions())
+            #expect(try await updater(scenario, server).update() == .updated(from: try Version("2.0"), to: try Version("3.0")))
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(v3))
+            #expect(server.requests(for: "releases/3.0/project.zip").allSatisfy { $0.header("Range") != nil })
+        }
+    }
+}

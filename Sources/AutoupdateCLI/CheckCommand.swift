@@ -12,7 +12,8 @@ struct CheckCommand: AsyncParsableCommand {
             ("Old X|New Y|Time T"). A repeat check sends the validator of the last answer, so an \
             unchanged release.json or version.txt costs the server a 304. With --json, one JSON \
             object on stdout (always the server's word, not .queue's): installed, candidate, why, \
-            mandatory, channel, size, notes, signed, serial. Exit status 0 whether or not an \
+            mandatory, channel, size, notes, signed, serial, and download (the bytes the update \
+            would fetch) with differential. Exit status 0 whether or not an \
             update is available; 1 when the server cannot be reached or its answer is invalid.
             """
     )
@@ -40,6 +41,11 @@ struct CheckCommand: AsyncParsableCommand {
         var serial: UInt64?
         /// Whether the server has a release index.
         var index: Bool
+        /// What the update would download, in bytes: a differential update's ranges, or the
+        /// whole archive (absent without a candidate or without an index).
+        var download: Int64?
+        /// Whether that is a differential update.
+        var differential: Bool?
     }
 
     func run() async throws {
@@ -51,7 +57,8 @@ struct CheckCommand: AsyncParsableCommand {
                 logger: Logger(label: "autoupdate"))
             let result = try await (json ? updater.checkServer() : updater.check())
             if json {
-                try printReport(result, channel: updater.configuration.channel)
+                let planned = try await updater.plannedDownload(for: result)
+                try printReport(result, channel: updater.configuration.channel, planned: planned)
                 return
             }
             switch result.outcome {
@@ -70,7 +77,7 @@ struct CheckCommand: AsyncParsableCommand {
         }
     }
 
-    private func printReport(_ result: VersionChecker.Result, channel: String) throws {
+    private func printReport(_ result: VersionChecker.Result, channel: String, planned: (bytes: Int64, differential: Bool)?) throws {
         let decision = result.index?.decision
         let why: String =
             decision?.reason.rawValue
@@ -84,7 +91,8 @@ struct CheckCommand: AsyncParsableCommand {
         let report = Report(
             installed: result.installed.description, candidate: result.available?.description, why: why,
             mandatory: decision?.mandatory ?? false, channel: decision?.channel ?? channel, size: result.release?.size,
-            notes: result.release?.notes, signed: result.index?.signed ?? false, serial: result.index?.serial, index: result.index != nil)
+            notes: result.release?.notes, signed: result.index?.signed ?? false, serial: result.index?.serial, index: result.index != nil,
+            download: planned?.bytes, differential: planned?.differential)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         print(String(decoding: try encoder.encode(report), as: UTF8.self))

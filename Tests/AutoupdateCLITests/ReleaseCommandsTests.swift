@@ -28,6 +28,8 @@ struct ReleaseCommandsTests {
         let signed: Bool
         let serial: UInt64?
         let index: Bool
+        let download: Int64?
+        let differential: Bool?
     }
 
     private func report(_ result: ChildProcess.Result) throws -> Report {
@@ -78,6 +80,8 @@ struct ReleaseCommandsTests {
             #expect(try String(contentsOfFile: out + "/version.txt", encoding: .utf8) == "2.0\n")
             let ready = try report(try await ChildProcess.run(BuiltProducts.cli, ["check", "--json"] + client + stableDir))
             #expect(ready.candidate == "2.0" && ready.notes == "Faster start.\n" && ready.size != nil && ready.size! > 0)
+            #expect(ready.differential == true && ready.download != nil && ready.download! < ready.size!, "only bin/app changed")
+            #expect(fresh.differential == false && fresh.download == fresh.size, "nothing installed: the whole archive")
 
             let betaCheck = try report(
                 try await ChildProcess.run(BuiltProducts.cli, ["check", "--json", "--channel", "beta"] + client + betaDir))

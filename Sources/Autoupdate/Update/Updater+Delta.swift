@@ -2,6 +2,39 @@ import Foundation
 import Logging
 
 extension Updater {
+    /// What an update to the check's candidate would download: the bytes, and whether they are
+    /// a differential update's ranges (see ``DeltaPlan``) or the whole archive. `nil` when there
+    /// is no candidate, or its size is unknown (a server without a release index).
+    ///
+    /// It reads the candidate's manifest and hashes the installed files, as the update will.
+    public func plannedDownload(for result: VersionChecker.Result) async throws -> (bytes: Int64, differential: Bool)? {
+        guard let release = result.release else { return nil }
+        guard folder.readVersionDoc().value != nil, let (_, plan) = try await deltaPlan(for: release), plan.isWorthwhile else {
+            return (release.size, false)
+        }
+        return (plan.bytesToFetch, true)
+    }
+
+    /// The candidate's manifest (checked against the index) and the plan against what is
+    /// installed; `nil` when the release has no manifest or the manifest no offsets.
+    func deltaPlan(for release: ReleaseIndex.Release) async throws -> (ReleaseManifest, DeltaPlan)? {
+        guard let reference = release.manifest else { return nil }
+        let manifestURL = url.appending(reference.path)
+        guard case .modified(let body, _) = try await downloader.fetch(manifestURL, maxBytes: Int64(ReleaseManifest.maximumBytes))
+        else {
+            throw AutoupdateError(.httpStatus, "\(manifestURL.displayString) answered 304 to an unconditional request")
+        }
+        let manifest = try ReleaseManifest.decode(body, matching: reference, source: manifestURL.displayString)
+        guard manifest.version == release.version, manifest.archive == release.archive else {
+            throw AutoupdateError(
+                .checksumMismatch,
+                "\(manifestURL.displayString) describes \(manifest.archive) \(manifest.version), not \(release.archive) \(release.version)")
+        }
+        let folder = self.folder
+        let reusable = try await runOnBackgroundThread(name: "autoupdate.delta") { InstalledTree.reusableFiles(of: manifest, in: folder) }
+        return DeltaPlan.make(manifest: manifest, archiveSize: release.size, reusable: reusable).map { (manifest, $0) }
+    }
+
     /// A differential update: the new release's manifest against the installed tree, then only
     /// the archive's byte ranges that hold changed or new files (see ``DeltaPlan``), decoded and
     /// verified file by file against the manifest's SHA-256 into a staging folder.
@@ -14,24 +47,11 @@ extension Updater {
         _ version: Version, release: ReleaseIndex.Release, checked result: VersionChecker.Result, lock: FileLock,
         onEvent: @escaping @Sendable (UpdateEvent) -> Void
     ) async throws -> PreparedUpdate? {
-        guard let reference = release.manifest else { return nil }
-        let format = try ArchiveName(release.archive).format
-        let manifestURL = url.appending(reference.path)
-        guard case .modified(let body, _) = try await downloader.fetch(manifestURL, maxBytes: Int64(ReleaseManifest.maximumBytes))
-        else {
-            throw AutoupdateError(.httpStatus, "\(manifestURL.displayString) answered 304 to an unconditional request")
-        }
-        let manifest = try ReleaseManifest.decode(body, matching: reference, source: manifestURL.displayString)
-        guard manifest.version == version, manifest.archive == release.archive else {
-            throw AutoupdateError(
-                .checksumMismatch,
-                "\(manifestURL.displayString) describes \(manifest.archive) \(manifest.version), not \(release.archive) \(version)")
-        }
-        let folder = self.folder
-        let reusable = try await runOnBackgroundThread(name: "autoupdate.delta") { InstalledTree.reusableFiles(of: manifest, in: folder) }
-        guard let plan = DeltaPlan.make(manifest: manifest, archiveSize: release.size, reusable: reusable), plan.isWorthwhile else {
+        guard let (manifest, plan) = try await deltaPlan(for: release), plan.isWorthwhile else {
             return nil
         }
+        let format = try ArchiveName(release.archive).format
+        let folder = self.folder
         let archiveURL = url.appending(release.path)
         logger.info(
             "differential update",

@@ -51,6 +51,8 @@ struct DeltaUpdateTests {
             #expect(try await updater(scenario, server).update() == .updated(from: .zero, to: try Version("1.0")))
             let v2 = Self.tree("2.0", changed: true, added: true)
             let published = try scenario.publish(v2, version: "2.0", archive: archive, release: ReleaseOptions())
+            let planned = try await updater(scenario, server).plannedDownload(for: try await updater(scenario, server).checkServer())
+            #expect(planned?.differential == true)
             #expect(try await updater(scenario, server).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
             #expect(try scenario.appFiles() == UpdateScenario.snapshot(v2))
 
@@ -65,6 +67,7 @@ struct DeltaUpdateTests {
             let share = Double(fetched ?? -1) / Double(published.bytes)
             let bound = archive.hasSuffix(".zip") ? 0.05 : archive.hasSuffix(".gz") ? 0.3 : 0.8
             #expect(share > 0 && share < bound, "fetched \(fetched ?? -1) of \(published.bytes) bytes")
+            #expect(planned.map { Int($0.bytes) } == fetched, "the plan announced exactly what was fetched")
             print("delta \(archive): fetched \(fetched ?? -1) of \(published.bytes) bytes")
         }
     }

@@ -64,7 +64,8 @@ struct RunCommand: AsyncParsableCommand {
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
                 folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)),
-                channel: try options.releaseChannel(), pin: try options.releasePin(), grace: .milliseconds(Int64(grace * 1000)),
+                channel: try options.releaseChannel(), pin: try options.releasePin(), differential: options.differential.setting,
+                grace: .milliseconds(Int64(grace * 1000)),
                 foregroundTerminal: ownsTerminal ? 0 : nil, adoptsOrphans: true, logger: Logger(label: "autoupdate"))
             if update != .never {
                 await updateIfWanted(launcher)

@@ -35,6 +35,12 @@ struct UpdateOptions: ParsableArguments {
     @Option(help: "Only versions in this PEP 440 specifier set, such as '~=2.1', '>=2,<3', '==2.*', '!=2.3.1'. Default: $AUTOUPDATE_PIN.")
     var pin: String?
 
+    @Option(
+        help:
+            "Fetch only the archive's pieces that hold changed files: auto (when they are less than 80 % of it), always, or never (the whole archive, for a server that mishandles Range)."
+    )
+    var differential: DifferentialOption = .auto
+
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func validate() throws {
@@ -102,7 +108,8 @@ struct UpdateOptions: ParsableArguments {
     func updaterConfiguration(archive: String?, trust: TrustOptions) throws -> UpdaterConfiguration {
         UpdaterConfiguration(
             archive: try archiveName(archive), download: downloadConfiguration(), extraction: extractionConfiguration(),
-            trust: try trust.trustPolicy(), checkTimeout: checkTimeout(), channel: try releaseChannel(), pin: try releasePin())
+            trust: try trust.trustPolicy(), checkTimeout: checkTimeout(), channel: try releaseChannel(), pin: try releasePin(),
+            differential: differential.setting)
     }
 
     /// `--archive`, else the launcher's `$AUTOUPDATE_NEWFILES`, else `project.zip`.
@@ -162,5 +169,18 @@ struct TrustOptions: ParsableArguments {
             publicKeys: keys + launcher.publicKeys.filter { !keys.contains($0) },
             requireFreshVersion: requireFresh || launcher.requireFreshVersion,
             maxVersionAge: ages.min(), app: app ?? launcher.app)
+    }
+}
+
+/// `--differential`'s values.
+enum DifferentialOption: String, CaseIterable, ExpressibleByArgument {
+    case auto, always, never
+
+    var setting: DifferentialUpdates {
+        switch self {
+        case .auto: .automatic
+        case .always: .always
+        case .never: .never
+        }
     }
 }

@@ -82,7 +82,7 @@ struct WatchCommand: AsyncParsableCommand {
                 filepath: file, url: try options.updateURL().description, newfiles: try options.archiveName(archive).name,
                 args: arguments, folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(), channel: try options.releaseChannel(),
-                pin: try options.releasePin(), adoptsOrphans: true,
+                pin: try options.releasePin(), differential: options.differential.setting, adoptsOrphans: true,
                 configuration: WatchConfiguration(
                     interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
                     healthWindow: Self.duration(healthWindow)),

@@ -76,6 +76,7 @@ public final class Launcher: Sendable {
     ///     server must not hold back the app's start for long).
     ///   - channel: The release channel to follow, when the server has a release index.
     ///   - pin: Releases outside this PEP 440 specifier set are ignored.
+    ///   - differential: When an update fetches only what changed.
     ///   - grace: How long the app gets between SIGTERM and SIGKILL when it is terminated.
     ///   - foregroundTerminal: A terminal descriptor (0) to hand to the app while it runs, for an
     ///     interactive app (see ``ProcessConfiguration/foregroundTerminal``).
@@ -89,7 +90,8 @@ public final class Launcher: Sendable {
         args: [String] = [], kwargs: [String: String] = [:], folder: AppFolder = AppFolder(),
         download: DownloadConfiguration = DownloadConfiguration(), extraction: ExtractionConfiguration = ExtractionConfiguration(),
         trust: TrustPolicy = TrustPolicy(), checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
-        channel: String = "stable", pin: VersionSpecifierSet? = nil, grace: Duration = .seconds(5),
+        channel: String = "stable", pin: VersionSpecifierSet? = nil, differential: DifferentialUpdates = .automatic,
+        grace: Duration = .seconds(5),
         foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false, logger: Logger = Logger(label: "autoupdate")
     ) throws {
         self.folder = folder
@@ -107,7 +109,7 @@ public final class Launcher: Sendable {
             folder: folder, url: self.url,
             configuration: UpdaterConfiguration(
                 archive: self.newfiles, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout,
-                channel: channel, pin: pin),
+                channel: channel, pin: pin, differential: differential),
             logger: logger)
         let context = UpdateContext(
             filepath: self.filepath, url: self.url, newfiles: self.newfiles, parentPID: getpid(), folder: folder,

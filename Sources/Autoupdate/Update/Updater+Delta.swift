@@ -9,7 +9,9 @@ extension Updater {
     /// It reads the candidate's manifest and hashes the installed files, as the update will.
     public func plannedDownload(for result: VersionChecker.Result) async throws -> (bytes: Int64, differential: Bool)? {
         guard let release = result.release else { return nil }
-        guard folder.readVersionDoc().value != nil, let (_, plan) = try await deltaPlan(for: release), plan.isWorthwhile else {
+        guard configuration.differential != .never, folder.readVersionDoc().value != nil,
+            let (_, plan) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always
+        else {
             return (release.size, false)
         }
         return (plan.bytesToFetch, true)
@@ -47,7 +49,7 @@ extension Updater {
         _ version: Version, release: ReleaseIndex.Release, checked result: VersionChecker.Result, lock: FileLock,
         onEvent: @escaping @Sendable (UpdateEvent) -> Void
     ) async throws -> PreparedUpdate? {
-        guard let (manifest, plan) = try await deltaPlan(for: release), plan.isWorthwhile else {
+        guard let (manifest, plan) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always else {
             return nil
         }
         let format = try ArchiveName(release.archive).format

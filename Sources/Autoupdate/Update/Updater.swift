@@ -19,6 +19,9 @@ public struct UpdaterConfiguration: Sendable {
     public var channel: String
     /// Releases outside this PEP 440 specifier set are ignored (`nil`: none are).
     public var pin: VersionSpecifierSet?
+    /// When an update fetches only what changed (see ``DeltaPlan``). Default
+    /// ``DifferentialUpdates/automatic``.
+    public var differential: DifferentialUpdates
 
     /// 30 seconds.
     public static let defaultCheckTimeout = Duration.seconds(30)
@@ -30,8 +33,10 @@ public struct UpdaterConfiguration: Sendable {
         trust: TrustPolicy = TrustPolicy(),
         checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
         channel: String = "stable",
-        pin: VersionSpecifierSet? = nil
+        pin: VersionSpecifierSet? = nil,
+        differential: DifferentialUpdates = .automatic
     ) {
+        self.differential = differential
         self.channel = channel
         self.pin = pin
         self.archive = archive
@@ -40,6 +45,17 @@ public struct UpdaterConfiguration: Sendable {
         self.trust = trust
         self.checkTimeout = checkTimeout
     }
+}
+
+/// When an update fetches only the archive's pieces that hold changed files.
+public enum DifferentialUpdates: String, Sendable, Hashable, CaseIterable {
+    /// When the server's manifest says where the pieces are and they are less than 80 % of the
+    /// archive; else the whole archive.
+    case automatic
+    /// Whenever the manifest says where the pieces are, however much they add up to.
+    case always
+    /// Never: always the whole archive (for a server or proxy that mishandles Range).
+    case never
 }
 
 /// What an update is doing, for progress displays.
@@ -324,7 +340,9 @@ public final class Updater: Sendable {
             audit.record(event: "update", url: archiveURL, version: version.description, decision: "refused", reason: error.message)
             throw error
         }
-        if let release = result.release, release.manifest != nil, folder.readVersionDoc().value != nil {
+        if configuration.differential != .never, let release = result.release, release.manifest != nil,
+            folder.readVersionDoc().value != nil
+        {
             do {
                 if let prepared = try await deltaDownload(version, release: release, checked: result, lock: lock, onEvent: onEvent) {
                     return (prepared, result)

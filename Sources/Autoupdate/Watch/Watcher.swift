@@ -138,7 +138,8 @@ public actor Watcher: Service {
         folder: AppFolder = AppFolder(), download: DownloadConfiguration = DownloadConfiguration(),
         extraction: ExtractionConfiguration = ExtractionConfiguration(), trust: TrustPolicy = TrustPolicy(),
         checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, channel: String = "stable", pin: VersionSpecifierSet? = nil,
-        adoptsOrphans: Bool = false, configuration: WatchConfiguration = WatchConfiguration(),
+        differential: DifferentialUpdates = .automatic, adoptsOrphans: Bool = false,
+        configuration: WatchConfiguration = WatchConfiguration(),
         logger: Logger = Logger(label: "autoupdate.watch")
     ) throws {
         self.folder = folder
@@ -152,7 +153,7 @@ public actor Watcher: Service {
             folder: folder, url: updateURL,
             configuration: UpdaterConfiguration(
                 archive: archive, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout,
-                channel: channel, pin: pin),
+                channel: channel, pin: pin, differential: differential),
             logger: logger)
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,

@@ -444,7 +444,7 @@ struct DownloadStateMachine {
             let expected = request.completeLength.map { "/\($0)" } ?? ""
             return .failed(
                 AutoupdateError(
-                    .network,
+                    .rangeNotHonoured,
                     "downloading \(url): the server does not honour Range: asked for bytes \(range)\(expected), it answered HTTP \(status) with Content-Range \(header ?? "none")"
                 ),
                 retryable: false)
@@ -471,7 +471,8 @@ struct DownloadStateMachine {
             let range = request.range.map { "\($0.lowerBound + attempt.offset)-\($0.upperBound)" } ?? "?"
             return .failed(
                 AutoupdateError(
-                    .network, "downloading \(url): the server has no bytes \(range) (HTTP 416): the file is shorter than its index says",
+                    .rangeNotHonoured,
+                    "downloading \(url): the server has no bytes \(range) (HTTP 416): the file is shorter than its index says",
                     underlying: HTTPStatusFailure(status: 416, url: request.url, retryAfter: nil)),
                 retryable: false)
         case .httpStatus(416, _) where attempt.sentRange:

@@ -101,6 +101,9 @@ final class TransferRunner {
             case .cancelled:
                 throw CancellationError()
             case .fail(let error):
+                // What was accepted still reaches the consumer before the error: a caller that
+                // keeps the bytes (a differential update's pieces) resumes after them later.
+                _ = flush()
                 throw error
             case .retry(let delay, let error):
                 logger.info(

@@ -29,6 +29,7 @@ public struct AutoupdateError: Error, Sendable, CustomStringConvertible, CustomD
             case network
             case tls
             case httpStatus
+            case rangeNotHonoured
             case timeout
             case sizeLimitExceeded
             case unsafeEntry
@@ -66,6 +67,9 @@ public struct AutoupdateError: Error, Sendable, CustomStringConvertible, CustomD
         public static let tls = Code(.tls)
         /// The server answered with an HTTP error status (404, 500, 429, …).
         public static let httpStatus = Code(.httpStatus)
+        /// A server answered a Range request with the whole file, another range or another
+        /// length: a differential update then downloads the whole archive.
+        public static let rangeNotHonoured = Code(.rangeNotHonoured)
         /// A connect timeout, a transfer slower than the configured floor, or an overall deadline.
         public static let timeout = Code(.timeout)
         /// More bytes than allowed: a download over its cap, an archive over its extraction cap.

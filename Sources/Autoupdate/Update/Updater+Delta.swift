@@ -62,18 +62,32 @@ extension Updater {
                 "delta.files": "\(plan.fetched.count)", "delta.reused": "\(plan.reused.count)",
             ])
 
-        let work = folder.updateDirectory + "/delta-\(UUID().uuidString)"
+        // The pieces are kept across runs, by release: an update interrupted (a network failure,
+        // a kill, a reboot) resumes with what it has; they are checked file by file when staged.
+        let work = Self.deltaFolder(for: release, in: folder)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        defer { try? TreeRemoval.remove(path: work) }
         var rangeFiles: [String] = []
         var fetched: Int64 = 0
-        for (index, range) in plan.ranges.enumerated() {
-            let file = work + "/range-\(index)"
-            guard FileManager.default.createFile(atPath: file, contents: nil), let output = FileHandle(forWritingAtPath: file) else {
-                throw AutoupdateError.unreadable(file)
+        for range in plan.ranges {
+            let file = work + "/range-\(range.offset)-\(range.length)"
+            let partial = file + ".part"
+            if Self.size(of: file) == range.length {
+                rangeFiles.append(file)
+                continue
             }
+            var have = Self.size(of: partial) ?? 0
+            if have >= range.length {
+                try? FileManager.default.removeItem(atPath: partial)
+                have = 0
+            }
+            if have == 0 {
+                guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw AutoupdateError.unreadable(partial) }
+            }
+            guard let output = FileHandle(forWritingAtPath: partial) else { throw AutoupdateError.unreadable(partial) }
             defer { try? output.close() }
-            for try await chunk in downloader.bytes(from: archiveURL, range: range.offset...(range.end - 1), completeLength: release.size) {
+            try output.seekToEnd()
+            let first = range.offset + have
+            for try await chunk in downloader.bytes(from: archiveURL, range: first...(range.end - 1), completeLength: release.size) {
                 try output.write(contentsOf: chunk.bytes)
                 onEvent(
                     .downloading(
@@ -81,18 +95,27 @@ extension Updater {
                             receivedBytes: fetched + chunk.progress.receivedBytes, totalBytes: plan.bytesToFetch,
                             bytesPerSecond: chunk.progress.bytesPerSecond)))
             }
-            fetched += range.length
+            try output.synchronize()
+            try FileManager.default.moveItem(atPath: partial, toPath: file)
+            fetched += range.length - have
             rangeFiles.append(file)
         }
         try Task.checkCancellation()
 
         let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         let installed = folder.path
-        try await runOnBackgroundThread(name: "autoupdate.delta") { [rangeFiles] in
-            try DeltaStager.build(
-                manifest: manifest, plan: plan, format: format, rangeFiles: rangeFiles, installed: installed, staging: staging,
-                scratch: work + "/member")
+        do {
+            try await runOnBackgroundThread(name: "autoupdate.delta") { [rangeFiles] in
+                try DeltaStager.build(
+                    manifest: manifest, plan: plan, format: format, rangeFiles: rangeFiles, installed: installed, staging: staging,
+                    scratch: work + "/member")
+            }
+        } catch {
+            // Pieces that did not verify are not kept for another try.
+            try? TreeRemoval.remove(path: work)
+            throw error
         }
+        try? TreeRemoval.remove(path: work)
         logger.info(
             "staged differentially",
             metadata: ["update.version.new": "\(version)", "download.bytes": "\(fetched)", "archive.bytes": "\(release.size)"])
@@ -104,5 +127,14 @@ extension Updater {
         return PreparedUpdate(
             version: version, installed: result.installed, staging: staging, archiveHash: "", archiveBytes: fetched, signedBy: nil,
             freshUntil: result.freshUntil, archiveURL: archiveURL, decision: result.index?.decision, lock: lock)
+    }
+
+    /// Where a release's fetched pieces wait, in the update folder.
+    static func deltaFolder(for release: ReleaseIndex.Release, in folder: AppFolder) -> String {
+        folder.updateDirectory + "/delta-" + release.sha256.prefix(16)
+    }
+
+    private static func size(of path: String) -> Int64? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
     }
 }

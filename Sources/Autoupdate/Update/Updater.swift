@@ -318,7 +318,7 @@ public final class Updater: Sendable {
         guard let version = result.available else {
             return (nil, result)
         }
-        removeLeftovers()
+        removeLeftovers(keeping: result.release.map { Self.deltaFolder(for: $0, in: folder) })
         // With a release index, the release names its archive and where it is; else the
         // configured archive beside version.txt.
         let source: ArchiveSource
@@ -349,6 +349,13 @@ public final class Updater: Sendable {
                 }
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let error as AutoupdateError where [.network, .timeout, .tls].contains(error.code) {
+                // The network failed, not the method: the whole archive would fail too. The pieces
+                // fetched so far are kept; the next update resumes with them.
+                audit.record(
+                    event: "update", url: archiveURL, version: version.description, decision: "delta-interrupted", reason: error.message)
+                try? folder.removeQueue()
+                throw error
             } catch {
                 // Whatever went wrong with the pieces, the whole archive is the answer: tried once.
                 let failure = error as? AutoupdateError
@@ -590,10 +597,13 @@ public final class Updater: Sendable {
     }
 
     /// Staging folders of updates that never installed (a crash, a kill): they can go.
-    private func removeLeftovers() {
+    /// Removes what earlier updates left; `kept` (the current release's fetched pieces) stays.
+    private func removeLeftovers(keeping kept: String? = nil) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
         for name in names
-        where name.hasPrefix("staging-") || name.hasPrefix("backup-") || name.hasPrefix("previous-") || name.hasPrefix("delta-") {
+        where name.hasPrefix("staging-") || name.hasPrefix("backup-") || name.hasPrefix("previous-")
+            || (name.hasPrefix("delta-") && folder.updateDirectory + "/" + name != kept)
+        {
             try? TreeRemoval.remove(path: folder.updateDirectory + "/" + name)
         }
     }

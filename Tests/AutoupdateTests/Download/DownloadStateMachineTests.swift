@@ -101,7 +101,8 @@ struct DownloadStateMachineTests {
                 .body(10, status: 200, length: 1000, expect: .abort(.rangeNotHonoured(status: 200, contentRange: nil))),
                 .end(
                     .aborted,
-                    expect: .fail(.network, containing: "does not honour Range: asked for bytes 100-199/1000, it answered HTTP 200")),
+                    expect: .fail(
+                        .rangeNotHonoured, containing: "does not honour Range: asked for bytes 100-199/1000, it answered HTTP 200")),
             ]),
         Scenario(
             "another range, or another complete length than the index's, fails the same way", range: 100...199, completeLength: 1000,
@@ -109,7 +110,7 @@ struct DownloadStateMachineTests {
                 .start(offset: 0, headers: ["Range: bytes=100-199"]),
                 .headers(["Content-Range: bytes 100-199/999"]),
                 .body(10, status: 206, length: 100, expect: .abort(.rangeNotHonoured(status: 206, contentRange: "bytes 100-199/999"))),
-                .end(.aborted, status: 206, expect: .fail(.network, containing: "Content-Range bytes 100-199/999")),
+                .end(.aborted, status: 206, expect: .fail(.rangeNotHonoured, containing: "Content-Range bytes 100-199/999")),
             ]),
         Scenario(
             "a dropped ranged transfer resumes for the rest of its range, for the same representation", range: 100...199,
@@ -131,7 +132,7 @@ struct DownloadStateMachineTests {
                 .start(offset: 0, headers: ["Range: bytes=100-199"]),
                 .end(
                     .failed(.init(kind: .httpStatus(416, effectiveURL: nil), detail: "416")), status: 416,
-                    expect: .fail(.network, containing: "has no bytes 100-199 (HTTP 416)")),
+                    expect: .fail(.rangeNotHonoured, containing: "has no bytes 100-199 (HTTP 416)")),
             ]),
         Scenario(
             "a plain download completes", expectedLength: 10,

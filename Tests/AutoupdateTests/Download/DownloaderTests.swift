@@ -275,14 +275,18 @@ struct DownloaderTests {
 
             let before = server.requests(for: "a.bin").count
             server.inject([.ignoreRange], at: "a.bin", times: 1)
-            await expectFailure(.network, containing: "does not honour Range: asked for bytes 1000-1999/3145728, it answered HTTP 200") {
+            await expectFailure(
+                .rangeNotHonoured, containing: "does not honour Range: asked for bytes 1000-1999/3145728, it answered HTTP 200"
+            ) {
                 _ = try await collect(1000...1999)
             }
             server.inject([.badContentRange], at: "a.bin", times: 1)
-            await expectFailure(.network, containing: "does not honour Range") { _ = try await collect(1000...1999) }
-            await expectFailure(.network, containing: "does not honour Range") { _ = try await collect(1000...1999, completeLength: 5000) }
+            await expectFailure(.rangeNotHonoured, containing: "does not honour Range") { _ = try await collect(1000...1999) }
+            await expectFailure(.rangeNotHonoured, containing: "does not honour Range") {
+                _ = try await collect(1000...1999, completeLength: 5000)
+            }
             #expect(server.requests(for: "a.bin").count == before + 3, "never retried")
-            await expectFailure(.network, containing: "has no bytes") { _ = try await collect(size...(size + 10)) }
+            await expectFailure(.rangeNotHonoured, containing: "has no bytes") { _ = try await collect(size...(size + 10)) }
         }
     }
 

@@ -97,4 +97,38 @@ struct DeltaUpdateTests {
             #expect(server.requests(for: "releases/3.0/project.zip").allSatisfy { $0.header("Range") != nil })
         }
     }
+
+    @Test("an interrupted differential update keeps what it fetched: the next run asks only for the rest")
+    func resume() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(Self.tree("1.0"), version: "1.0", release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await updater(scenario, server).update()
+            // Two changes far apart in the archive: two ranges.
+            var v2 = Self.tree("2.0")
+            v2["lib/part-3.dat"] = .bytes(Array(Self.pool[500..<16_500]))
+            v2["lib/part-140.dat"] = .bytes(Array(Self.pool[300_000..<316_000]))
+            try scenario.publish(v2, version: "2.0", release: ReleaseOptions())
+            let archive = "releases/2.0/project.zip"
+            // bin/app's entry comes first; the second range is cut after 2,000 of its ~10,000 bytes.
+            server.inject(sequence: [[], [.truncate(after: 2000)]], at: archive)
+            let interrupted = await #expect(throws: AutoupdateError.self) { try await updater(scenario, server).update() }
+            #expect(interrupted?.code == .network, "\(String(describing: interrupted))")
+            #expect(scenario.folder.readVersionDoc().value == (try Version("1.0")), "nothing installed")
+            #expect(audit(scenario).contains("\"decision\":\"delta-interrupted\""))
+            let first = server.requests(for: archive)
+            try #require(first.count == 2 && first.allSatisfy { $0.header("Range") != nil }, "\(first.map { $0.header("Range") })")
+
+            #expect(try await updater(scenario, server).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(v2))
+            let all = server.requests(for: archive)
+            #expect(all.count == 4, "the rest of the cut range, then the third: \(all.map { $0.header("Range") ?? "whole" })")
+            let resumed = all[2].header("Range")
+            let cut = first[1].header("Range")
+            let start = { (header: String?) in header.flatMap { Int64($0.dropFirst(6).split(separator: "-")[0]) } ?? -1 }
+            #expect(start(resumed) == start(cut) + 2000, "resumed at \(resumed ?? "?") after \(cut ?? "?")")
+            let left = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory)
+            #expect(!left.contains { $0.hasPrefix("delta-") }, "the pieces go once staged: \(left)")
+        }
+    }
 }

@@ -209,7 +209,9 @@ struct PublishRoundTripTests {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")
         try await onDedicatedThread { try PublishTree.writeManySmall(count: 2000, to: source) }
-        try await Self.checkRoundTrip(source: source, archive: archive, in: work.url)
+        // The stream decoders (pigz, bzip2 -dc) read the many members of the edge trees already.
+        try await Self.checkRoundTrip(
+            source: source, archive: archive, in: work.url, readers: ["unzip", "bsdtar", "Python zipfile", "GNU tar", "Python tarfile"])
     }
 
     @Test("an empty folder publishes an archive that extracts to nothing", arguments: formats)

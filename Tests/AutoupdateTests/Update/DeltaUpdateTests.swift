@@ -45,7 +45,7 @@ struct DeltaUpdateTests {
         "one file changed and one added: only their bytes come, and the result is a full install's",
         arguments: ["project.zip", "project.tar.gz", "project.tar.bz2"])
     func delta(archive: String) async throws {
-        let scenario = try UpdateScenario()
+        let scenario = try UpdateScenario(inMemory: true)
         try scenario.publish(Self.tree("1.0"), version: "1.0", archive: archive, release: ReleaseOptions())
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             #expect(try await updater(scenario, server).update() == .updated(from: .zero, to: try Version("1.0")))
@@ -74,7 +74,7 @@ struct DeltaUpdateTests {
 
     @Test("a server that ignores Range, or a damaged installed file: still exactly the new release")
     func fallbacks() async throws {
-        let scenario = try UpdateScenario()
+        let scenario = try UpdateScenario(inMemory: true)
         try scenario.publish(Self.tree("1.0"), version: "1.0", release: ReleaseOptions())
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await updater(scenario, server).update()
@@ -100,7 +100,7 @@ struct DeltaUpdateTests {
 
     @Test("an interrupted differential update keeps what it fetched: the next run asks only for the rest")
     func resume() async throws {
-        let scenario = try UpdateScenario()
+        let scenario = try UpdateScenario(inMemory: true)
         try scenario.publish(Self.tree("1.0"), version: "1.0", release: ReleaseOptions())
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await updater(scenario, server).update()

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -62,6 +63,13 @@ static inline int autoupdate_syncfs(int descriptor) {
 /// `sync_file_range(descriptor, 0, 0, SYNC_FILE_RANGE_WRITE)`.
 static inline int autoupdate_start_writeback(int descriptor) {
     return sync_file_range(descriptor, 0, 0, 2u /* SYNC_FILE_RANGE_WRITE, a GNU constant */);
+}
+
+/// Makes `destination` share `source`'s blocks (a reflink), where the file system can (Btrfs,
+/// XFS); -1 with errno otherwise (EOPNOTSUPP, EXDEV, EINVAL). The corresponding C call is
+/// `ioctl(destination, FICLONE, source)`.
+static inline int autoupdate_clone_file(int destination, int source) {
+    return ioctl(destination, 0x40049409u /* FICLONE, _IOW(0x94, 9, int) */, source);
 }
 
 /// Starts `path` as a child in a process group of its own, with every signal at its default

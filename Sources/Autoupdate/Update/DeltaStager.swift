@@ -1,3 +1,4 @@
+import CAutoupdateSystem
 import Foundation
 import SystemPackage
 #if canImport(Glibc)
@@ -46,7 +47,7 @@ final class DeltaStager {
                 throw mismatch(path, "the installed copy can no longer be read")
             }
             let source = OpenDescriptor(taking: raw)
-            try write(path) { sink in
+            try write(path, cloningFrom: source.raw) { sink in
                 while true {
                     let count = read(source.raw, buffer.baseAddress, buffer.count)
                     if count < 0, errno == EINTR { continue }
@@ -122,8 +123,12 @@ final class DeltaStager {
     }
 
     /// Creates `path` and writes it through `body`'s sink, checking the manifest's size and
-    /// SHA-256; its mode is set from the manifest.
-    private func write(_ path: String, _ body: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+    /// SHA-256; its mode is set from the manifest. With `cloningFrom`, the file first shares that
+    /// file's blocks where the file system can (a reflink: Btrfs, XFS); the bytes are still read
+    /// and checked, but not written again.
+    private func write(
+        _ path: String, cloningFrom source: Int32? = nil, _ body: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws {
         guard let entry = entries[path], entry.type == .file, let size = entry.size, let expected = entry.sha256,
             let mode = entry.permissions
         else {
@@ -131,12 +136,14 @@ final class DeltaStager {
         }
         let parts = path.split(separator: "/").map(String.init)
         let file = OpenDescriptor(taking: try writer.createFile(parts, entry: path, replacing: false))
+        let cloned = source.map { autoupdate_clone_file(file.raw, $0) == 0 } ?? false
         let digest = try SHA256Digest()
         var written: Int64 = 0
         try body { bytes in
             written += Int64(bytes.count)
             guard written <= size else { throw self.mismatch(path, "it is longer than the manifest's \(size) bytes") }
             digest.update(bytes)
+            if cloned { return }
             var rest = bytes
             while !rest.isEmpty {
                 let count = systemWrite(file.raw, rest.baseAddress, rest.count)

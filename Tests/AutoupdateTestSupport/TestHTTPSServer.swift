@@ -49,6 +49,8 @@ public final class TestHTTPSServer: Sendable {
         /// The path, without the query.
         public let path: String
         public let headers: [(name: String, value: String)]
+        /// Which connection it came on: connections are numbered from 1 as they open.
+        public var connection = 0
 
         /// The first value of a header (case-insensitive name).
         public func header(_ name: String) -> String? {
@@ -80,6 +82,8 @@ public final class TestHTTPSServer: Sendable {
         var connections: [ObjectIdentifier: any Channel] = [:]
         var connectionWaiters: [(id: UUID, atMost: Int, continuation: CheckedContinuation<Void, Never>)] = []
         var closeTimes: [ContinuousClock.Instant] = []
+        var connectionNumbers: [ObjectIdentifier: Int] = [:]
+        var connectionsOpened = 0
     }
 
     /// The folder served at `/`.
@@ -255,7 +259,11 @@ public final class TestHTTPSServer: Sendable {
     }
 
     fileprivate func connectionOpened(_ channel: any Channel) {
-        state.withLockedValue { $0.connections[ObjectIdentifier(channel)] = channel }
+        state.withLockedValue {
+            $0.connections[ObjectIdentifier(channel)] = channel
+            $0.connectionsOpened += 1
+            $0.connectionNumbers[ObjectIdentifier(channel)] = $0.connectionsOpened
+        }
         connectionsChanged(by: 1)
     }
 
@@ -281,10 +289,12 @@ public final class TestHTTPSServer: Sendable {
         }
     }
 
-    fileprivate func record(_ head: HTTPRequestHead) -> (path: String, faults: [Fault]) {
+    fileprivate func record(_ head: HTTPRequestHead, connection: ObjectIdentifier?) -> (path: String, faults: [Fault]) {
         let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])
         let faults = state.withLockedValue { state -> [Fault] in
-            state.requests.append(Request(method: head.method.rawValue, path: path, headers: head.headers.map { ($0.name, $0.value) }))
+            var request = Request(method: head.method.rawValue, path: path, headers: head.headers.map { ($0.name, $0.value) })
+            request.connection = connection.flatMap { state.connectionNumbers[$0] } ?? 0
+            state.requests.append(request)
             guard var rule = state.rules[path] else {
                 return []
             }
@@ -324,8 +334,8 @@ public final class TestHTTPSServer: Sendable {
         var drip: (bytes: Int, every: Duration)?
     }
 
-    fileprivate func plan(_ head: HTTPRequestHead) -> Plan {
-        let (path, faults) = record(head)
+    fileprivate func plan(_ head: HTTPRequestHead, connection: ObjectIdentifier? = nil) -> Plan {
+        let (path, faults) = record(head, connection: connection)
         var plan = Plan()
         plan.isHead = head.method == .HEAD
         plan.closeAfter = !head.isKeepAlive
@@ -509,7 +519,7 @@ private final class ConnectionHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let plan = server.plan(head)
+            let plan = server.plan(head, connection: ObjectIdentifier(context.channel))
             if let delay = plan.delay {
                 let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
                 context.eventLoop.assumeIsolated().scheduleTask(

@@ -30,6 +30,8 @@ public final class Downloader: Sendable {
     public let configuration: DownloadConfiguration
     private let logger: Logger
     private let liveTransfers = TransferCounter()
+    /// One connection cache for all of this downloader's transfers.
+    private let share = CurlShare()
 
     /// Creates a downloader.
     ///
@@ -110,6 +112,7 @@ public final class Downloader: Sendable {
         let configuration = configuration
         let logger = logger
         let liveTransfers = liveTransfers
+        let share = share
         return DownloadStream {
             let core = TransferCore(bufferLimit: configuration.bufferLimit)
             onStart(core)
@@ -125,6 +128,7 @@ public final class Downloader: Sendable {
                 expectedLength: expectedLength, maxBytes: maxBytes)
             request.range = range
             request.completeLength = completeLength
+            request.share = share
             logger.debug("download starting", metadata: ["download.url": "\(request.displayURL)"])
             liveTransfers.add(1)
             TransferRunner.start(core: core, request: request, logger: logger) {

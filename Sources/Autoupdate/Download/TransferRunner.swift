@@ -17,6 +17,8 @@ struct TransferRequest: Sendable {
     /// `completeLength` bytes when that is given.
     var range: ClosedRange<Int64>? = nil
     var completeLength: Int64? = nil
+    /// The downloader's connection cache; kept alive by every transfer that uses it.
+    var share: CurlShare? = nil
 
     /// The URL for logs and messages: no query, no fragment, no credentials.
     var displayURL: String { url.displayString }
@@ -173,6 +175,10 @@ final class TransferRunner {
     /// Every libcurl option in one place: the hardening first, then this attempt's request.
     private func makeHandle(_ attempt: DownloadStateMachine.AttemptRequest) throws -> CurlEasy {
         let easy = try CurlEasy()
+        if let share = request.share {
+            /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_SHARE.html
+            try easy.use(share)
+        }
         let configuration = request.configuration
         try easy.set(CURLOPT_URL, request.url.absoluteString)
         /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_PROTOCOLS_STR.html

@@ -58,6 +58,10 @@ struct DeltaUpdateTests {
 
             let requests = server.requests(for: "releases/2.0/\(archive)")
             #expect(!requests.isEmpty && requests.allSatisfy { $0.header("Range") != nil }, "only ranges of the archive are fetched")
+            let manifestRequest = Array(server.requests(for: "releases/2.0/manifest.json").suffix(1))  // the update's own
+            #expect(
+                Set((requests + manifestRequest).map(\.connection)).count == 1,
+                "the manifest and every range over one kept-alive connection: \((requests + manifestRequest).map(\.connection))")
             let log = audit(scenario)
             #expect(log.contains("\"decision\":\"delta-staged\""), "\(log)")
             let fetched = log.split(separator: "\n").last { $0.contains("delta-staged") }.flatMap { line in

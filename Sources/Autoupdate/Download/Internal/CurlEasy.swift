@@ -53,6 +53,12 @@ final class CurlEasy {
         try check(autoupdate_curl_setopt_pointer(handle, option, pointer), option)
     }
 
+    /// `CURLOPT_SHARE`: the downloader's connection cache.
+    func use(_ share: CurlShare) throws {
+        guard let pointer = share.pointer else { return }
+        try check(autoupdate_curl_use_share(handle, pointer), CURLOPT_SHARE)
+    }
+
     func set(_ option: CURLoption, callback: autoupdate_curl_data_callback) throws {
         try check(autoupdate_curl_setopt_data_callback(handle, option, callback), option)
     }

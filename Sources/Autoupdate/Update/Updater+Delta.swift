@@ -6,15 +6,22 @@ extension Updater {
     /// a differential update's ranges (see ``DeltaPlan``) or the whole archive. `nil` when there
     /// is no candidate, or its size is unknown (a server without a release index).
     ///
-    /// It reads the candidate's manifest and hashes the installed files, as the update will.
+    /// It reads the candidate's manifest and hashes the installed files, as the update will; a
+    /// manifest that cannot be read means the whole archive, as it would for the update.
     public func plannedDownload(for result: VersionChecker.Result) async throws -> (bytes: Int64, differential: Bool)? {
         guard let release = result.release else { return nil }
-        guard configuration.differential != .never, folder.readVersionDoc().value != nil,
-            let (_, plan) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always
-        else {
+        guard configuration.differential != .never, folder.readVersionDoc().value != nil else { return (release.size, false) }
+        do {
+            guard let (_, plan) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always else {
+                return (release.size, false)
+            }
+            return (plan.bytesToFetch, true)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            // The update would fall back to the whole archive too.
             return (release.size, false)
         }
-        return (plan.bytesToFetch, true)
     }
 
     /// The candidate's manifest (checked against the index) and the plan against what is

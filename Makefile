@@ -40,7 +40,7 @@ $(VENV)/.installed: Makefile
 	$(VENV)/bin/pip install -q --disable-pip-version-check $(PIP_PACKAGES)
 	@touch $@
 
-## demo: an app updated from 1.0 to 2.0 over a local HTTPS server (a staged rollout first), then run.
+## demo: an app updated from 1.0 to 2.0 over a local HTTPS server (a staged rollout first, then a differential update), then run.
 demo: deps
 	bash Tests/AutoupdateTestHelper/demo.sh
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: an app installed, run, and updated from 1.0 to 2.0 over a local HTTPS server by
-# `autoupdate run`, with 2.0 first held back by a staged rollout.
+# `autoupdate run`, with 2.0 first held back by a staged rollout, then fetched differentially.
 # Everything happens in a temporary folder; the server stops when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,7 +45,11 @@ SCRIPT
   chmod +x "$demo/src-$version/bin/hello"
 done
 echo "(the first release)" > "$demo/src-1.0/share/news.txt"
-echo "(downloaded over HTTPS, extracted while downloading, signature verified, installed atomically)" > "$demo/src-2.0/share/news.txt"
+# The same in both releases (64 kB that barely compress): the differential update reuses it
+# instead of fetching it.
+head -c 48000 /dev/urandom | base64 > "$demo/src-1.0/share/manual.txt"
+cp "$demo/src-1.0/share/manual.txt" "$demo/src-2.0/share/manual.txt"
+echo "(only the changed files' bytes fetched over HTTPS, each checked against the signed release index, installed atomically)" > "$demo/src-2.0/share/news.txt"
 find "$demo/src-1.0" "$demo/src-2.0" -type f | sed "s|$demo/||"
 
 say "A signing key for releases (the app pins its public half)"
@@ -84,7 +88,8 @@ echo "version.txt:       $(cat "$demo/app/version.txt")"
 echo "filelist.txt:      $(tr '\n' ' ' < "$demo/app/filelist.txt")"
 echo "version_check.log:"
 sed 's/^/  /' "$demo/app/version_check.log"
-echo ".pyautodownloads/autoupdate-audit.jsonl (the last install):"
-grep '"installed"' "$demo/app/.pyautodownloads/autoupdate-audit.jsonl" | tail -n 1 | sed 's/^/  /'
+echo ".pyautodownloads/autoupdate-audit.jsonl (the differential download, then the install):"
+grep -E '"delta-staged"|"installed"' "$demo/app/.pyautodownloads/autoupdate-audit.jsonl" | tail -n 2 | sed 's/^/  /'
+
 
 say "Done: the server is stopped and the demo folder removed"

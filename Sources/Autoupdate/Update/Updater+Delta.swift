@@ -129,7 +129,7 @@ extension Updater {
         audit.record(
             event: "update", url: archiveURL, bytes: fetched, version: version.description, decision: "delta-staged",
             reason:
-                "fetched \(fetched) of \(release.size) bytes (\(plan.ranges.count) ranges): \(plan.fetched.count) files, \(plan.reused.count) reused"
+                "fetched \(fetched) of \(release.size) bytes (\(plan.ranges.count) range\(plan.ranges.count == 1 ? "" : "s")): \(plan.fetched.count) files, \(plan.reused.count) reused"
         )
         return PreparedUpdate(
             version: version, installed: result.installed, staging: staging, archiveHash: "", archiveBytes: fetched, signedBy: nil,

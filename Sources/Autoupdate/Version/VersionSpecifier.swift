@@ -85,7 +85,7 @@ public struct VersionSpecifier: Sendable, Hashable, CustomStringConvertible {
         self.version = body
 
         if symbol == .arbitrary {
-            guard !body.unicodeScalars.contains(where: { Version.isPythonWhitespaceScalar($0) || $0 == ";" || $0 == ")" }) else {
+            guard !body.unicodeScalars.contains(where: { VersionParser.isPythonWhitespace($0) || $0 == ";" || $0 == ")" }) else {
                 throw failure("the text after === holds whitespace, ';' or ')'")
             }
             parsedVersion = nil
@@ -171,8 +171,8 @@ public struct VersionSpecifier: Sendable, Hashable, CustomStringConvertible {
         let scalars = Array(text.unicodeScalars)
         var start = 0
         var end = scalars.count
-        while start < end, Version.isPythonWhitespaceScalar(scalars[start]) { start += 1 }
-        while end > start, Version.isPythonWhitespaceScalar(scalars[end - 1]) { end -= 1 }
+        while start < end, VersionParser.isPythonWhitespace(scalars[start]) { start += 1 }
+        while end > start, VersionParser.isPythonWhitespace(scalars[end - 1]) { end -= 1 }
         var view = String.UnicodeScalarView()
         view.append(contentsOf: scalars[start..<end])
         return String(view)
@@ -197,9 +197,6 @@ extension Version {
         Version(epoch: epoch, release: release, preRelease: preRelease, postRelease: nil, devRelease: nil, local: nil)
     }
 
-    static func isPythonWhitespaceScalar(_ scalar: Unicode.Scalar) -> Bool {
-        VersionParser.isPythonWhitespace(scalar)
-    }
 }
 
 /// `packaging`'s text helpers for prefix matching (`_version_split`, `_is_not_suffix`,

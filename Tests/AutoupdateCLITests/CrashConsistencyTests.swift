@@ -1,6 +1,7 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
 import Foundation
+import Logging
 import Testing
 
 /// An update of ~2000 files killed with SIGKILL at many moments: after recovery the app is always
@@ -48,23 +49,27 @@ struct CrashConsistencyTests {
     }
 
     @Test(
-        "killed at each named step of the install, and of the rollback recovery runs: recovery leaves exactly v1 (before the commit) or v2 (from it on)"
-    )
-    func killedAtEachStep() async throws {
+        "killed at each named step of the install, and of the rollback recovery runs: recovery leaves exactly v1 (before the commit) or v2 (from it on)",
+        arguments: [false, true])
+    func killedAtEachStep(differential: Bool) async throws {
         let scenario = try UpdateScenario(inMemory: true)
-        try scenario.publish(Self.tree(1, scale: 10), version: "1.0")
+        // Differentially, the files v2 shares with v1 stay in place: the journal names them, and
+        // neither the install nor a rollback moves them.
+        let release: ReleaseOptions = differential ? ReleaseOptions() : .withoutIndex
+        let mode = differential ? ["--differential", "always"] : ["--differential", "never"]
+        try scenario.publish(Self.tree(1, scale: 10), version: "1.0", release: release)
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             let url = server.baseURL.absoluteString
             let installed = try await autoupdate("update", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile)
             try #require(installed.status == 0, "\(installed.stderr)")
             let v1 = try scenario.appSnapshot()
-            try scenario.publish(Self.tree(2, scale: 10), version: "2.0")
+            try scenario.publish(Self.tree(2, scale: 10), version: "2.0", release: release)
             /// A copy of the pristine v1 app, and an update of it killed at `step`.
             func killedUpdate(at step: InstallStep, copy name: String) async throws -> URL {
                 let app = scenario.work.url.appending(path: "app-\(name)")
                 try await shell("cp -a '\(scenario.appFolder.path)' '\(app.path)'", in: scenario.work.url)
                 let killed = try await ChildProcess.run(
-                    BuiltProducts.cli, ["update", "--url", url, "--dir", app.path, "--ca-file", TestPKI.caFile],
+                    BuiltProducts.cli, ["update", "--url", url, "--dir", app.path, "--ca-file", TestPKI.caFile] + mode,
                     environment: ["AUTOUPDATE_TEST_KILL_AT_STEP": step.rawValue])
                 try #require(killed.status == SIGKILL, "not killed at \(step.rawValue): \(killed.stderr)")
                 return app
@@ -72,6 +77,10 @@ struct CrashConsistencyTests {
 
             for step in InstallStep.allCases where !step.rawValue.hasPrefix("rollback-") {
                 let app = try await killedUpdate(at: step, copy: step.rawValue)
+                if step == .journalWritten {
+                    let journal = try Installer(folder: AppFolder(path: app.path), logger: .init(label: "test")).readJournal()
+                    #expect(journal?.keptEntries?.count == (differential ? 20 : nil), "\(journal?.keptEntries ?? [])")
+                }
                 let recovered = try await autoupdate("recover", "--dir", app.path)
                 #expect(recovered.status == 0, "\(step.rawValue): \(recovered.stderr)")
                 try Self.expectWhole(app, v1: v1, new: step.isCommitted, step.rawValue)

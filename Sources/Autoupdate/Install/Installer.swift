@@ -68,6 +68,21 @@ struct Installer: Sendable {
         /// App folders that a file or symlink of the new tree replaces (emptied of old entries,
         /// then removed), parents first.
         var replacedFolders: [String]?
+        /// Old files that the new tree holds unchanged and that stay where they are (a
+        /// differential update): listed in both entry lists, moved by neither the install nor a
+        /// rollback. (Absent before autoupdate 0.3.)
+        var keptEntries: [String]?
+    }
+
+    /// What a differential update leaves in place: the staged tree holds only the files that
+    /// changed (and the folders they need); the rest of the new tree is already installed.
+    struct Overlay: Sendable {
+        /// Files of the installed version that the new one holds byte for byte and with the same
+        /// mode. Each must be listed in `filelist.txt` and still hold those bytes at install time.
+        var kept: [String: InstalledFile]
+        /// Every folder of the new tree and its mode (the staged tree lacks those that hold only
+        /// kept files).
+        var folderModes: [String: UInt32]
     }
 
     let folder: AppFolder
@@ -83,10 +98,14 @@ struct Installer: Sendable {
 
     /// Installs the tree staged in `staging` (a folder inside the update folder) as `version`.
     ///
+    /// - Parameter overlay: With a differential update, the installed files the new version
+    ///   keeps where they are; a kept file that changed since it was checked refuses the
+    ///   install before anything moves.
     /// - Important: The caller holds the update lock and the install lock.
     /// - Throws: ``AutoupdateError`` (`.install`, `.fileSystem`); the app folder is then rolled
     ///   back to exactly what it was.
-    func install(staging: String, version: Version) throws {
+    func install(staging: String, version: Version, overlay: Overlay? = nil) throws {
+        let kept = overlay?.kept ?? [:]
         let previousList = folder.readFileList()
         if case .corrupted(let reason) = previousList {
             logger.attention("corrupted file list; no old file will be removed", metadata: ["file.reason": "\(reason)"])
@@ -102,10 +121,11 @@ struct Installer: Sendable {
                 logger.info("the archive's copy of a layout file is ignored", metadata: ["archive.entry": "\(name)"])
                 return true
             }, makingFoldersAccessible: true)
-        let newEntries = staged.entries
         var snapshot = AppSnapshot(app: app)
         let oldEntries = Self.presentEntries(listed: previousList.value ?? [], in: &snapshot)
         let oldFiles = Set(oldEntries.filter { !$0.hasSuffix("/") })
+        try checkKept(kept, in: app, oldFiles: oldFiles)
+        let newEntries = Self.merging(kept: kept.keys, into: staged.entries)
         let replacedFolders = try foldersToReplace(app, &snapshot, oldEntries: Set(oldEntries), newEntries: newEntries)
         try checkConflicts(&snapshot, oldFiles: oldFiles, replaced: Set(replacedFolders), newEntries: newEntries)
         let createdFolders = foldersToCreate(&snapshot, oldFiles: oldFiles, newEntries: newEntries)
@@ -117,8 +137,9 @@ struct Installer: Sendable {
             staging: String(staging.dropFirst(folder.updateDirectory.count + 1)),
             backup: backupName,
             oldEntries: oldEntries, newEntries: newEntries, createdFolders: createdFolders,
-            previousFileList: previousList.value, newFolderModes: staged.folderModes, oldFolderModes: oldFolderModes,
-            replacedFolders: replacedFolders)
+            previousFileList: previousList.value,
+            newFolderModes: staged.folderModes.merging(overlay?.folderModes ?? [:]) { staged, _ in staged }, oldFolderModes: oldFolderModes,
+            replacedFolders: replacedFolders, keptEntries: kept.isEmpty ? nil : kept.keys.sorted())
 
         // No flush of the staged data yet: a crash before the commit rolls back, so only the
         // commit needs everything on disk, and the flush just before it covers both.
@@ -133,7 +154,7 @@ struct Installer: Sendable {
             let backup = try Folder(path: folder.updateDirectory, creating: backupName)
             InstallStep.backupCreated.reached()
             var movedOld = false
-            for entry in oldEntries where !entry.hasSuffix("/") {
+            for entry in oldEntries where !entry.hasSuffix("/") && kept[entry] == nil {
                 try move(components(of: entry), from: app, to: backup, creatingParents: true)
                 if !movedOld {
                     movedOld = true
@@ -153,7 +174,7 @@ struct Installer: Sendable {
             }
             InstallStep.createdFoldersMoved.reached()
             var movedNew = false
-            for entry in newEntries where !entry.hasSuffix("/") && !created.contains(parentPath(of: entry)) {
+            for entry in newEntries where !entry.hasSuffix("/") && kept[entry] == nil && !created.contains(parentPath(of: entry)) {
                 try move(components(of: entry), from: stagingFolder, to: app, creatingParents: true)
                 if !movedNew {
                     movedNew = true
@@ -181,6 +202,43 @@ struct Installer: Sendable {
                 .install, "installing \(version) failed; the app folder was restored: \(describe(error))", underlying: error)
         }
         try finish(journal)
+    }
+
+    /// Refuses to leave in place a file that is not the old version's, or that no longer holds
+    /// the new version's bytes.
+    private func checkKept(_ kept: [String: InstalledFile], in app: Folder, oldFiles: Set<String>) throws {
+        for (path, file) in kept.sorted(by: { $0.key < $1.key }) {
+            guard isInsideApp(path), oldFiles.contains(path) else {
+                throw AutoupdateError(
+                    .install,
+                    "the update would keep \(quoted(path)) in place, but it is not an installed file listed in \(folder.layout.fileList)")
+            }
+            guard file.isStill(at: components(of: path), in: app) else {
+                throw AutoupdateError(
+                    .install,
+                    "\(quoted(path)) changed after the update was prepared (the update left it in place as it was then); nothing was installed, and the next update fetches it"
+                )
+            }
+        }
+    }
+
+    /// The new tree's entries: the staged ones and the kept files, in the order a listing of the
+    /// whole tree has (depth first, names sorted). A staged folder that only looks empty because
+    /// its files are kept is not an empty-folder entry.
+    private static func merging(kept: some Collection<String>, into staged: [String]) -> [String] {
+        guard !kept.isEmpty else { return staged }
+        var keptFolders = Set<String>()
+        for path in kept {
+            var parts = path.split(separator: "/")
+            while parts.count > 1 {
+                parts.removeLast()
+                guard keptFolders.insert(parts.joined(separator: "/") + "/").inserted else { break }
+            }
+        }
+        let merged = staged.filter { !($0.hasSuffix("/") && keptFolders.contains($0)) } + kept
+        return merged.map { ($0, $0.split(separator: "/").map(String.init)) }
+            .sorted { $0.1.lexicographicallyPrecedes($1.1) }
+            .map(\.0)
     }
 
     private func describe(_ error: any Error) -> String {
@@ -320,7 +378,11 @@ struct Installer: Sendable {
         // Final modes, deepest first: the new tree's for its folders, the old ones back for the rest.
         var finalModes = journal.oldFolderModes ?? [:]
         finalModes.merge(newFolderModes) { _, new in new }
+        let oldModes = journal.oldFolderModes ?? [:]
         for (path, mode) in finalModes.sorted(by: { depth($0.key) > depth($1.key) }) {
+            // A folder whose mode the release keeps was never touched (the install relaxes only
+            // folders that lack u+rwx).
+            if oldModes[path] == mode, mode & 0o700 == 0o700 { continue }
             let parts = components(of: path)
             guard let current = app.folderMode(parts), current != mode else { continue }
             do {
@@ -372,6 +434,11 @@ struct Installer: Sendable {
                 parts.append(part)
                 try backup.createFolder(parts, mode: 0o700)
             }
+        }
+        // Files the install left in place are the old version's too: the kept tree gets copies.
+        let app = try Folder(path: folder.path)
+        for entry in journal.keptEntries ?? [] {
+            try app.copyFile(components(of: entry), to: backup)
         }
         let modes = journal.oldFolderModes ?? [:]
         let folders = try backup.tree(skippingTopLevel: { _ in false }).folderModes.keys
@@ -452,7 +519,8 @@ struct Installer: Sendable {
         guard (try? Version(journal.version)) != nil else { throw refuse(journal.version) }
         let paths =
             journal.oldEntries + journal.newEntries + journal.createdFolders + (journal.previousFileList ?? [])
-            + (journal.replacedFolders ?? []) + Array((journal.newFolderModes ?? [:]).keys) + Array((journal.oldFolderModes ?? [:]).keys)
+            + (journal.replacedFolders ?? []) + (journal.keptEntries ?? []) + Array((journal.newFolderModes ?? [:]).keys)
+            + Array((journal.oldFolderModes ?? [:]).keys)
         for path in paths where !isInsideApp(path) {
             throw refuse(path)
         }
@@ -567,13 +635,18 @@ private struct AppSnapshot {
     }
 
     mutating func kind(of parts: ArraySlice<String>) -> Folder.EntryKind {
-        guard !parts.isEmpty else { return .folder }
-        let key = parts.joined(separator: "/")
-        if let known = kinds[key] {
-            return known
+        // Parents first, each path built once: below anything that is not a folder, all is missing.
+        var kind = Folder.EntryKind.folder
+        var key = ""
+        for (index, part) in parts.enumerated() {
+            key += index == 0 ? part : "/" + part
+            if let known = kinds[key] {
+                kind = known
+            } else {
+                kind = kind == .folder ? app.kind(of: Array(parts.prefix(index + 1))) : .missing
+                kinds[key] = kind
+            }
         }
-        let kind = kind(of: parts.dropLast()) == .folder ? app.kind(of: Array(parts)) : .missing
-        kinds[key] = kind
         return kind
     }
 }

@@ -211,3 +211,14 @@ public struct ReleaseManifest: Sendable, Hashable, Codable {
         return manifest
     }
 }
+
+extension ReleaseManifest {
+    /// Every folder the manifest lists, with its permission bits (755 when its mode is unreadable).
+    var folderModes: [String: UInt32] {
+        var modes: [String: UInt32] = [:]
+        for entry in files where entry.type == .directory {
+            modes[entry.path] = entry.permissions ?? 0o755
+        }
+        return modes
+    }
+}

@@ -22,8 +22,12 @@ final class DeltaStager {
     private(set) var staged: Set<String> = []
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
 
-    init(manifest: ReleaseManifest, staging: String) throws {
+    /// Files the install leaves in place: the staged tree lacks them on purpose.
+    private let kept: Set<String>
+
+    init(manifest: ReleaseManifest, staging: String, keeping kept: Set<String> = []) throws {
         self.manifest = manifest
+        self.kept = kept
         writer = try TreeWriter(destination: staging)
         entries = Dictionary(manifest.files.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
     }
@@ -165,9 +169,19 @@ final class DeltaStager {
 
     // MARK: The rest of the tree
 
-    /// Creates the manifest's folders, empty files and symlinks, checks that every file was
-    /// staged, and gives folders their modes.
+    /// Creates the manifest's empty folders, empty files and symlinks, checks that every file
+    /// was staged, and gives folders their modes. Other folders are made only as the staged
+    /// entries need them: one that holds only kept files stays out of the staged tree (the
+    /// install gives it its mode from the manifest).
     func finish() throws {
+        var holdingEntries = Set<Substring>()
+        for entry in manifest.files {
+            var path = Substring(entry.path)
+            while let slash = path.lastIndex(of: "/") {
+                path = path[..<slash]
+                guard holdingEntries.insert(path).inserted else { break }
+            }
+        }
         var symlinks: [String: String] = [:]
         for entry in manifest.files where entry.type == .symlink {
             symlinks[entry.path] = entry.target
@@ -175,8 +189,12 @@ final class DeltaStager {
         for entry in manifest.files {
             let parts = entry.path.split(separator: "/").map(String.init)
             switch entry.type {
+            case .directory where holdingEntries.contains(Substring(entry.path)):
+                continue
             case .directory:
                 try writer.makeDirectory(parts, entry: entry.path)
+            case .file where kept.contains(entry.path):
+                continue
             case .file where entry.size == 0 && !staged.contains(entry.path):
                 try write(entry.path) { _ in }
             case .file:
@@ -202,17 +220,18 @@ final class DeltaStager {
 
     // MARK: The whole build
 
-    /// Builds the staged tree: reused files from `installed`, then every fetched range (in
-    /// `rangeFiles`, one file per range of `plan`) decoded, then the rest of the tree. On any
-    /// failure nothing staged remains.
+    /// Builds the staged tree: the `copying` files from `installed`, then every fetched range
+    /// (in `rangeFiles`, one file per range of `plan`) decoded, then the rest of the tree but
+    /// the files in `keeping`, which the install leaves in place. On any failure nothing staged
+    /// remains.
     static func build(
-        manifest: ReleaseManifest, plan: DeltaPlan, format: ArchiveFormat, rangeFiles: [String], installed: String, staging: String,
-        scratch: String
+        manifest: ReleaseManifest, plan: DeltaPlan, copying: [String], keeping: Set<String>, format: ArchiveFormat,
+        rangeFiles: [String], installed: String, staging: String, scratch: String
     ) throws {
-        let stager = try DeltaStager(manifest: manifest, staging: staging)
+        let stager = try DeltaStager(manifest: manifest, staging: staging, keeping: keeping)
         do {
             let installedFolder = try Folder(path: installed)
-            for path in plan.reused where (stager.entries[path]?.size ?? 0) > 0 {
+            for path in copying where (stager.entries[path]?.size ?? 0) > 0 {
                 try stager.copyInstalled(path, from: installedFolder)
             }
             let wanted = Set(plan.fetched)

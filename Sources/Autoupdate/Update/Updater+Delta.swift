@@ -12,7 +12,7 @@ extension Updater {
         guard let release = result.release else { return nil }
         guard configuration.differential != .never, folder.readVersionDoc().value != nil else { return (release.size, false) }
         do {
-            guard let (_, plan) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always else {
+            guard let (_, plan, _) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always else {
                 return (release.size, false)
             }
             return (plan.bytesToFetch, true)
@@ -24,9 +24,10 @@ extension Updater {
         }
     }
 
-    /// The candidate's manifest (checked against the index) and the plan against what is
-    /// installed; `nil` when the release has no manifest or the manifest no offsets.
-    func deltaPlan(for release: ReleaseIndex.Release) async throws -> (ReleaseManifest, DeltaPlan)? {
+    /// The candidate's manifest (checked against the index), the plan against what is
+    /// installed, and the installed files that hold the new release's bytes (as they were when
+    /// read); `nil` when the release has no manifest or the manifest no offsets.
+    func deltaPlan(for release: ReleaseIndex.Release) async throws -> (ReleaseManifest, DeltaPlan, [String: InstalledFile])? {
         guard let reference = release.manifest else { return nil }
         let manifestURL = url.appending(reference.path)
         guard case .modified(let body, _) = try await downloader.fetch(manifestURL, maxBytes: Int64(ReleaseManifest.maximumBytes))
@@ -39,9 +40,34 @@ extension Updater {
                 .checksumMismatch,
                 "\(manifestURL.displayString) describes \(manifest.archive) \(manifest.version), not \(release.archive) \(release.version)")
         }
-        let folder = self.folder
-        let reusable = try await runOnBackgroundThread(name: "autoupdate.delta") { InstalledTree.reusableFiles(of: manifest, in: folder) }
-        return DeltaPlan.make(manifest: manifest, archiveSize: release.size, reusable: reusable).map { (manifest, $0) }
+        let installed = try await Self.scanInstalled(manifest, in: folder)
+        return DeltaPlan.make(manifest: manifest, archiveSize: release.size, reusable: Set(installed.keys)).map {
+            (manifest, $0, installed)
+        }
+    }
+
+    /// ``InstalledTree/scan(_:in:)`` on every core: the files, largest first, dealt to one
+    /// thread per core so that each hashes about the same number of bytes.
+    private static func scanInstalled(_ manifest: ReleaseManifest, in folder: AppFolder) async throws -> [String: InstalledFile] {
+        let files = manifest.files.filter { $0.type == .file && $0.size != nil }.sorted { $0.size! > $1.size! }
+        let threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, files.count / 8))
+        var shares = [[ReleaseManifest.Entry]](repeating: [], count: threads)
+        var loads = [Int64](repeating: 0, count: threads)
+        for file in files {
+            let least = loads.indices.min { loads[$0] < loads[$1] }!
+            shares[least].append(file)
+            loads[least] += file.size!
+        }
+        return try await withThrowingTaskGroup(of: [String: InstalledFile].self) { group in
+            for share in shares {
+                group.addTask { try await runOnBackgroundThread(name: "autoupdate.hash") { InstalledTree.scan(share, in: folder) } }
+            }
+            var all: [String: InstalledFile] = [:]
+            for try await found in group {
+                all.merge(found) { first, _ in first }
+            }
+            return all
+        }
     }
 
     /// A differential update: the new release's manifest against the installed tree, then only
@@ -56,9 +82,15 @@ extension Updater {
         _ version: Version, release: ReleaseIndex.Release, checked result: VersionChecker.Result, lock: FileLock,
         onEvent: @escaping @Sendable (UpdateEvent) -> Void
     ) async throws -> PreparedUpdate? {
-        guard let (manifest, plan) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always else {
+        guard let (manifest, plan, installed) = try await deltaPlan(for: release),
+            plan.isWorthwhile || configuration.differential == .always
+        else {
             return nil
         }
+        // Reused files stay where they are when the install can leave them (listed as the
+        // installed version's, with the new mode); the others are copied into staging.
+        let keptInPlace = InstalledTree.keptInPlace(installed, manifest: manifest, listed: Set(folder.readFileList().value ?? []))
+        let copied = plan.reused.filter { keptInPlace[$0] == nil }
         let format = try ArchiveName(release.archive).format
         let folder = self.folder
         let archiveURL = url.appending(release.path)
@@ -110,12 +142,12 @@ extension Updater {
         try Task.checkCancellation()
 
         let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
-        let installed = folder.path
+        let installedPath = folder.path
         do {
             try await runOnBackgroundThread(name: "autoupdate.delta") { [rangeFiles] in
                 try DeltaStager.build(
-                    manifest: manifest, plan: plan, format: format, rangeFiles: rangeFiles, installed: installed, staging: staging,
-                    scratch: work + "/member")
+                    manifest: manifest, plan: plan, copying: copied, keeping: Set(keptInPlace.keys), format: format,
+                    rangeFiles: rangeFiles, installed: installedPath, staging: staging, scratch: work + "/member")
             }
         } catch {
             // Pieces that did not verify are not kept for another try.
@@ -133,7 +165,8 @@ extension Updater {
         )
         return PreparedUpdate(
             version: version, installed: result.installed, staging: staging, archiveHash: "", archiveBytes: fetched, signedBy: nil,
-            freshUntil: result.freshUntil, archiveURL: archiveURL, decision: result.index?.decision, lock: lock)
+            freshUntil: result.freshUntil, archiveURL: archiveURL, decision: result.index?.decision, lock: lock,
+            overlay: Installer.Overlay(kept: keptInPlace, folderModes: manifest.folderModes))
     }
 
     /// Where a release's fetched pieces wait, in the update folder.

@@ -124,11 +124,14 @@ public final class PreparedUpdate: Sendable {
     /// or a move off a yanked version).
     public var isMandatory: Bool { decision?.mandatory ?? false }
     fileprivate let lock: FileLock
+    /// What the install leaves in place (a differential update).
+    let overlay: Installer.Overlay?
 
     init(
         version: Version, installed: Version, staging: String, archiveHash: String, archiveBytes: Int64, signedBy: String?,
-        freshUntil: Date?, archiveURL: URL, decision: ReleasePolicy.Decision?, lock: FileLock
+        freshUntil: Date?, archiveURL: URL, decision: ReleasePolicy.Decision?, lock: FileLock, overlay: Installer.Overlay? = nil
     ) {
+        self.overlay = overlay
         self.archiveURL = archiveURL
         self.decision = decision
         self.version = version
@@ -537,7 +540,7 @@ public final class Updater: Sendable {
         installer.keepBackupAs = keepingPrevious && hadVersion ? kept : nil
         do {
             try await runOnBackgroundThread(name: "autoupdate.install") { [installer] in
-                try installer.install(staging: prepared.staging, version: prepared.version)
+                try installer.install(staging: prepared.staging, version: prepared.version, overlay: prepared.overlay)
             }
         } catch let error as AutoupdateError {
             prepared.discard()

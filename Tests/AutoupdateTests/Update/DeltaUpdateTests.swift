@@ -76,6 +76,41 @@ struct DeltaUpdateTests {
         }
     }
 
+    @Test("unchanged files stay where they are (same inode); a kept previous version is whole, and rolling back to it gives v1")
+    func overlay() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        let v1 = Self.tree("1.0")
+        try scenario.publish(v1, version: "1.0", release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await updater(scenario, server).update()
+            func inode(_ path: String) throws -> Int? {
+                (try FileManager.default.attributesOfItem(atPath: scenario.appFolder.appending(path: path).path)[.systemFileNumber]
+                    as? NSNumber)?.intValue
+            }
+            let unchangedBefore = try inode("lib/part-20.dat")
+            let changedBefore = try inode("lib/part-7.dat")
+            let v2 = Self.tree("2.0", changed: true, added: true)
+            try scenario.publish(v2, version: "2.0", release: ReleaseOptions())
+            let updater = try updater(scenario, server)
+            // The prepared update holds the update lock until it goes.
+            func installKeepingPrevious() async throws -> PreviousVersion? {
+                let prepared = try #require(try await updater.prepare())
+                return try await updater.installKeepingPrevious(prepared)
+            }
+            let previous = try #require(try await installKeepingPrevious())
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(v2))
+            #expect(try inode("lib/part-20.dat") == unchangedBefore, "an unchanged file was moved or copied")
+            #expect(try inode("lib/part-7.dat") != changedBefore)
+            // The kept version holds copies of the files left in place, not links to them.
+            #expect(try TreeSnapshot(URL(fileURLWithPath: previous.tree)) == UpdateScenario.snapshot(v1))
+            let keptCopy = try FileManager.default.attributesOfItem(atPath: previous.tree + "/lib/part-20.dat")
+            #expect((keptCopy[.systemFileNumber] as? NSNumber)?.intValue != unchangedBefore)
+            #expect((keptCopy[.referenceCount] as? NSNumber)?.intValue == 1)
+            try await updater.rollBack(to: previous, reason: "test")
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(v1))
+        }
+    }
+
     @Test("a server that ignores Range, or a damaged installed file: still exactly the new release")
     func fallbacks() async throws {
         let scenario = try UpdateScenario(inMemory: true)

@@ -16,7 +16,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test docs tsan fuzz demo bench peer-corpus clean
+.PHONY: deps build test docs tsan fuzz demo bench bench-delta bench-deps peer-corpus clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -64,16 +64,36 @@ tsan: deps
 	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python AUTOUPDATE_TEST_TIME_SCALE=5 \
 	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
-## bench: our CLI against the peers (tar, bsdtar, unzip, curl, pyautoupdate) on an app-like corpus;
+## bench: our CLI against the peers (tar, bsdtar, unzip, curl, pyautoupdate; zsync and rsync for deltas) on an app-like corpus;
 ## BENCH_MIB (default 256) and BENCH_RUNS (default 3); prints a Markdown table.
 BENCH_MIB ?= 256
 BENCH_RUNS ?= 3
-bench: deps
+bench: deps bench-deps
 	$(SWIFT) build -c release --product autoupdate
 	$(SWIFT) build -c release --product AutoupdateTestHelper
 	bin=$$($(SWIFT) build -c release --show-bin-path) && \
 	  python3 Benchmarks/Scripts/bench.py --bin "$$bin" --helper "$$bin/AutoupdateTestHelper" \
-	    --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+	    --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS) && \
+	  python3 Benchmarks/Scripts/bench-delta.py --bin "$$bin" --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+
+## bench-delta: only the differential-update rows (ours, full, zsync, rsync; nginx on loopback).
+bench-delta: deps bench-deps
+	$(SWIFT) build -c release --product autoupdate
+	python3 Benchmarks/Scripts/bench-delta.py --bin "$$($(SWIFT) build -c release --show-bin-path)" \
+	  --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+
+# The peers only the benchmarks drive.
+BENCH_APT_PACKAGES := nginx zsync rsync
+bench-deps:
+	@missing=""; \
+	for p in $(BENCH_APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "bench-deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 ## fuzz: libFuzzer + AddressSanitizer on every archive reader and decoder, FUZZ_SECONDS each (default 60).
 fuzz: deps

@@ -167,6 +167,42 @@ struct ReleaseCommandsTests {
         #expect(kept.contains("install-id") && kept.contains("release-index.json"), "\(kept)")
     }
 
+    @Test("an update killed (SIGKILL) during its full download: the next run reuses the files extracted, and check --json says so")
+    func killedDownloadResumes() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        var tree = app("1.0")
+        for index in 0..<60 {
+            tree["lib/part-\(index).dat"] = .bytes(Fixtures.randomBytes(count: 20_000, seed: UInt64(index)))
+        }
+        let published = try scenario.publish(tree, version: "1.0", release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let archive = "releases/1.0/project.zip"
+            // The first download stalls after most of the archive, until the client is killed.
+            server.inject(sequence: [[.stall(after: Int(published.bytes) * 8 / 10)]], at: archive)
+            let arguments = ["--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile]
+            let child = try LiveProcess(BuiltProducts.cli, ["update"] + arguments)
+            // No event tells when the extraction has caught up with the stall: watch the folder
+            // it extracts into, within a bound.
+            let partial = try #require(
+                try await eventually(within: .seconds(30)) {
+                    let found = FileManager.default.enumerator(atPath: scenario.folder.updateDirectory)?.allObjects as? [String] ?? []
+                    return found.filter { $0.contains("/partial/lib/part-") }.count >= 40 ? found : nil
+                })
+            #expect(!partial.isEmpty)
+            child.signal(SIGKILL)
+            #expect(try await child.waitForExit() == SIGKILL)
+
+            let check = try report(try await autoupdate(["check", "--json"] + arguments))
+            #expect(check.differential == true && (check.download ?? .max) < published.bytes / 2, "\(check)")
+            let resumed = try await autoupdate(["update"] + arguments)
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(tree))
+            let log = try String(contentsOfFile: scenario.folder.auditLogPath, encoding: .utf8)
+            #expect(log.contains("from an interrupted download"), "\(log)")
+            #expect(server.requests(for: archive).dropFirst().allSatisfy { $0.header("Range") != nil })
+        }
+    }
+
     @Test("a wrong --channel or --pin is a usage error naming it")
     func badFlags() async throws {
         let channel = try await autoupdate("check", "--url", "https://127.0.0.1:1/", "--channel", "Beta!")

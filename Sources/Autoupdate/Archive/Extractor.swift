@@ -124,12 +124,15 @@ public final class Extractor: Sendable {
         let feed = Self.makeFeed()
         var configuration = configuration
         configuration.maxBytes = min(configuration.maxBytes, maxBytes ?? .max)
-        let worker = startWorker(format: format, destination: destination, configuration: configuration, feed: feed) { session in
+        let keep = Locked(false)
+        let worker = startWorker(
+            format: format, destination: destination, configuration: configuration, feed: feed, keepOnInputFailure: keep
+        ) { session in
             while let chunk = try feed.nextBlocking() {
                 try chunk.withUnsafeBytes { try session.consume($0) }
             }
         }
-        return ExtractionSink(feed: feed, worker: worker)
+        return ExtractionSink(feed: feed, worker: worker, keepOnInputFailure: keep)
     }
 
     /// The hand-off from the feeding task to the extraction thread: bounded, so a fast network
@@ -140,7 +143,7 @@ public final class Extractor: Sendable {
 
     private func startWorker(
         format: ArchiveFormat, destination: String, configuration: ExtractionConfiguration? = nil, feed: Handoff<[UInt8]>,
-        input: @escaping @Sendable (ExtractionSession) throws -> Void
+        keepOnInputFailure: Locked<Bool> = Locked(false), input: @escaping @Sendable (ExtractionSession) throws -> Void
     ) -> BackgroundThread<Result<ExtractionReport, any Error>> {
         let configuration = configuration ?? self.configuration
         let logger = logger
@@ -153,7 +156,11 @@ public final class Extractor: Sendable {
                     try input(session)
                     outcome = .success(try session.finish())
                 } catch {
-                    session.rollback()
+                    // The feeder's input failed and it wants what is written kept: the files so
+                    // far are resumable pieces, each checked against a manifest before any reuse.
+                    if !keepOnInputFailure.withLock({ $0 }) {
+                        session.rollback()
+                    }
                     throw error
                 }
             } catch {
@@ -178,6 +185,7 @@ public final class Extractor: Sendable {
 struct ExtractionSink: Sendable {
     let feed: Handoff<[UInt8]>
     let worker: BackgroundThread<Result<ExtractionReport, any Error>>
+    let keepOnInputFailure: Locked<Bool>
 
     /// Queues the next chunk; waits while the extraction thread is behind.
     ///
@@ -208,7 +216,17 @@ struct ExtractionSink: Sendable {
 
     /// The input failed: stops the extraction, waits for its clean-up, and rethrows — the
     /// extraction's own error if it had already failed, else `error`.
-    func fail(_ error: any Error) async throws -> Never {
+    ///
+    /// - Parameter keepingWhatIsWritten: Extracts what was already sent, then leaves the files
+    ///   extracted (the last one may be cut short, and a later entry may have failed) instead of
+    ///   removing them: pieces that a resumed download checks one by one.
+    func fail(_ error: any Error, keepingWhatIsWritten: Bool = false) async throws -> Never {
+        if keepingWhatIsWritten {
+            keepOnInputFailure.withLock { $0 = true }
+            feed.finish()
+            _ = await worker.value
+            throw error
+        }
         feed.cancel()
         if case .failure(let extractionError) = await worker.value, !(extractionError is CancellationError) {
             throw extractionError

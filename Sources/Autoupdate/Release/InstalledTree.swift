@@ -22,7 +22,12 @@ public enum InstalledTree {
     /// when it was read: an install that leaves such a file in place checks that it has not
     /// changed since.
     static func scan(_ entries: [ReleaseManifest.Entry], in folder: AppFolder) -> [String: InstalledFile] {
-        guard let root = try? Folder(path: folder.path) else { return [:] }
+        scan(entries, at: folder.path)
+    }
+
+    /// ``scan(_:in:)`` of any folder (an interrupted download's extracted files).
+    static func scan(_ entries: [ReleaseManifest.Entry], at path: String) -> [String: InstalledFile] {
+        guard let root = try? Folder(path: path) else { return [:] }
         var reusable: [String: InstalledFile] = [:]
         for entry in entries where entry.type == .file {
             guard let size = entry.size, let expected = entry.sha256 else { continue }

@@ -220,19 +220,26 @@ final class DeltaStager {
 
     // MARK: The whole build
 
-    /// Builds the staged tree: the `copying` files from `installed`, then every fetched range
-    /// (in `rangeFiles`, one file per range of `plan`) decoded, then the rest of the tree but
-    /// the files in `keeping`, which the install leaves in place. On any failure nothing staged
-    /// remains.
+    /// Builds the staged tree: the `copying` files from `installed` and the `resumed` ones from
+    /// an interrupted download's folder, then every fetched range (in `rangeFiles`, one file per
+    /// range of `plan`) decoded, then the rest of the tree but the files in `keeping`, which the
+    /// install leaves in place. On any failure nothing staged remains.
     static func build(
         manifest: ReleaseManifest, plan: DeltaPlan, copying: [String], keeping: Set<String>, format: ArchiveFormat,
-        rangeFiles: [String], installed: String, staging: String, scratch: String
+        rangeFiles: [String], installed: String, staging: String, scratch: String,
+        resuming resumed: (paths: Set<String>, from: String) = ([], "")
     ) throws {
         let stager = try DeltaStager(manifest: manifest, staging: staging, keeping: keeping)
         do {
             let installedFolder = try Folder(path: installed)
             for path in copying where (stager.entries[path]?.size ?? 0) > 0 {
                 try stager.copyInstalled(path, from: installedFolder)
+            }
+            if !resumed.paths.isEmpty {
+                let partial = try Folder(path: resumed.from)
+                for path in resumed.paths.sorted() where (stager.entries[path]?.size ?? 0) > 0 {
+                    try stager.copyInstalled(path, from: partial)
+                }
             }
             let wanted = Set(plan.fetched)
             for (range, file) in zip(plan.ranges, rangeFiles) {

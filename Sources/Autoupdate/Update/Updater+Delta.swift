@@ -10,12 +10,12 @@ extension Updater {
     /// manifest that cannot be read means the whole archive, as it would for the update.
     public func plannedDownload(for result: VersionChecker.Result) async throws -> (bytes: Int64, differential: Bool)? {
         guard let release = result.release else { return nil }
-        guard configuration.differential != .never, folder.readVersionDoc().value != nil else { return (release.size, false) }
+        guard canTryDifferentially(release) else { return (release.size, false) }
         do {
-            guard let (_, plan, _) = try await deltaPlan(for: release), plan.isWorthwhile || configuration.differential == .always else {
+            guard let planned = try await deltaPlan(for: release), isWorthwhile(planned) else {
                 return (release.size, false)
             }
-            return (plan.bytesToFetch, true)
+            return (planned.plan.bytesToFetch, true)
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -24,10 +24,35 @@ extension Updater {
         }
     }
 
-    /// The candidate's manifest (checked against the index), the plan against what is
-    /// installed, and the installed files that hold the new release's bytes (as they were when
-    /// read); `nil` when the release has no manifest or the manifest no offsets.
-    func deltaPlan(for release: ReleaseIndex.Release) async throws -> (ReleaseManifest, DeltaPlan, [String: InstalledFile])? {
+    /// Whether an update to `release` may go differentially: it has a manifest, and something is
+    /// installed or an interrupted download left files to reuse.
+    func canTryDifferentially(_ release: ReleaseIndex.Release) -> Bool {
+        configuration.differential != .never && release.manifest != nil
+            && (folder.readVersionDoc().value != nil
+                || FileManager.default.fileExists(atPath: Self.partialFolder(for: release, in: folder)))
+    }
+
+    /// A differential update's plan and what it reuses.
+    struct PlannedDelta: Sendable {
+        var manifest: ReleaseManifest
+        var plan: DeltaPlan
+        /// Installed files that hold the new release's bytes, as they were when read.
+        var installed: [String: InstalledFile]
+        /// Files an interrupted download extracted that hold the release's bytes (and that the
+        /// installed tree lacks).
+        var resumed: Set<String>
+    }
+
+    /// Pieces are worth fetching when they are less than most of the archive; always when the
+    /// user asks, or when they resume an interrupted download (which would otherwise start over).
+    private func isWorthwhile(_ planned: PlannedDelta) -> Bool {
+        planned.plan.isWorthwhile || configuration.differential == .always || !planned.resumed.isEmpty
+    }
+
+    /// The candidate's manifest (checked against the index) and the plan against what is
+    /// installed and what an interrupted download left; `nil` when the release has no manifest
+    /// or the manifest no offsets.
+    func deltaPlan(for release: ReleaseIndex.Release) async throws -> PlannedDelta? {
         guard let reference = release.manifest else { return nil }
         let manifestURL = url.appending(reference.path)
         guard case .modified(let body, _) = try await downloader.fetch(manifestURL, maxBytes: Int64(ReleaseManifest.maximumBytes))
@@ -40,16 +65,22 @@ extension Updater {
                 .checksumMismatch,
                 "\(manifestURL.displayString) describes \(manifest.archive) \(manifest.version), not \(release.archive) \(release.version)")
         }
-        let installed = try await Self.scanInstalled(manifest, in: folder)
-        return DeltaPlan.make(manifest: manifest, archiveSize: release.size, reusable: Set(installed.keys)).map {
-            (manifest, $0, installed)
+        let files = manifest.files.filter { $0.type == .file }
+        let installed = folder.readVersionDoc().value != nil ? try await Self.scan(files, at: folder.path) : [:]
+        let partial = Self.partialFolder(for: release, in: folder)
+        var resumed: Set<String> = []
+        if FileManager.default.fileExists(atPath: partial) {
+            resumed = Set(try await Self.scan(files.filter { installed[$0.path] == nil }, at: partial).keys)
+        }
+        return DeltaPlan.make(manifest: manifest, archiveSize: release.size, reusable: Set(installed.keys).union(resumed)).map {
+            PlannedDelta(manifest: manifest, plan: $0, installed: installed, resumed: resumed)
         }
     }
 
-    /// ``InstalledTree/scan(_:in:)`` on every core: the files, largest first, dealt to one
+    /// ``InstalledTree/scan(_:at:)`` on every core: the files, largest first, dealt to one
     /// thread per core so that each hashes about the same number of bytes.
-    private static func scanInstalled(_ manifest: ReleaseManifest, in folder: AppFolder) async throws -> [String: InstalledFile] {
-        let files = manifest.files.filter { $0.type == .file && $0.size != nil }.sorted { $0.size! > $1.size! }
+    private static func scan(_ entries: [ReleaseManifest.Entry], at path: String) async throws -> [String: InstalledFile] {
+        let files = entries.filter { $0.type == .file && $0.size != nil }.sorted { $0.size! > $1.size! }
         let threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, files.count / 8))
         var shares = [[ReleaseManifest.Entry]](repeating: [], count: threads)
         var loads = [Int64](repeating: 0, count: threads)
@@ -60,7 +91,7 @@ extension Updater {
         }
         return try await withThrowingTaskGroup(of: [String: InstalledFile].self) { group in
             for share in shares {
-                group.addTask { try await runOnBackgroundThread(name: "autoupdate.hash") { InstalledTree.scan(share, in: folder) } }
+                group.addTask { try await runOnBackgroundThread(name: "autoupdate.hash") { InstalledTree.scan(share, at: path) } }
             }
             var all: [String: InstalledFile] = [:]
             for try await found in group {
@@ -82,15 +113,14 @@ extension Updater {
         _ version: Version, release: ReleaseIndex.Release, checked result: VersionChecker.Result, lock: FileLock,
         onEvent: @escaping @Sendable (UpdateEvent) -> Void
     ) async throws -> PreparedUpdate? {
-        guard let (manifest, plan, installed) = try await deltaPlan(for: release),
-            plan.isWorthwhile || configuration.differential == .always
-        else {
+        guard let planned = try await deltaPlan(for: release), isWorthwhile(planned) else {
             return nil
         }
+        let (manifest, plan, installed) = (planned.manifest, planned.plan, planned.installed)
         // Reused files stay where they are when the install can leave them (listed as the
         // installed version's, with the new mode); the others are copied into staging.
         let keptInPlace = InstalledTree.keptInPlace(installed, manifest: manifest, listed: Set(folder.readFileList().value ?? []))
-        let copied = plan.reused.filter { keptInPlace[$0] == nil }
+        let copied = plan.reused.filter { keptInPlace[$0] == nil && !planned.resumed.contains($0) }
         let format = try ArchiveName(release.archive).format
         let folder = self.folder
         let archiveURL = url.appending(release.path)
@@ -143,11 +173,13 @@ extension Updater {
 
         let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         let installedPath = folder.path
+        let partial = Self.partialFolder(for: release, in: folder)
         do {
             try await runOnBackgroundThread(name: "autoupdate.delta") { [rangeFiles] in
                 try DeltaStager.build(
                     manifest: manifest, plan: plan, copying: copied, keeping: Set(keptInPlace.keys), format: format,
-                    rangeFiles: rangeFiles, installed: installedPath, staging: staging, scratch: work + "/member")
+                    rangeFiles: rangeFiles, installed: installedPath, staging: staging, scratch: work + "/member",
+                    resuming: (planned.resumed, from: partial))
             }
         } catch {
             // Pieces that did not verify are not kept for another try.
@@ -161,7 +193,7 @@ extension Updater {
         audit.record(
             event: "update", url: archiveURL, bytes: fetched, version: version.description, decision: "delta-staged",
             reason:
-                "fetched \(fetched) of \(release.size) bytes (\(plan.ranges.count) range\(plan.ranges.count == 1 ? "" : "s")): \(plan.fetched.count) files, \(plan.reused.count) reused"
+                "fetched \(fetched) of \(release.size) bytes (\(plan.ranges.count) range\(plan.ranges.count == 1 ? "" : "s")): \(plan.fetched.count) files, \(plan.reused.count) reused\(planned.resumed.isEmpty ? "" : " (\(planned.resumed.count) from an interrupted download)")"
         )
         return PreparedUpdate(
             version: version, installed: result.installed, staging: staging, archiveHash: "", archiveBytes: fetched, signedBy: nil,
@@ -172,6 +204,17 @@ extension Updater {
     /// Where a release's fetched pieces wait, in the update folder.
     static func deltaFolder(for release: ReleaseIndex.Release, in folder: AppFolder) -> String {
         folder.updateDirectory + "/delta-" + release.sha256.prefix(16)
+    }
+
+    /// Where a full download of a release with a manifest extracts: what it holds after an
+    /// interruption is reused by the next run.
+    static func partialFolder(for release: ReleaseIndex.Release, in folder: AppFolder) -> String {
+        deltaFolder(for: release, in: folder) + "/partial"
+    }
+
+    /// The network failed, not the method: the pieces so far are kept for the next run.
+    static func isInterruption(_ error: AutoupdateError) -> Bool {
+        [.network, .timeout, .tls].contains(error.code)
     }
 
     private static func size(of path: String) -> Int64? {

@@ -343,16 +343,14 @@ public final class Updater: Sendable {
             audit.record(event: "update", url: archiveURL, version: version.description, decision: "refused", reason: error.message)
             throw error
         }
-        if configuration.differential != .never, let release = result.release, release.manifest != nil,
-            folder.readVersionDoc().value != nil
-        {
+        if let release = result.release, canTryDifferentially(release) {
             do {
                 if let prepared = try await deltaDownload(version, release: release, checked: result, lock: lock, onEvent: onEvent) {
                     return (prepared, result)
                 }
             } catch is CancellationError {
                 throw CancellationError()
-            } catch let error as AutoupdateError where [.network, .timeout, .tls].contains(error.code) {
+            } catch let error as AutoupdateError where Self.isInterruption(error) {
                 // The network failed, not the method: the whole archive would fail too. The pieces
                 // fetched so far are kept; the next update resumes with them.
                 audit.record(
@@ -400,12 +398,23 @@ public final class Updater: Sendable {
         let signature = try await releaseSignature(for: version, archive: source.name, archiveURL: archiveURL)
         let staging = folder.updateDirectory + "/staging-\(UUID().uuidString)"
         logger.info("downloading", metadata: ["update.url": "\(archiveURL.displayString)", "update.version.new": "\(version)"])
+        // A release with a manifest extracts into a folder kept across runs: what an interrupted
+        // download (a network failure, a kill, a reboot) extracted is reused by the next run,
+        // file by file against the manifest, and only the rest is fetched (see `deltaDownload`).
+        let resumable = result.release.flatMap { $0.manifest != nil ? Self.partialFolder(for: $0, in: folder) : nil }
+        if let resumable {
+            try? TreeRemoval.remove(path: resumable)
+            try FileManager.default.createDirectory(
+                atPath: (resumable as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        }
+        let destination = resumable ?? staging
+        var keptForResume = false
 
         // Before the extraction starts: nothing to stop if it fails.
         let digest = try SHA256Digest()
         // A signed release says how long its archive is and what it unpacks to: both exact caps,
         // so a server cannot fill the disk before the signature over the bytes is checked.
-        let sink = extractor.start(format: source.name.format, to: staging, maxBytes: signature?.unpacked ?? source.unpacked)
+        let sink = extractor.start(format: source.name.format, to: destination, maxBytes: signature?.unpacked ?? source.unpacked)
         var verifier = signature?.verifier
         var bytes: Int64 = 0
         let report: ExtractionReport
@@ -420,18 +429,24 @@ public final class Updater: Sendable {
                 }
                 try Task.checkCancellation()
             } catch {
-                try await sink.fail(error)
+                keptForResume = resumable != nil && ((error as? AutoupdateError).map { Self.isInterruption($0) } ?? false)
+                try await sink.fail(error, keepingWhatIsWritten: keptForResume)
             }
             report = try await sink.finish()
+            if destination != staging {
+                try FileManager.default.moveItem(atPath: destination, toPath: staging)
+            }
         } catch let error as AutoupdateError {
-            try? TreeRemoval.remove(path: staging)
+            if !keptForResume {
+                try? TreeRemoval.remove(path: destination)
+            }
             let failure = error.adding(context: "updating to \(version) from \(archiveURL.displayString)")
             audit.record(
                 event: "update", url: archiveURL, status: error.httpStatus, bytes: bytes, version: version.description, decision: "refused",
                 reason: failure.message)
             throw failure
         } catch {
-            try? TreeRemoval.remove(path: staging)
+            try? TreeRemoval.remove(path: destination)
             throw error
         }
         onEvent(.extracted(report))

@@ -137,6 +137,35 @@ struct DeltaUpdateTests {
         }
     }
 
+    @Test(
+        "an interrupted full download keeps the files it extracted: the next run fetches only the entries or members it lacks",
+        arguments: ["project.zip", "project.tar.gz"])  // (this tree's tar.bz2 is one 900 kB stream: one unit)
+    func resumeFull(archive: String) async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        let v1 = Self.tree("1.0")
+        let published = try scenario.publish(v1, version: "1.0", archive: archive, release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server async throws -> Void in
+            let path = "releases/1.0/\(archive)"
+            let cut = Int(published.bytes) * 7 / 10
+            server.inject(sequence: [[.truncate(after: cut)]], at: path)
+            let interrupted = await #expect(throws: AutoupdateError.self) { try await updater(scenario, server).update() }
+            #expect(interrupted?.code == .network, "\(String(describing: interrupted))")
+            #expect(scenario.folder.readVersionDoc().value == nil, "nothing is installed")
+
+            #expect(try await updater(scenario, server).update() == .updated(from: .zero, to: try Version("1.0")))
+            #expect(try scenario.appFiles() == UpdateScenario.snapshot(v1))
+            let requests = server.requests(for: path)
+            #expect(requests.count >= 2 && requests.dropFirst().allSatisfy { $0.header("Range") != nil }, "then only ranges")
+            let line = audit(scenario).split(separator: "\n").last { $0.contains("delta-staged") }.map(String.init) ?? ""
+            let fetched = (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["bytes"] as? Int ?? -1
+            // What was cut off, and at most the one unit (entry, member) the cut fell in.
+            let unit = archive.hasSuffix(".zip") ? 20_000 : 300_000
+            #expect(fetched > 0 && fetched <= Int(published.bytes) - cut + unit, "fetched \(fetched) of \(published.bytes) after \(cut)")
+            #expect(line.contains("from an interrupted download"), "\(line)")
+            print("resumed full download \(archive): \(cut) bytes before the cut, then \(fetched) of \(published.bytes)")
+        }
+    }
+
     @Test("an interrupted differential update keeps what it fetched: the next run asks only for the rest")
     func resume() async throws {
         let scenario = try UpdateScenario(inMemory: true)

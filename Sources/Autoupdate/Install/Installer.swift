@@ -124,7 +124,7 @@ struct Installer: Sendable {
         var snapshot = AppSnapshot(app: app)
         let oldEntries = Self.presentEntries(listed: previousList.value ?? [], in: &snapshot)
         let oldFiles = Set(oldEntries.filter { !$0.hasSuffix("/") })
-        try checkKept(kept, in: app, oldFiles: oldFiles)
+        try checkKept(kept, in: app, &snapshot, oldFiles: oldFiles)
         let newEntries = Self.merging(kept: kept.keys, into: staged.entries)
         let replacedFolders = try foldersToReplace(app, &snapshot, oldEntries: Set(oldEntries), newEntries: newEntries)
         try checkConflicts(&snapshot, oldFiles: oldFiles, replaced: Set(replacedFolders), newEntries: newEntries)
@@ -206,14 +206,15 @@ struct Installer: Sendable {
 
     /// Refuses to leave in place a file that is not the old version's, or that no longer holds
     /// the new version's bytes.
-    private func checkKept(_ kept: [String: InstalledFile], in app: Folder, oldFiles: Set<String>) throws {
-        for (path, file) in kept.sorted(by: { $0.key < $1.key }) {
+    private func checkKept(_ kept: [String: InstalledFile], in app: Folder, _ snapshot: inout AppSnapshot, oldFiles: Set<String>) throws {
+        for (path, file) in kept {
             guard isInsideApp(path), oldFiles.contains(path) else {
                 throw AutoupdateError(
                     .install,
                     "the update would keep \(quoted(path)) in place, but it is not an installed file listed in \(folder.layout.fileList)")
             }
-            guard file.isStill(at: components(of: path), in: app) else {
+            let parts = components(of: path)
+            guard file.isStill(at: parts, in: app, now: snapshot.identity(of: parts[...])) else {
                 throw AutoupdateError(
                     .install,
                     "\(quoted(path)) changed after the update was prepared (the update left it in place as it was then); nothing was installed, and the next update fetches it"
@@ -229,14 +230,12 @@ struct Installer: Sendable {
         guard !kept.isEmpty else { return staged }
         var keptFolders = Set<String>()
         for path in kept {
-            var parts = path.split(separator: "/")
-            while parts.count > 1 {
-                parts.removeLast()
-                guard keptFolders.insert(parts.joined(separator: "/") + "/").inserted else { break }
+            for index in path.utf8.indices where path.utf8[index] == UInt8(ascii: "/") {
+                keptFolders.insert(String(path[...index]))
             }
         }
         let merged = staged.filter { !($0.hasSuffix("/") && keptFolders.contains($0)) } + kept
-        return merged.map { ($0, $0.split(separator: "/").map(String.init)) }
+        return merged.map { ($0, components(of: $0)) }
             .sorted { $0.1.lexicographicallyPrecedes($1.1) }
             .map(\.0)
     }
@@ -252,7 +251,7 @@ struct Installer: Sendable {
         var seen = Set<String>()
         var present: [String] = []
         for entry in listed {
-            let parts = entry.split(separator: "/").map(String.init)
+            let parts = components(of: entry)
             let kind = snapshot.kind(of: parts[...])
             let normalized: String
             switch kind {
@@ -338,8 +337,10 @@ struct Installer: Sendable {
     /// The modes of the app's folders on the way to `entries`, except those the install creates.
     private func folderModes(_ app: Folder, _ snapshot: inout AppSnapshot, on entries: [String], created: Set<String>) -> [String: UInt32] {
         var modes: [String: UInt32] = [:]
-        for (path, parts) in folders(on: entries) where !created.contains(path) && snapshot.kind(of: parts[...]) == .folder {
-            modes[path] = app.folderMode(parts)
+        for (path, parts) in folders(on: entries) where !created.contains(path) {
+            if let found = snapshot.identity(of: parts[...]), found.type == UInt32(S_IFDIR) {
+                modes[path] = found.mode
+            }
         }
         return modes
     }
@@ -600,7 +601,7 @@ struct Installer: Sendable {
 
     private func writeJournal(_ journal: Journal) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write(Array(try encoder.encode(journal)), to: journalPath)
     }
 
@@ -608,12 +609,33 @@ struct Installer: Sendable {
         try source.move(parts, to: destination, creatingParents: creatingParents)
     }
 
+    // Paths are split on their UTF-8 bytes: `String.split` walks grapheme clusters, which cost
+    // most of an install's bookkeeping over thousands of entries (perf).
     private func components(of entry: String) -> [String] {
-        entry.split(separator: "/").map(String.init)
+        Self.components(of: entry)
+    }
+
+    fileprivate static func components(of entry: String) -> [String] {
+        entry.utf8.split(separator: UInt8(ascii: "/")).map { String(decoding: $0, as: UTF8.self) }
     }
 
     private func depth(_ path: String) -> Int {
-        path.split(separator: "/").count
+        Self.depth(path)
+    }
+
+    /// The number of components of a path.
+    private static func depth(_ path: String) -> Int {
+        var count = 0
+        var inComponent = false
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "/") {
+                inComponent = false
+            } else if !inComponent {
+                inComponent = true
+                count += 1
+            }
+        }
+        return count
     }
 
     /// The folder holding an entry ("" at the top).
@@ -628,25 +650,34 @@ struct Installer: Sendable {
 /// nothing below a path that is not a folder).
 private struct AppSnapshot {
     let app: Folder
-    private var kinds: [String: Folder.EntryKind] = [:]
+    /// What each path looked up is (`nil`: missing, or below something that is not a folder).
+    private var found: [String: FileIdentity?] = [:]
 
     init(app: Folder) {
         self.app = app
     }
 
     mutating func kind(of parts: ArraySlice<String>) -> Folder.EntryKind {
-        // Parents first, each path built once: below anything that is not a folder, all is missing.
-        var kind = Folder.EntryKind.folder
+        guard !parts.isEmpty else { return .folder }
+        guard let identity = identity(of: parts) else { return .missing }
+        return identity.type == UInt32(S_IFDIR) ? .folder : .other
+    }
+
+    /// The entry's `lstat`, each path looked up once, parents first.
+    mutating func identity(of parts: ArraySlice<String>) -> FileIdentity? {
+        var current: FileIdentity?
+        var parentIsFolder = true
         var key = ""
         for (index, part) in parts.enumerated() {
             key += index == 0 ? part : "/" + part
-            if let known = kinds[key] {
-                kind = known
+            if let known = found[key] {
+                current = known
             } else {
-                kind = kind == .folder ? app.kind(of: Array(parts.prefix(index + 1))) : .missing
-                kinds[key] = kind
+                current = parentIsFolder ? app.identity(of: Array(parts.prefix(index + 1))) : nil
+                found[key] = current
             }
+            parentIsFolder = current?.type == UInt32(S_IFDIR)
         }
-        return kind
+        return current
     }
 }

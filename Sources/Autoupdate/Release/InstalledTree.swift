@@ -58,9 +58,10 @@ struct InstalledFile: Sendable, Hashable {
     let sha256: String
 
     /// Whether the file at `parts` still holds these bytes: unchanged since it was read, or,
-    /// when something touched it, read again and found the same.
-    func isStill(at parts: [String], in folder: Folder) -> Bool {
-        guard folder.identity(of: parts) != identity else { return true }
+    /// when something touched it, read again and found the same. `now` is what it is now, when
+    /// the caller has looked already.
+    func isStill(at parts: [String], in folder: Folder, now: FileIdentity?? = nil) -> Bool {
+        guard (now ?? folder.identity(of: parts)) != identity else { return true }
         return folder.sha256(ofFile: parts, expectedSize: size).map { $0.0 == sha256 && $0.1.mode == identity.mode } ?? false
     }
 }
@@ -73,6 +74,8 @@ struct FileIdentity: Sendable, Hashable {
     let size: Int64
     /// Permission bits, with set-id and sticky bits.
     let mode: UInt32
+    /// The file type bits (`S_IFMT`).
+    let type: UInt32
     let modified: Int64
     let modifiedNanoseconds: Int64
     let changed: Int64
@@ -83,6 +86,7 @@ struct FileIdentity: Sendable, Hashable {
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
         mode = UInt32(info.st_mode) & 0o7777
+        type = UInt32(info.st_mode) & UInt32(S_IFMT)
         modified = Int64(info.st_mtim.tv_sec)
         modifiedNanoseconds = Int64(info.st_mtim.tv_nsec)
         changed = Int64(info.st_ctim.tv_sec)

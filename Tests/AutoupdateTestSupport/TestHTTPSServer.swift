@@ -35,6 +35,9 @@ public final class TestHTTPSServer: Sendable {
         case ignoreRange
         /// Answer a Range request with 206 but the whole file and a Content-Range starting at 0.
         case badContentRange
+        /// Answer a request for several ranges with 200 and the whole file (as S3 does), one
+        /// range still with 206.
+        case singleRangesOnly
         /// Use this entity tag instead of the file's.
         case entityTag(String)
         /// Send neither ETag nor Last-Modified.
@@ -332,6 +335,8 @@ public final class TestHTTPSServer: Sendable {
         var reset = false
         var stallAt: Int64?
         var drip: (bytes: Int, every: Duration)?
+        /// The body's file was made for this response (a multipart answer): removed once opened.
+        var temporaryFile = false
     }
 
     fileprivate func plan(_ head: HTTPRequestHead, connection: ObjectIdentifier? = nil) -> Plan {
@@ -405,7 +410,22 @@ public final class TestHTTPSServer: Sendable {
         var end = size
         if let rangeHeader = head.headers.first(name: "Range"), !faults.contains(.ignoreRange) {
             let ifRange = head.headers.first(name: "If-Range")
-            if ifRange == nil || ifRange == entityTag || ifRange == lastModified {
+            if rangeHeader.contains(","), !faults.contains(.singleRangesOnly) {
+                // Several ranges: a multipart/byteranges body, made into a file of its own so that
+                // every body fault applies to it as to a file.
+                guard let ranges = Self.parseRanges(rangeHeader, size: size), let body = Self.multipart(file, ranges, size: size)
+                else {
+                    plan.status = .rangeNotSatisfiable
+                    plan.headers.add(name: "Content-Range", value: "bytes */\(size)")
+                    plan.body = .text("")
+                    return plan
+                }
+                plan.status = .partialContent
+                plan.headers.replaceOrAdd(name: "Content-Type", value: "multipart/byteranges; boundary=\(Self.boundary)")
+                plan.temporaryFile = true
+                return finishPlan(plan, faults: faults, body: body.url, start: 0, end: body.size)
+            }
+            if ifRange == nil || ifRange == entityTag || ifRange == lastModified, !rangeHeader.contains(",") {
                 guard let range = Self.parseRange(rangeHeader, size: size) else {
                     plan.status = .rangeNotSatisfiable
                     plan.headers.add(name: "Content-Range", value: "bytes */\(size)")
@@ -421,6 +441,12 @@ public final class TestHTTPSServer: Sendable {
                 }
             }
         }
+        return finishPlan(plan, faults: faults, body: file, start: start, end: end)
+    }
+
+    /// The body faults, the length and the body of a plan that sends bytes `start..<end` of a file.
+    private func finishPlan(_ plan: Plan, faults: [Fault], body file: URL, start: Int64, end: Int64) -> Plan {
+        var plan = plan
         var announced = end - start
         for fault in faults {
             switch fault {
@@ -445,6 +471,42 @@ public final class TestHTTPSServer: Sendable {
         let components = decoded.split(separator: "/").map(String.init)
         guard !components.isEmpty, !components.contains(".."), !components.contains(".") else { return nil }
         return components.reduce(root) { $0.appending(path: $1) }
+    }
+
+    static let boundary = "autoupdate-test-3d6f1c"
+
+    /// `bytes=a-b,c-d,…` (each `a-b` form), ascending and apart; `nil` otherwise.
+    static func parseRanges(_ header: String, size: Int64) -> [ClosedRange<Int64>]? {
+        guard header.hasPrefix("bytes=") else { return nil }
+        var ranges: [ClosedRange<Int64>] = []
+        for spec in header.dropFirst("bytes=".count).split(separator: ",") {
+            let bounds = spec.trimmingCharacters(in: .whitespaces).split(separator: "-", omittingEmptySubsequences: false)
+            guard bounds.count == 2, let first = Int64(bounds[0]), let last = Int64(bounds[1]), first <= last, last < size,
+                ranges.last.map({ $0.upperBound < first }) ?? true
+            else { return nil }
+            ranges.append(first...last)
+        }
+        return ranges.count >= 2 ? ranges : nil
+    }
+
+    /// A multipart/byteranges body of `ranges` of `file`, as nginx writes it, in a temporary file.
+    static func multipart(_ file: URL, _ ranges: [ClosedRange<Int64>], size: Int64) -> (url: URL, size: Int64)? {
+        guard let handle = try? FileHandle(forReadingFrom: file) else { return nil }
+        defer { try? handle.close() }
+        var body = Data()
+        for range in ranges {
+            body += Data(
+                "\r\n--\(boundary)\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes \(range.lowerBound)-\(range.upperBound)/\(size)\r\n\r\n"
+                    .utf8)
+            guard (try? handle.seek(toOffset: UInt64(range.lowerBound))) != nil,
+                let data = try? handle.read(upToCount: Int(range.upperBound - range.lowerBound + 1))
+            else { return nil }
+            body += data
+        }
+        body += Data("\r\n--\(boundary)--\r\n".utf8)
+        let url = FileManager.default.temporaryDirectory.appending(path: "multipart-\(UUID().uuidString)")
+        guard (try? body.write(to: url)) != nil else { return nil }
+        return (url, Int64(body.count))
     }
 
     /// `bytes=a-b`, `bytes=a-` or `bytes=-n`, one range only; `nil` when unsatisfiable.
@@ -567,6 +629,9 @@ private final class ConnectionHandler: ChannelInboundHandler {
             guard let handle = try? FileHandle(forReadingFrom: url), (try? handle.seek(toOffset: UInt64(start))) != nil else {
                 context.close(promise: nil)
                 return
+            }
+            if plan.temporaryFile {
+                try? FileManager.default.removeItem(at: url)
             }
             file = handle
             position = start

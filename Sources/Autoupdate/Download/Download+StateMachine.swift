@@ -178,7 +178,11 @@ struct DownloadStateMachine {
         receivedAtAttemptStart = received
         attempt = Attempt(offset: received)
         var headers: [String] = []
-        if let range = request.range {
+        if let ranges = request.ranges {
+            // Several ranges in one request: never resumed (the caller keeps what came).
+            headers.append("Range: bytes=" + ranges.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","))
+            attempt.sentRange = true
+        } else if let range = request.range {
             // Only these bytes; a resume asks for the rest of them, for the same representation.
             headers.append("Range: bytes=\(range.lowerBound + received)-\(range.upperBound)")
             if received > 0, let ifRange = validator?.ifRangeValue {
@@ -305,6 +309,16 @@ struct DownloadStateMachine {
     /// Judges the response when its body starts (or when it ends, for an empty body).
     private mutating func check(_ response: Response) -> Abort? {
         let answered = attempt.headers.validator
+        if request.ranges != nil {
+            // A multipart body; its parts are checked by the caller, which knows what it asked.
+            let type = attempt.headers["content-type"]?.lowercased() ?? ""
+            guard response.status == 206, type.hasPrefix("multipart/byteranges") else {
+                return (200..<300).contains(response.status)
+                    ? .rangeNotHonoured(status: response.status, contentRange: attempt.headers["content-range"])
+                    : .unexpectedStatus(response.status)
+            }
+            return nil
+        }
         if let range = request.range {
             return checkRanged(response, range: range, answered: answered)
         }
@@ -440,7 +454,9 @@ struct DownloadStateMachine {
                 ),
                 retryable: true)
         case .rangeNotHonoured(let status, let header):
-            let range = request.range.map { "\($0.lowerBound + attempt.offset)-\($0.upperBound)" } ?? "?"
+            let range =
+                request.ranges.map { $0.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",") }
+                ?? request.range.map { "\($0.lowerBound + attempt.offset)-\($0.upperBound)" } ?? "?"
             let expected = request.completeLength.map { "/\($0)" } ?? ""
             return .failed(
                 AutoupdateError(
@@ -467,8 +483,10 @@ struct DownloadStateMachine {
         let detail = failure.detail
         let underlying = failure.underlying
         switch failure.kind {
-        case .httpStatus(416, _) where request.range != nil:
-            let range = request.range.map { "\($0.lowerBound + attempt.offset)-\($0.upperBound)" } ?? "?"
+        case .httpStatus(416, _) where request.range != nil || request.ranges != nil:
+            let range =
+                request.ranges.map { $0.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",") }
+                ?? request.range.map { "\($0.lowerBound + attempt.offset)-\($0.upperBound)" } ?? "?"
             return .failed(
                 AutoupdateError(
                     .rangeNotHonoured,
@@ -503,7 +521,7 @@ struct DownloadStateMachine {
                 AutoupdateError(
                     .network, "downloading \(url): more than \(configuration.maxRedirects) redirects", underlying: underlying),
                 retryable: false)
-        case .fileSizeExceeded where request.range != nil:
+        case .fileSizeExceeded where request.range != nil || request.ranges != nil:
             // More than the range announced: the whole file, Range ignored.
             return abortError(.rangeNotHonoured(status: attempt.finalStatus, contentRange: attempt.headers["content-range"]))
         case .fileSizeExceeded:

@@ -105,11 +105,31 @@ public final class Downloader: Sendable {
         return .modified(body: body, validator: answered?.isEmpty == false ? answered : nil)
     }
 
+    /// Streams the raw `multipart/byteranges` body that answers one request for several ranges
+    /// of `url` (parse it with ``MultipartByteranges``; check each part against what was asked).
+    ///
+    /// Not resumed or retried: a failure ends the stream, and the caller keeps the parts it has.
+    /// A server that answers with one range or the whole file (`200`) fails it with
+    /// ``AutoupdateError/Code/rangeNotHonoured`` before any body byte is delivered.
+    ///
+    /// - Parameters:
+    ///   - url: The file.
+    ///   - ranges: The first and last byte of each range wanted (at least two, ascending, apart).
+    func bytes(from url: URL, ranges: [ClosedRange<Int64>]) -> DownloadStream {
+        let data = ranges.reduce(Int64(0)) { $0 + $1.upperBound - $1.lowerBound + 1 }
+        // Each part's headers and delimiter are well under 512 bytes (nginx: about 120).
+        let limit = data + Int64(ranges.count) * 512 + 4096
+        var once = configuration
+        once.maxRetries = 0
+        return stream(url: url, conditional: nil, expectedLength: nil, maxBytes: limit, ranges: ranges, configuration: once)
+    }
+
     private func stream(
         url: URL, conditional: HTTPValidator?, expectedLength: Int64?, maxBytes: Int64, range: ClosedRange<Int64>? = nil,
-        completeLength: Int64? = nil, onStart: @escaping @Sendable (TransferCore) -> Void = { _ in }
+        completeLength: Int64? = nil, ranges: [ClosedRange<Int64>]? = nil, configuration: DownloadConfiguration? = nil,
+        onStart: @escaping @Sendable (TransferCore) -> Void = { _ in }
     ) -> DownloadStream {
-        let configuration = configuration
+        let configuration = configuration ?? self.configuration
         let logger = logger
         let liveTransfers = liveTransfers
         let share = share
@@ -127,6 +147,7 @@ public final class Downloader: Sendable {
                 url: secureURL, configuration: configuration, conditional: conditional,
                 expectedLength: expectedLength, maxBytes: maxBytes)
             request.range = range
+            request.ranges = ranges
             request.completeLength = completeLength
             request.share = share
             logger.debug("download starting", metadata: ["download.url": "\(request.displayURL)"])

@@ -16,6 +16,9 @@ struct TransferRequest: Sendable {
     /// Only these bytes of the resource (an HTTP Range request), which must be a file of
     /// `completeLength` bytes when that is given.
     var range: ClosedRange<Int64>? = nil
+    /// Several ranges in one request, answered as a `multipart/byteranges` body (which the
+    /// caller parses); a server that answers otherwise fails it with `.rangeNotHonoured`.
+    var ranges: [ClosedRange<Int64>]? = nil
     var completeLength: Int64? = nil
     /// The downloader's connection cache; kept alive by every transfer that uses it.
     var share: CurlShare? = nil

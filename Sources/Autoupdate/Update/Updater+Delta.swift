@@ -135,13 +135,27 @@ extension Updater {
         // a kill, a reboot) resumes with what it has; they are checked file by file when staged.
         let work = Self.deltaFolder(for: release, in: folder)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        var rangeFiles: [String] = []
+        let rangeFiles = plan.ranges.map { work + "/range-\($0.offset)-\($0.length)" }
         var fetched: Int64 = 0
-        for range in plan.ranges {
-            let file = work + "/range-\(range.offset)-\(range.length)"
+        // Ranges not begun go in one request where the server answers several ranges at once
+        // (nginx does; S3 and some CDNs send the whole file, which stops it at its headers).
+        let untouched = zip(plan.ranges, rangeFiles).filter { range, file in
+            Self.size(of: file) != range.length && (Self.size(of: file + ".part") ?? 0) == 0
+        }
+        if untouched.count >= 2 {
+            do {
+                fetched += try await fetchParts(untouched, of: archiveURL, completeLength: release.size) { received, rate in
+                    onEvent(.downloading(DownloadProgress(receivedBytes: received, totalBytes: plan.bytesToFetch, bytesPerSecond: rate)))
+                }
+            } catch let error as AutoupdateError where error.code == .rangeNotHonoured {
+                logger.info(
+                    "the server does not answer several ranges at once; asking for them one by one",
+                    metadata: ["update.url": "\(archiveURL.displayString)", "error": "\(error.message)"])
+            }
+        }
+        for (range, file) in zip(plan.ranges, rangeFiles) {
             let partial = file + ".part"
             if Self.size(of: file) == range.length {
-                rangeFiles.append(file)
                 continue
             }
             var have = Self.size(of: partial) ?? 0
@@ -167,7 +181,6 @@ extension Updater {
             try output.synchronize()
             try FileManager.default.moveItem(atPath: partial, toPath: file)
             fetched += range.length - have
-            rangeFiles.append(file)
         }
         try Task.checkCancellation()
 
@@ -199,6 +212,67 @@ extension Updater {
             version: version, installed: result.installed, staging: staging, archiveHash: "", archiveBytes: fetched, signedBy: nil,
             freshUntil: result.freshUntil, archiveURL: archiveURL, decision: result.index?.decision, lock: lock,
             overlay: Installer.Overlay(kept: keptInPlace, folderModes: manifest.folderModes))
+    }
+
+    /// Fetches `ranges` of `url` with one request, each part into its file (through `.part`, as
+    /// the one-by-one requests do, so that an interruption resumes). Every part must be one of
+    /// the ranges asked for, of a file of `completeLength` bytes.
+    ///
+    /// - Returns: The bytes written.
+    /// - Throws: ``AutoupdateError/Code/rangeNotHonoured`` when the server answers otherwise (one
+    ///   range, the whole file, a part not asked for, a malformed body): the parts done are kept.
+    private func fetchParts(
+        _ ranges: [(DeltaPlan.ByteRange, String)], of url: URL, completeLength: Int64,
+        progress: (_ received: Int64, _ bytesPerSecond: Double) -> Void
+    ) async throws -> Int64 {
+        var pending = Dictionary(ranges.map { ($0.0.offset, $0) }, uniquingKeysWith: { first, _ in first })
+        var parser = MultipartByteranges()
+        var current: (range: DeltaPlan.ByteRange, file: String, output: FileHandle)?
+        var written: Int64 = 0
+        defer { try? current?.output.close() }
+        func notHonoured(_ reason: String) -> AutoupdateError {
+            AutoupdateError(.rangeNotHonoured, "downloading \(url.displayString): \(reason)")
+        }
+        for try await chunk in downloader.bytes(from: url, ranges: ranges.map { $0.0.offset...($0.0.end - 1) }) {
+            do {
+                try chunk.bytes.withUnsafeBytes { bytes in
+                    try parser.consume(bytes) { event in
+                        switch event {
+                        case .part(let answer):
+                            guard let (range, file) = pending.removeValue(forKey: answer.first), answer.last == range.end - 1,
+                                answer.completeLength == nil || answer.completeLength == completeLength
+                            else {
+                                throw notHonoured("the server answered bytes \(answer.first)-\(answer.last), which were not asked for")
+                            }
+                            let partial = file + ".part"
+                            guard FileManager.default.createFile(atPath: partial, contents: nil),
+                                let output = FileHandle(forWritingAtPath: partial)
+                            else { throw AutoupdateError.unreadable(partial) }
+                            current = (range, file, output)
+                        case .data(let data):
+                            try current?.output.write(contentsOf: data)
+                            written += Int64(data.count)
+                        case .partEnded:
+                            guard let done = current else { return }
+                            current = nil
+                            try done.output.synchronize()
+                            try done.output.close()
+                            try FileManager.default.moveItem(atPath: done.file + ".part", toPath: done.file)
+                        }
+                    }
+                }
+            } catch let malformed as MultipartByteranges.Malformed {
+                throw notHonoured("its multipart answer is malformed (\(malformed.reason))")
+            }
+            progress(written, chunk.progress.bytesPerSecond)
+        }
+        do {
+            try parser.finish()
+        } catch let malformed as MultipartByteranges.Malformed {
+            throw notHonoured("its multipart answer is malformed (\(malformed.reason))")
+        }
+        guard pending.isEmpty else { throw notHonoured("its multipart answer lacks \(pending.count) of the ranges asked for") }
+        return written
     }
 
     /// Where a release's fetched pieces wait, in the update folder.

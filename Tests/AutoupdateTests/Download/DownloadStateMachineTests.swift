@@ -63,13 +63,15 @@ struct DownloadStateMachineTests {
         let conditional: HTTPValidator?
         let range: ClosedRange<Int64>?
         let completeLength: Int64?
+        let ranges: [ClosedRange<Int64>]?
         let steps: [Step]
         var testDescription: String { name }
 
         init(
             _ name: String, expectedLength: Int64? = nil, conditional: HTTPValidator? = nil, range: ClosedRange<Int64>? = nil,
-            completeLength: Int64? = nil, _ steps: [Step]
+            completeLength: Int64? = nil, ranges: [ClosedRange<Int64>]? = nil, _ steps: [Step]
         ) {
+            self.ranges = ranges
             self.name = name
             self.expectedLength = expectedLength ?? range.map { $0.upperBound - $0.lowerBound + 1 }
             self.conditional = conditional
@@ -83,6 +85,25 @@ struct DownloadStateMachineTests {
     static let transient = Machine.TransportEnd.failed(.init(kind: .transient, detail: "Connection reset"))
 
     static let scenarios: [Scenario] = [
+        Scenario(
+            "several ranges in one request: a multipart 206 goes on as it comes (its parts are the caller's to check)",
+            ranges: [100...199, 500...599],
+            [
+                .start(offset: 0, headers: ["Range: bytes=100-199,500-599"]),
+                .headers(etag + ["Content-Type: multipart/byteranges; boundary=3d6b6a416f9b5"]),
+                .body(150, status: 206, expect: .deliver(skip: 0)),
+                .body(150, status: 206, expect: .deliver(skip: 0)),
+                .end(.completed, status: 206, expect: .complete),
+            ]),
+        Scenario(
+            "several ranges answered with the whole file, or with one range, fail at once: the caller asks one by one",
+            ranges: [100...199, 500...599],
+            [
+                .start(offset: 0, headers: ["Range: bytes=100-199,500-599"]),
+                .headers(["Content-Range: bytes 100-599/1000", "Content-Type: application/zip"]),
+                .body(10, status: 206, length: 500, expect: .abort(.rangeNotHonoured(status: 206, contentRange: "bytes 100-599/1000"))),
+                .end(.aborted, status: 206, expect: .fail(.rangeNotHonoured, containing: "asked for bytes 100-199,500-599")),
+            ]),
         Scenario(
             "a ranged request asks for its bytes and takes a 206 with exactly them", range: 100...199, completeLength: 1000,
             [
@@ -422,7 +443,7 @@ struct DownloadStateMachineTests {
         let request = TransferRequest(
             url: try #require(URL(string: "https://example.test/app.tar.gz")), configuration: Self.configuration(),
             conditional: scenario.conditional, expectedLength: scenario.expectedLength, maxBytes: 1_000_000,
-            range: scenario.range, completeLength: scenario.completeLength)
+            range: scenario.range, ranges: scenario.ranges, completeLength: scenario.completeLength)
         var machine = Machine(request: request, jitter: { 1 })
         for (index, step) in scenario.steps.enumerated() {
             let at = "step \(index + 1)"

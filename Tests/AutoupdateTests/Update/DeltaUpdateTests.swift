@@ -166,35 +166,50 @@ struct DeltaUpdateTests {
         }
     }
 
-    @Test("an interrupted differential update keeps what it fetched: the next run asks only for the rest")
-    func resume() async throws {
+    @Test(
+        "an interrupted differential update keeps what it fetched: the next run asks only for the rest (several ranges in one request, or one by one)",
+        arguments: [true, false])
+    func resume(multipart: Bool) async throws {
         let scenario = try UpdateScenario(inMemory: true)
         try scenario.publish(Self.tree("1.0"), version: "1.0", release: ReleaseOptions())
-        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server async throws -> Void in
             _ = try await updater(scenario, server).update()
-            // Two changes far apart in the archive: two ranges.
+            // Two changes far apart in the archive, and bin/app's entry first: three ranges.
             var v2 = Self.tree("2.0")
             v2["lib/part-3.dat"] = .bytes(Array(Self.pool[500..<16_500]))
             v2["lib/part-140.dat"] = .bytes(Array(Self.pool[300_000..<316_000]))
             try scenario.publish(v2, version: "2.0", release: ReleaseOptions())
             let archive = "releases/2.0/project.zip"
-            // bin/app's entry comes first; the second range is cut after 2,000 of its ~10,000 bytes.
-            server.inject(sequence: [[], [.truncate(after: 2000)]], at: archive)
+            let start = { (header: String?) in header.flatMap { Int64($0.dropFirst(6).split(separator: "-")[0]) } ?? -1 }
+            if multipart {
+                // One request for the three; cut after 2,000 bytes, inside the second part.
+                server.inject(sequence: [[.truncate(after: 2000)]], at: archive)
+            } else {
+                // A server that sends the whole file for several ranges (as S3 does): one by one,
+                // the second cut after 2,000 of its ~10,000 bytes.
+                server.inject(
+                    sequence: [[.singleRangesOnly], [.singleRangesOnly], [.singleRangesOnly, .truncate(after: 2000)]], at: archive)
+            }
             let interrupted = await #expect(throws: AutoupdateError.self) { try await updater(scenario, server).update() }
             #expect(interrupted?.code == .network, "\(String(describing: interrupted))")
             #expect(scenario.folder.readVersionDoc().value == (try Version("1.0")), "nothing installed")
             #expect(audit(scenario).contains("\"decision\":\"delta-interrupted\""))
             let first = server.requests(for: archive)
-            try #require(first.count == 2 && first.allSatisfy { $0.header("Range") != nil }, "\(first.map { $0.header("Range") })")
+            try #require(first.count == (multipart ? 1 : 3), "\(first.map { $0.header("Range") })")
+            let asked = try #require(first[0].header("Range"))
+            #expect(asked.split(separator: ",").count == 3, "the three ranges in one request: \(asked)")
 
             #expect(try await updater(scenario, server).update() == .updated(from: try Version("1.0"), to: try Version("2.0")))
             #expect(try scenario.appFiles() == UpdateScenario.snapshot(v2))
             let all = server.requests(for: archive)
-            #expect(all.count == 4, "the rest of the cut range, then the third: \(all.map { $0.header("Range") ?? "whole" })")
-            let resumed = all[2].header("Range")
-            let cut = first[1].header("Range")
-            let start = { (header: String?) in header.flatMap { Int64($0.dropFirst(6).split(separator: "-")[0]) } ?? -1 }
-            #expect(start(resumed) == start(cut) + 2000, "resumed at \(resumed ?? "?") after \(cut ?? "?")")
+            #expect(all.count == first.count + 2, "the rest of the cut range, then the third: \(all.map { $0.header("Range") ?? "whole" })")
+            let resumed = start(all[first.count].header("Range"))
+            if multipart {
+                let second = asked.dropFirst(6).split(separator: ",")[1].split(separator: "-").compactMap { Int64($0) }
+                #expect(resumed > second[0] && resumed <= second[1], "resumed at \(resumed), inside \(second)")
+            } else {
+                #expect(resumed == start(first[2].header("Range")) + 2000, "resumed at \(resumed) after \(first[2].header("Range") ?? "?")")
+            }
             let left = try FileManager.default.contentsOfDirectory(atPath: scenario.folder.updateDirectory)
             #expect(!left.contains { $0.hasPrefix("delta-") }, "the pieces go once staged: \(left)")
         }

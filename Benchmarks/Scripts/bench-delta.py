@@ -101,10 +101,12 @@ http {{
     def mark(self):
         return os.path.getsize(self.log) if os.path.exists(self.log) else 0
 
-    def bytes_since(self, mark):
+    def since(self, mark):
+        """The bytes sent and the requests answered since `mark`."""
         with open(self.log, "rb") as f:
             f.seek(mark)
-            return sum(int(line.split()[2]) for line in f.read().decode().splitlines() if line.strip())
+            lines = [line for line in f.read().decode().splitlines() if line.strip()]
+        return sum(int(line.split()[2]) for line in lines), len(lines)
 
     def stop(self):
         self.process.terminate()
@@ -190,14 +192,17 @@ def main():
             ]
             times = {name: [] for name, _, _, _ in specs}
             sent = {name: [] for name, _, _, _ in specs}
+            requests = {name: [] for name, _, _, _ in specs}
             for _ in range(args.runs):
                 for name, command, setup, _ in specs:
                     mark = nginx.mark()
                     times[name].append(timed_once(command, setup))
-                    sent[name].append(nginx.bytes_since(mark))
+                    fetched, answered = nginx.since(mark)
+                    sent[name].append(fetched)
+                    requests[name].append(answered)
             for name, _, _, reference in specs:
                 rows.append((f"project.{fmt}", name, statistics.median(times[name]), statistics.median(sent[name]), archives[fmt],
-                             reference))
+                             reference, statistics.median(requests[name])))
                 print(f"  {fmt}: {name}: {statistics.median(times[name]):.2f} s, {statistics.median(sent[name])} B", file=sys.stderr)
 
         # rsync: the tree itself, from a daemon on loopback.
@@ -219,21 +224,22 @@ def main():
             received = next(line for line in out.splitlines() if line.startswith("Total bytes received"))
             rsync_bytes.append(int(received.split(":")[1].strip().replace(",", "")))
         rows.append(("tree", "rsync 10.0 → 11.0 (daemon on loopback)", statistics.median(rsync_times), statistics.median(rsync_bytes),
-                     archives["tar.gz"], None))
+                     archives["tar.gz"], None, None))
 
-        by_name = {(g, n): s for g, n, s, _, _, _ in rows}
+        by_name = {(g, n): s for g, n, s, _, _, _, _ in rows}
         print(f"\nDifferential updates: {args.mebibytes} MiB app-like tree ({files} files) + bin/core.bin (1 MiB) rewritten and one "
               f"small file added per release; nginx on loopback; median of {args.runs}, {os.cpu_count()} cores\n")
-        print("| archive | what | seconds | fetched | of the archive | vs full update |")
-        print("|---|---|---:|---:|---:|---|")
-        for group, name, seconds, fetched, archive, reference in rows:
+        print("| archive | what | seconds | fetched | of the archive | HTTP requests | vs full update |")
+        print("|---|---|---:|---:|---:|---:|---|")
+        for group, name, seconds, fetched, archive, reference, answered in rows:
             ratio = ""
             if reference and by_name.get((group, reference)):
                 ratio = f"{seconds / by_name[(group, reference)]:.2f} × the time"
             share = f"{100 * fetched / archive:.2f} %" if group != "tree" else f"{100 * fetched / archive:.2f} % (of the tar.gz)"
-            print(f"| {group} | {name} | {seconds:.2f} | {fetched / 1e6:.2f} MB | {share} | {ratio} |")
+            count = f"{answered:.0f}" if answered is not None else ""
+            print(f"| {group} | {name} | {seconds:.2f} | {fetched / 1e6:.2f} MB | {share} | {count} | {ratio} |")
         print("\nTargets (same run):\n")
-        for group, name, seconds, fetched, archive, reference in rows:
+        for group, name, seconds, fetched, archive, reference, _ in rows:
             if name.startswith("differential"):
                 print(f"- {group}, {name}: fetched {100 * fetched / archive:.2f} % (target ≤ 2 %), "
                       f"time {seconds / by_name[(group, reference)]:.2f} × the full update (target ≤ 0.25)")

@@ -60,10 +60,19 @@ struct WatchCommand: AsyncParsableCommand {
     @Option(help: "Seconds after an update within which a failing new version is rolled back.")
     var healthWindow: Double = 30
 
+    @Option(
+        help:
+            "Starts a new version gets before it must have passed its health window: when the watch or the machine dies during the window, the next watch starts it again while it has starts left, else puts the previous version back before starting anything."
+    )
+    var trialAttempts: Int = 1
+
     @Argument(parsing: .postTerminator, help: "Arguments for the app, after --.")
     var arguments: [String] = []
 
     func validate() throws {
+        guard trialAttempts >= 1 else {
+            throw ValidationError("--trial-attempts must be 1 or more.")
+        }
         for (name, value, zeroAllowed) in [
             ("--interval", interval, false), ("--jitter", jitter, true), ("--grace", grace, true), ("--health-window", healthWindow, true),
         ] {
@@ -85,7 +94,7 @@ struct WatchCommand: AsyncParsableCommand {
                 pin: try options.releasePin(), differential: options.differential.setting, adoptsOrphans: true,
                 configuration: WatchConfiguration(
                     interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
-                    healthWindow: Self.duration(healthWindow)),
+                    healthWindow: Self.duration(healthWindow), trialAttempts: trialAttempts),
                 logger: Logger(label: "autoupdate"))
             let printer = Task {
                 for await event in watcher.events {

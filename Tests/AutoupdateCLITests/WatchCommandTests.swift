@@ -72,4 +72,86 @@ struct WatchCommandTests {
             #expect(scenario.folder.readVersionDoc().value?.description == "2.0")
         }
     }
+
+    /// An app that notes each start (version and pid) in `starts.log` beside the app folder.
+    private func noting(_ version: String) -> [String: UpdateScenario.Content] {
+        let script = """
+            #!/bin/sh
+            echo "\(version) $$" >> "$AUTOUPDATE_DIR/../starts.log"
+            exec sleep 600
+            """
+        return ["bin/app": .text(script, mode: 0o755)]
+    }
+
+    /// The watch's stderr lines up to the first that contains `text` (included).
+    private func lines(_ process: LiveProcess, until text: String) async throws -> [String] {
+        try await TestTiming.within(.seconds(30), "a line with \(quoted(text))") {
+            var seen: [String] = []
+            for await line in process.stderrLines {
+                seen.append(line)
+                if line.contains(text) { return seen }
+            }
+            throw TestFailure("the watch ended before printing \(text): \(seen)")
+        }
+    }
+
+    /// The pid in a `started V (pid N)` line.
+    private func pid(in line: String) throws -> Int32 {
+        let digits = line.split(separator: "(pid ").last?.prefix { $0.isNumber } ?? ""
+        return try #require(Int32(digits), "no pid in \(line)")
+    }
+
+    @Test(
+        "the watch and its app killed during the health window: the next watch gives v2 its remaining starts, then puts v1 back before any process of v2 starts",
+        arguments: [1, 3])
+    func trialSurvivesKills(attempts: Int) async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(noting("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let dir = scenario.appFolder.path
+            #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
+            try scenario.publish(noting("2.0"), version: "2.0")
+            let arguments = [
+                "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
+                "--health-window", "600", "--trial-attempts", String(attempts), "--grace", "1",
+            ]
+            /// Kills the watch and its app at once (as a power cut would).
+            func killBoth(_ watch: LiveProcess, app line: String) async throws {
+                let app = try pid(in: line)
+                watch.signal(SIGKILL)
+                kill(app, SIGKILL)
+                #expect(try await watch.waitForExit() == SIGKILL)
+                #expect(try await ProcessTable.waitUntilEnded(app))
+            }
+            let first = try LiveProcess(BuiltProducts.cli, arguments)
+            _ = try await lines(first, until: "started 1.0")
+            first.signal(SIGHUP)
+            let updated = try await lines(first, until: "started 2.0")
+            try await killBoth(first, app: try #require(updated.last))
+            #expect(scenario.folder.readVersionDoc().value?.description == "2.0")
+            #expect(FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json"))
+
+            // Each further watch while starts are left: v2 again, still on trial.
+            for _ in 1..<attempts {
+                let again = try LiveProcess(BuiltProducts.cli, arguments)
+                let started = try await lines(again, until: "started")
+                #expect(started.last?.contains("started 2.0") == true, "\(started)")
+                try await killBoth(again, app: try #require(started.last))
+            }
+            // Then v1 comes back before anything starts.
+            let last = try LiveProcess(BuiltProducts.cli, arguments)
+            let seen = try await lines(last, until: "started")
+            #expect(seen.last?.contains("started 1.0") == true, "\(seen)")
+            #expect(seen.contains { $0.contains("rolled back 2.0 → 1.0") }, "\(seen)")
+            #expect(scenario.folder.readVersionDoc().value?.description == "1.0")
+            #expect(scenario.folder.readBadVersions().map(\.description) == ["2.0"])
+            #expect(!FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json"))
+            last.signal(SIGTERM)
+            #expect(try await last.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
+            let starts = try String(contentsOf: scenario.work.url.appending(path: "starts.log"), encoding: .utf8)
+                .split(separator: "\n").map { $0.split(separator: " ")[0] }
+            #expect(starts == ["1.0", "2.0"] + Array(repeating: "2.0", count: attempts - 1) + ["1.0"], "\(starts)")
+        }
+    }
 }

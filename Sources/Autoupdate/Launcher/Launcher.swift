@@ -240,6 +240,9 @@ public final class Launcher: Sendable {
             let outcome = try await updater.recoverForStart()
             eventSink.yield(.update(.recovered(outcome)))
         }
+        // A new version on trial (installed by a watch that did not live to confirm it): another
+        // start while it has some left, else the previous version back, before anything starts.
+        let trial = try await updater.resolveTrialForStart()
         let lock = try await folder.waitingBriefly(for: folder.lockForRunning)
         let sink = eventSink
         let pid = try await supervisor.start(
@@ -249,7 +252,12 @@ public final class Launcher: Sendable {
             })
         eventSink.yield(.started(pid: pid))
         guard !background else { return nil }
-        return try await supervisor.join()?.seedExitCode
+        let code = try await supervisor.join()?.seedExitCode
+        if case .continuing(_, let previous, _, _) = trial, code == 0 {
+            // It ran and ended cleanly: confirmed.
+            updater.confirmTrial(previous)
+        }
+        return code
     }
 
     /// The seed's `process_is_alive`: the app has been started and has not ended.

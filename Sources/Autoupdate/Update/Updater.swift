@@ -287,7 +287,12 @@ public final class Updater: Sendable {
         }
         let installLock = try folder.lockForInstall()
         defer { withExtendedLifetime(installLock) {} }
-        switch try Installer(folder: folder, logger: logger).recover() {
+        var installer = Installer(folder: folder, logger: logger)
+        // An install on trial that was interrupted after its commit still keeps the version it replaced.
+        if let trial = try? folder.readTrial(), let journal = try? installer.readJournal(), journal.version == trial.candidate {
+            installer.keepBackupAs = folder.updateDirectory + "/" + trial.previousTree
+        }
+        switch try installer.recover() {
         case .nothingToDo: return .nothingToDo
         case .rolledBack(let version): return .rolledBack(version: version)
         case .rolledForward(let version): return .rolledForward(version: version)
@@ -550,7 +555,7 @@ public final class Updater: Sendable {
         }
         onEvent(.installing(prepared.version))
         let hadVersion = folder.readVersionDoc().value != nil
-        let kept = folder.updateDirectory + "/previous-\(prepared.installed)"
+        let kept = folder.updateDirectory + "/" + Self.keptTreeName(for: prepared.installed)
         var installer = Installer(folder: folder, logger: logger)
         installer.keepBackupAs = keepingPrevious && hadVersion ? kept : nil
         do {
@@ -591,6 +596,11 @@ public final class Updater: Sendable {
         let installLock = try await folder.waitingBriefly(for: folder.lockForInstall)
         defer { withExtendedLifetime(installLock) {} }
         let bad = folder.readVersionDoc().value
+        // A trial's rollback is recorded as begun first: a kill during it is finished by the next start.
+        if var trial = try? folder.readTrial(), trial.candidate == bad?.description, !trial.rollingBack {
+            trial.rollingBack = true
+            try folder.writeTrial(trial)
+        }
         // The kept tree is consumed: the install moves its files in.
         let installer = Installer(folder: folder, logger: logger)
         try await runOnBackgroundThread(name: "autoupdate.install") {
@@ -599,6 +609,7 @@ public final class Updater: Sendable {
         if let bad {
             try folder.markBad(bad)
         }
+        try? folder.removeTrial()
         audit.record(
             event: "rollback", version: previous.version.description, decision: "rolled-back",
             reason: "\(bad.map { "\($0) " } ?? "")\(reason)")
@@ -618,8 +629,10 @@ public final class Updater: Sendable {
     /// Removes what earlier updates left; `kept` (the current release's fetched pieces) stays.
     private func removeLeftovers(keeping kept: String? = nil) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
+        // A trial in progress needs its kept version until it is decided.
+        let trialTree = (try? folder.readTrial())?.previousTree
         for name in names
-        where name.hasPrefix("staging-") || name.hasPrefix("backup-") || name.hasPrefix("previous-")
+        where name.hasPrefix("staging-") || name.hasPrefix("backup-") || (name.hasPrefix("previous-") && name != trialTree)
             || (name.hasPrefix("delta-") && folder.updateDirectory + "/" + name != kept)
         {
             try? TreeRemoval.remove(path: folder.updateDirectory + "/" + name)

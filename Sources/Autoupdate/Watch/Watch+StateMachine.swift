@@ -81,6 +81,14 @@ struct WatchStateMachine {
         lastStart = now
     }
 
+    /// The app just started is a new version still on trial from an earlier watch: its health
+    /// window starts again now.
+    mutating func trialResumed() {
+        if let lastStart {
+            probationEnds = lastStart + configuration.healthWindow
+        }
+    }
+
     /// The app could not be started: try again later.
     mutating func appStartFailed() -> [Action] {
         failedRuns += 1
@@ -214,18 +222,15 @@ struct WatchStateMachine {
     // MARK: The end
 
     /// The watch is stopped from outside (cancelled, SIGTERM): every timer is superseded; the
-    /// owner stops the app and discards a kept previous version.
+    /// owner stops the app. A new version still within its health window stays on trial (its
+    /// kept version too): the next start decides it.
     mutating func stop() -> [Action] {
         guard !isOver else { return [] }
         isOver = true
         generations[.check, default: 0] += 1
         generations[.restart, default: 0] += 1
-        var actions: [Action] = []
-        if probationEnds != nil {
-            probationEnds = nil
-            actions.append(.discardPrevious)
-        }
-        return actions + [.end(exitCode: 0)]
+        probationEnds = nil
+        return [.end(exitCode: 0)]
     }
 
     private mutating func end(_ code: Int32) -> [Action] {

@@ -36,12 +36,18 @@ public struct WatchConfiguration: Sendable {
     /// for checks and `maxRestartDelay` for restarts.
     public var retryBase: Duration
     public var maxRestartDelay: Duration
+    /// How many starts a new version gets before it must have passed its health window: when
+    /// the watcher (or the machine) dies during the window, the next watch gives it another
+    /// start while it has some left, and rolls it back before starting anything otherwise.
+    /// Default 1.
+    public var trialAttempts: Int
 
     public init(
         interval: Duration = .seconds(300), jitter: Duration = .seconds(30), grace: Duration = .seconds(10),
         restart: RestartPolicy = .always, healthWindow: Duration = .seconds(30), retryBase: Duration = .seconds(1),
-        maxRestartDelay: Duration = .seconds(60)
+        maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1
     ) {
+        self.trialAttempts = max(1, trialAttempts)
         self.interval = interval
         self.jitter = jitter
         self.grace = grace
@@ -190,7 +196,21 @@ public actor Watcher: Service {
         if updater.hasInterruptedInstall {
             _ = try await updater.recoverForStart()
         }
+        // A trial the last watch (or machine) left undecided is decided before anything starts.
+        var resumedTrial = false
+        switch try await updater.resolveTrialForStart() {
+        case .continuing(let candidate, let previous, _, _):
+            probation = (previous, candidate)
+            resumedTrial = true
+        case .rolledBack(let bad, let previous):
+            eventSink.yield(.rolledBack(bad: bad, to: previous, reason: "its trial was not confirmed before the last watch ended"))
+        case .none, .cleared:
+            break
+        }
         try await startApp()
+        if resumedTrial {
+            machine.trialResumed()
+        }
         let sink = wakeupSink
         let code = await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -199,13 +219,12 @@ public actor Watcher: Service {
         } onGracefulShutdown: {
             sink.yield(.shutdown)
         }
-        // Cancelled, shut down or ended by the policy: stop the app gracefully, keep what is installed.
+        // Cancelled, shut down or ended by the policy: stop the app gracefully, keep what is
+        // installed. A new version still on trial stays so, with its kept version: the next
+        // start decides it.
         await supervisor.terminate()
         prepared.withLock { $0.take() }?.discard()
-        if let probation {
-            updater.discard(probation.previous)
-            self.probation = nil
-        }
+        probation = nil
         exitCode = code
         eventSink.yield(.stopped(exitCode: code))
         return code
@@ -296,7 +315,7 @@ public actor Watcher: Service {
             return await rollBack(because: reason)
         case .discardPrevious:
             if let probation {
-                updater.discard(probation.previous)
+                updater.confirmTrial(probation.previous)
                 self.probation = nil
             }
             return []
@@ -379,7 +398,7 @@ public actor Watcher: Service {
         let stoppedAt = ContinuousClock.now
         let previous: PreviousVersion?
         do {
-            previous = try await updater.installKeepingPrevious(update)
+            previous = try await updater.installOnTrial(update, starts: configuration.trialAttempts)
         } catch {
             // The install rolled itself back: the old version runs again.
             logger.info("install failed; restarting the installed version", metadata: ["error": "\(error)"])

@@ -208,14 +208,14 @@ struct WatchStateMachineTests {
                     ]),
             ]),
         Scenario(
-            "stopping supersedes every timer and discards a kept previous version",
+            "stopping supersedes every timer, and leaves a new version on trial for the next start to decide",
             [
                 .started(pid: 10, at: 0),
                 .checkNow(at: 1, expect: [.check]),
                 .checkFinished(.prepared, expect: [.swap]),
                 .started(pid: 20, at: 2),
                 .swapFinished(.installed(keptPrevious: true), at: 2, expect: [.schedule(.check, after: .seconds(105), generation: 2)]),
-                .stop(expect: [.discardPrevious, .end(exitCode: 0)]),
+                .stop(expect: [.end(exitCode: 0)]),
                 .stop(expect: []),
                 .timer(.check, generation: 2, at: 200, expect: []),
                 .exited(pid: 20, .signaled(15), at: 3, expect: []),

@@ -71,6 +71,17 @@ struct WatcherTests {
             #expect(installed(scenario) == "2.0")
             #expect(try await ready.nextLine() == "2.0 started")
             #expect(Array(appLog(scenario).prefix(2)) == ["1.0 started", "1.0 got TERM"])
+            // On trial until its health window has passed: the record and the kept v1 are there.
+            let updateFolder = scenario.folder.updateDirectory
+            #expect(FileManager.default.fileExists(atPath: updateFolder + "/trial.json"))
+            #expect(FileManager.default.fileExists(atPath: updateFolder + "/previous-1.0"))
+            // The first check after the window confirms it: both go.
+            _ = try await events.next("the check after the health window") { if case .upToDate = $0 { true } else { false } }
+            #expect(!FileManager.default.fileExists(atPath: updateFolder + "/trial.json"))
+            #expect(!FileManager.default.fileExists(atPath: updateFolder + "/previous-1.0"))
+            #expect(
+                (try? String(contentsOfFile: scenario.folder.auditLogPath, encoding: .utf8))?.contains("\"decision\":\"confirmed\"") == true
+            )
 
             watch.cancel()
             #expect(try await watch.value == 0)

@@ -1,0 +1,123 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Logging
+
+extension Updater {
+    /// Installs a prepared update on **trial**: the trial record first (durably), then the
+    /// journaled install keeping the version it replaces. Until ``confirmTrial(_:)``, any start
+    /// by `watch` or `run` goes through ``resolveTrialForStart()``, which rolls back a candidate
+    /// whose starts are used up.
+    ///
+    /// - Parameters:
+    ///   - prepared: The update.
+    ///   - starts: How many starts the candidate gets before it must have been confirmed
+    ///     (this one included; `--trial-attempts`).
+    ///   - onEvent: Progress, as for ``install(_:onEvent:)``.
+    /// - Returns: The kept version, or `nil` when nothing was installed before (no trial then).
+    public func installOnTrial(
+        _ prepared: PreparedUpdate, starts: Int = 1, onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }
+    ) async throws -> PreviousVersion? {
+        guard folder.readVersionDoc().value != nil else {
+            return try await installKeepingPrevious(prepared, onEvent: onEvent)
+        }
+        try folder.writeTrial(
+            Trial(
+                candidate: prepared.version.description, previous: prepared.installed.description,
+                previousTree: Self.keptTreeName(for: prepared.installed), starts: 1, maxStarts: max(1, starts)))
+        do {
+            guard let kept = try await installKeepingPrevious(prepared, onEvent: onEvent) else {
+                try? folder.removeTrial()
+                return nil
+            }
+            return kept
+        } catch {
+            // The install rolled itself back: no trial.
+            try? folder.removeTrial()
+            throw error
+        }
+    }
+
+    /// The candidate passed its trial: the record goes, then the kept version.
+    ///
+    /// - Parameter previous: The kept version, as ``installOnTrial(_:starts:onEvent:)`` or
+    ///   ``resolveTrialForStart()`` gave it; `nil` when there is none.
+    public func confirmTrial(_ previous: PreviousVersion?) {
+        do {
+            if let trial = try folder.readTrial() {
+                try folder.removeTrial()
+                audit.record(event: "trial", version: trial.candidate, decision: "confirmed", reason: "after \(trial.starts) start(s)")
+            }
+        } catch {
+            // The record stays, and so does the kept version it names.
+            logger.attention("cannot end the trial; the next start decides it", metadata: ["error": "\(error)"])
+            return
+        }
+        if let previous {
+            discard(previous)
+        }
+    }
+
+    /// Decides an unconfirmed trial before the app starts (`watch` and `run` call it after
+    /// ``recoverForStart()``): another start for the candidate while it has starts left, else
+    /// the kept version back and the candidate marked bad. Never keeps the installed version
+    /// from starting: a record that cannot be used is removed, naming why.
+    public func resolveTrialForStart() async throws -> TrialResolution {
+        let trial: Trial?
+        do {
+            trial = try folder.readTrial()
+        } catch let error as AutoupdateError {
+            logger.attention("the trial record cannot be used; starting what is installed", metadata: ["error": "\(error.message)"])
+            audit.record(event: "trial", decision: "record-unusable", reason: error.message)
+            try? folder.removeTrial()
+            return .cleared
+        }
+        guard var trial else { return .none }
+        let candidate = try Version(trial.candidate)
+        let previous = try Version(trial.previous)
+        let tree = folder.updateDirectory + "/" + trial.previousTree
+        let installed = folder.readVersionDoc().value
+        if installed == previous {
+            // The candidate's install never committed, or its rollback did and the end of it did not.
+            if trial.rollingBack {
+                try? folder.markBad(candidate)
+            }
+            try? TreeRemoval.remove(path: tree)
+            try folder.removeTrial()
+            return trial.rollingBack ? .rolledBack(bad: candidate, to: previous) : .cleared
+        }
+        guard installed == candidate else {
+            logger.attention(
+                "a trial record names neither the installed version nor the one before; removed",
+                metadata: ["update.version.new": "\(candidate)", "update.version": "\(installed.map(\.description) ?? "none")"])
+            try? TreeRemoval.remove(path: tree)
+            try folder.removeTrial()
+            return .cleared
+        }
+        let kept = PreviousVersion(version: previous, tree: tree)
+        if !trial.rollingBack, trial.starts < trial.maxStarts {
+            trial.starts += 1
+            try folder.writeTrial(trial)
+            logger.info(
+                "the new version is still on trial",
+                metadata: ["update.version.new": "\(candidate)", "trial.start": "\(trial.starts) of \(trial.maxStarts)"])
+            return .continuing(candidate: candidate, previous: kept, start: trial.starts, of: trial.maxStarts)
+        }
+        guard FileManager.default.fileExists(atPath: tree) else {
+            logger.attention(
+                "the version kept for a rollback is gone; the unconfirmed version stays", metadata: ["update.version.new": "\(candidate)"])
+            audit.record(event: "trial", version: trial.candidate, decision: "unresolvable", reason: "the kept version \(previous) is gone")
+            try folder.removeTrial()
+            return .cleared
+        }
+        try await rollBack(to: kept, reason: "it was not confirmed healthy in \(trial.starts) start\(trial.starts == 1 ? "" : "s")")
+        return .rolledBack(bad: candidate, to: previous)
+    }
+
+    /// The name of the folder that keeps `version` during a trial.
+    static func keptTreeName(for version: Version) -> String {
+        "previous-\(version)"
+    }
+}

@@ -95,6 +95,31 @@ struct WatchCommandTests {
         }
     }
 
+    /// `autoupdate status --json`, as a script reads it.
+    private struct StatusReport: Decodable {
+        struct Trial: Decodable, Equatable {
+            let candidate: String
+            let previous: String
+            let starts: Int
+            let maxStarts: Int
+            let rollingBack: Bool
+        }
+        let folder: String
+        let installed: String?
+        let highest: String?
+        let kept: [String]
+        let trial: Trial?
+        let bad: [String]
+        let queued: String?
+        let interruptedInstall: Bool
+    }
+
+    private func status(_ dir: String) async throws -> StatusReport {
+        let result = try await autoupdate("status", "--dir", dir, "--json")
+        try #require(result.status == 0, "\(result.stderr)")
+        return try JSONDecoder().decode(StatusReport.self, from: Data(result.stdout.utf8))
+    }
+
     /// The pid in a `started V (pid N)` line.
     private func pid(in line: String) throws -> Int32 {
         let digits = line.split(separator: "(pid ").last?.prefix { $0.isNumber } ?? ""
@@ -131,6 +156,13 @@ struct WatchCommandTests {
             try await killBoth(first, app: try #require(updated.last))
             #expect(scenario.folder.readVersionDoc().value?.description == "2.0")
             #expect(FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json"))
+            // `status` tells it, from the folder alone.
+            let onTrial = try await status(dir)
+            #expect(onTrial.installed == "2.0" && onTrial.kept == ["1.0"] && onTrial.bad.isEmpty, "\(onTrial)")
+            #expect(
+                onTrial.trial == StatusReport.Trial(candidate: "2.0", previous: "1.0", starts: 1, maxStarts: attempts, rollingBack: false))
+            let text = try await autoupdate("status", "--dir", dir)
+            #expect(text.stdout.contains("on trial: 2.0, start 1 of \(attempts), 1.0 kept to go back to"), "\(text.stdout)")
 
             // Each further watch while starts are left: v2 again, still on trial.
             for _ in 1..<attempts {
@@ -147,6 +179,9 @@ struct WatchCommandTests {
             #expect(scenario.folder.readVersionDoc().value?.description == "1.0")
             #expect(scenario.folder.readBadVersions().map(\.description) == ["2.0"])
             #expect(!FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json"))
+            let after = try await status(dir)
+            #expect(after.installed == "1.0" && after.trial == nil && after.kept.isEmpty && after.bad == ["2.0"], "\(after)")
+            #expect(after.highest == "2.0", "the floor stays, and status shows it")
             last.signal(SIGTERM)
             #expect(try await last.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
             let starts = try String(contentsOf: scenario.work.url.appending(path: "starts.log"), encoding: .utf8)

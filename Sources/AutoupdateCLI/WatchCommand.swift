@@ -66,6 +66,21 @@ struct WatchCommand: AsyncParsableCommand {
     )
     var trialAttempts: Int = 1
 
+    @Option(
+        help:
+            "A command (run with /bin/sh -c in the app folder) that exits 0 once a new version is ready: it must, within the health window, or the version is rolled back."
+    )
+    var healthCmd: String?
+
+    @Option(help: "Seconds between two runs of --health-cmd.")
+    var healthInterval: Double = 2
+
+    @Option(help: "Passes of --health-cmd in a row that make a new version ready.")
+    var healthPasses: Int = 1
+
+    @Option(help: "Seconds a run of --health-cmd may take; a longer one fails.")
+    var healthTimeout: Double = 5
+
     @Argument(parsing: .postTerminator, help: "Arguments for the app, after --.")
     var arguments: [String] = []
 
@@ -73,8 +88,15 @@ struct WatchCommand: AsyncParsableCommand {
         guard trialAttempts >= 1 else {
             throw ValidationError("--trial-attempts must be 1 or more.")
         }
+        guard healthPasses >= 1 else {
+            throw ValidationError("--health-passes must be 1 or more.")
+        }
+        if let healthCmd, healthCmd.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("--health-cmd must be a command.")
+        }
         for (name, value, zeroAllowed) in [
             ("--interval", interval, false), ("--jitter", jitter, true), ("--grace", grace, true), ("--health-window", healthWindow, true),
+            ("--health-interval", healthInterval, false), ("--health-timeout", healthTimeout, false),
         ] {
             guard value.isFinite, zeroAllowed ? value >= 0 : value > 0 else {
                 throw ValidationError("\(name) must be a number of seconds\(zeroAllowed ? ", 0 or more" : " above 0").")
@@ -94,7 +116,12 @@ struct WatchCommand: AsyncParsableCommand {
                 pin: try options.releasePin(), differential: options.differential.setting, adoptsOrphans: true,
                 configuration: WatchConfiguration(
                     interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
-                    healthWindow: Self.duration(healthWindow), trialAttempts: trialAttempts),
+                    healthWindow: Self.duration(healthWindow), trialAttempts: trialAttempts,
+                    health: healthCmd.map {
+                        HealthCheck(
+                            command: $0, interval: Self.duration(healthInterval), passes: healthPasses,
+                            timeout: Self.duration(healthTimeout))
+                    }),
                 logger: Logger(label: "autoupdate"))
             let printer = Task {
                 for await event in watcher.events {

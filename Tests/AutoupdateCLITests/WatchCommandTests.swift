@@ -189,4 +189,53 @@ struct WatchCommandTests {
             #expect(starts == ["1.0", "2.0"] + Array(repeating: "2.0", count: attempts - 1) + ["1.0"], "\(starts)")
         }
     }
+
+    @Test(
+        "--health-cmd: a new version never ready is rolled back within its window (+2 s); one that becomes ready is confirmed",
+        arguments: [false, true])
+    func readiness(becomesReady: Bool) async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(noting("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let dir = scenario.appFolder.path
+            #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
+            var v2 = noting("2.0")
+            if becomesReady, case .text(let script, let mode) = v2["bin/app"] {
+                v2["bin/app"] = .text(
+                    script.replacingOccurrences(of: "exec sleep", with: "touch \"$AUTOUPDATE_DIR/ready\"; exec sleep"), mode: mode)
+            }
+            try scenario.publish(v2, version: "2.0")
+            let watch = try LiveProcess(
+                BuiltProducts.cli,
+                [
+                    "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
+                    "--health-window", "1.5", "--health-cmd", "test -e \"$AUTOUPDATE_DIR/ready\"", "--health-interval", "0.1", "--grace",
+                    "1",
+                ])
+            _ = try await lines(watch, until: "started 1.0")
+            watch.signal(SIGHUP)
+            _ = try await lines(watch, until: "started 2.0")
+            let clock = ContinuousClock()
+            let startedAt = clock.now
+            if becomesReady {
+                let confirmed = try await eventually(within: .seconds(20)) {
+                    FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json") ? nil : true
+                }
+                // (That it is not confirmed before the window's end is the state machine's table test.)
+                #expect(confirmed == true, "the trial ends once the window has passed")
+                #expect(scenario.folder.readVersionDoc().value?.description == "2.0")
+                #expect(scenario.folder.readBadVersions().isEmpty)
+            } else {
+                let seen = try await lines(watch, until: "rolled back 2.0 → 1.0")
+                #expect(seen.last?.contains("not ready within its 1.5 s health window") == true, "\(seen)")
+                #expect(clock.now - startedAt < TestTiming.bound(.milliseconds(3500)), "within the window + 2 s: \(clock.now - startedAt)")
+                _ = try await lines(watch, until: "started 1.0")
+                #expect(scenario.folder.readVersionDoc().value?.description == "1.0")
+                #expect(scenario.folder.readBadVersions().map(\.description) == ["2.0"])
+            }
+            watch.signal(SIGTERM)
+            #expect(try await watch.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
+        }
+    }
 }

@@ -14,6 +14,8 @@ struct WatchStateMachine {
     enum Timer: Sendable, Equatable {
         case check
         case restart
+        /// The end of a new version's health window, when it must prove it is ready.
+        case probation
     }
 
     enum Action: Sendable, Equatable {
@@ -29,6 +31,8 @@ struct WatchStateMachine {
         case rollBack(reason: String)
         /// The new version passed its probation: the kept previous version can go.
         case discardPrevious
+        /// Start asking whether the new version is ready (``appReady()`` once it is).
+        case startHealthChecks
         /// The watch is over, with this exit code.
         case end(exitCode: Int32)
     }
@@ -59,12 +63,14 @@ struct WatchStateMachine {
     /// The app's pid while it runs; `nil` while it is down (or being swapped).
     private(set) var appPID: Int32?
     private var lastStart: Instant?
-    private var generations: [Timer: Int] = [.check: 0, .restart: 0]
+    private var generations: [Timer: Int] = [.check: 0, .restart: 0, .probation: 0]
     private var failedChecks = 0
     private var failedRuns = 0
     /// A new version on probation until then.
     private(set) var probationEnds: Instant?
     private(set) var isChecking = false
+    /// The new version on probation has proved it is ready (with a readiness check).
+    private(set) var isReady = false
     /// The watch is over (ended by the app's exit, or stopped).
     private(set) var isOver = false
 
@@ -83,10 +89,24 @@ struct WatchStateMachine {
 
     /// The app just started is a new version still on trial from an earlier watch: its health
     /// window starts again now.
-    mutating func trialResumed() {
-        if let lastStart {
-            probationEnds = lastStart + configuration.healthWindow
-        }
+    mutating func trialResumed() -> [Action] {
+        guard let lastStart else { return [] }
+        return beginProbation(at: lastStart)
+    }
+
+    /// A new version's probation starts: its window, and with a readiness check, the checks and
+    /// the timer that judges them.
+    private mutating func beginProbation(at start: Instant) -> [Action] {
+        probationEnds = start + configuration.healthWindow
+        isReady = false
+        guard configuration.health != nil else { return [] }
+        return [.startHealthChecks, schedule(.probation, after: configuration.healthWindow)]
+    }
+
+    /// The readiness check passed (as many times in a row as asked).
+    mutating func appReady() {
+        guard probationEnds != nil else { return }
+        isReady = true
     }
 
     /// The app could not be started: try again later.
@@ -143,6 +163,16 @@ struct WatchStateMachine {
             return checkDue(at: now)
         case .restart:
             return appPID == nil ? [.startApp] : []
+        case .probation:
+            guard probationEnds != nil else { return [] }
+            probationEnds = nil
+            if isReady {
+                return [.discardPrevious]
+            }
+            // The app still runs: the rollback stops it, and that exit is not the app's own.
+            appPID = nil
+            generations[.restart, default: 0] += 1
+            return [.rollBack(reason: "it was not ready within its \(Self.describe(configuration.healthWindow)) health window")]
         }
     }
 
@@ -156,9 +186,10 @@ struct WatchStateMachine {
         guard !isChecking else { return [] }
         var actions: [Action] = []
         if let probationEnds {
-            guard now >= probationEnds else {
-                // A new version is on probation; the next check comes once it has passed.
-                return [schedule(.check, after: probationEnds - now)]
+            guard now >= probationEnds, configuration.health == nil else {
+                // A new version is on probation; the next check comes once it has passed (with a
+                // readiness check, once the probation timer has judged it).
+                return [schedule(.check, after: max(probationEnds - now, .milliseconds(100)))]
             }
             self.probationEnds = nil
             actions.append(.discardPrevious)
@@ -202,7 +233,7 @@ struct WatchStateMachine {
         switch result {
         case .installed(let keptPrevious):
             if keptPrevious, let lastStart {
-                probationEnds = lastStart + configuration.healthWindow
+                actions += beginProbation(at: lastStart)
             }
             actions.append(schedule(.check, after: nextInterval()))
         case .failed(let retryAfter):
@@ -229,6 +260,7 @@ struct WatchStateMachine {
         isOver = true
         generations[.check, default: 0] += 1
         generations[.restart, default: 0] += 1
+        generations[.probation, default: 0] += 1
         probationEnds = nil
         return [.end(exitCode: 0)]
     }

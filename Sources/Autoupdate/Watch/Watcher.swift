@@ -36,6 +36,9 @@ public struct WatchConfiguration: Sendable {
     /// for checks and `maxRestartDelay` for restarts.
     public var retryBase: Duration
     public var maxRestartDelay: Duration
+    /// How a new version proves it is ready, when it must: within ``healthWindow``, or it is
+    /// rolled back. `nil`: a new version that has not failed by the window's end is confirmed.
+    public var health: HealthCheck?
     /// How many starts a new version gets before it must have passed its health window: when
     /// the watcher (or the machine) dies during the window, the next watch gives it another
     /// start while it has some left, and rolls it back before starting anything otherwise.
@@ -45,8 +48,9 @@ public struct WatchConfiguration: Sendable {
     public init(
         interval: Duration = .seconds(300), jitter: Duration = .seconds(30), grace: Duration = .seconds(10),
         restart: RestartPolicy = .always, healthWindow: Duration = .seconds(30), retryBase: Duration = .seconds(1),
-        maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1
+        maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1, health: HealthCheck? = nil
     ) {
+        self.health = health
         self.trialAttempts = max(1, trialAttempts)
         self.interval = interval
         self.jitter = jitter
@@ -128,6 +132,8 @@ public actor Watcher: Service {
         case checkNow
         /// A check ended; `failure` is its error when it failed.
         case checkFinished(WatchStateMachine.CheckResult, failure: (any Error)?)
+        /// The readiness checks of this generation passed.
+        case ready(generation: Int)
         case shutdown
     }
 
@@ -137,6 +143,8 @@ public actor Watcher: Service {
     private let prepared = Locked<PreparedUpdate?>(nil)
     /// The previous version kept while a new one is on probation, and the new one's version.
     private var probation: (previous: PreviousVersion, candidate: Version)?
+    /// The readiness checks running now; a new probation, or its end, supersedes them.
+    private var healthGeneration = 0
 
     /// - Parameters: as ``Launcher``'s, plus the watch's ``WatchConfiguration``.
     public init(
@@ -208,13 +216,11 @@ public actor Watcher: Service {
             break
         }
         try await startApp()
-        if resumedTrial {
-            machine.trialResumed()
-        }
+        let initial = resumedTrial ? machine.trialResumed() : []
         let sink = wakeupSink
         let code = await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                await loop(group: &group)
+                await loop(group: &group, initial: initial)
             }
         } onGracefulShutdown: {
             sink.yield(.shutdown)
@@ -237,8 +243,8 @@ public actor Watcher: Service {
     }
 
     /// Feeds the machine every wake-up and performs what it answers, until the watch is over.
-    private func loop(group: inout DiscardingTaskGroup) async -> Int32 {
-        var pending = machine.watchStarted()
+    private func loop(group: inout DiscardingTaskGroup, initial: [WatchStateMachine.Action]) async -> Int32 {
+        var pending = initial + machine.watchStarted()
         var code: Int32 = 0
         var iterator = wakeups.makeAsyncIterator()
         while true {
@@ -271,7 +277,12 @@ public actor Watcher: Service {
                 if let failure {
                     reportCheckFailure(failure, actions: pending)
                 }
+            case .ready(let generation):
+                if generation == healthGeneration {
+                    machine.appReady()
+                }
             case .shutdown:
+                healthGeneration += 1
                 pending = machine.stop()
             }
         }
@@ -313,7 +324,13 @@ public actor Watcher: Service {
             }
         case .rollBack(let reason):
             return await rollBack(because: reason)
+        case .startHealthChecks:
+            startHealthChecks(group: &group)
+            return []
         case .discardPrevious:
+            healthGeneration += 1
+            logger.info(
+                "the new version passed its health window", metadata: ["update.version": "\(probation?.candidate.description ?? "")"])
             if let probation {
                 updater.confirmTrial(probation.previous)
                 self.probation = nil
@@ -427,11 +444,47 @@ public actor Watcher: Service {
         return machine.swapFinished(.installed(keptPrevious: previous != nil), at: .now)
     }
 
+    /// Runs the readiness command every interval, alongside the app, until it passes as often as
+    /// asked in a row, or the probation ends (a newer generation), or the watch does.
+    private func startHealthChecks(group: inout DiscardingTaskGroup) {
+        guard let health = configuration.health else { return }
+        healthGeneration += 1
+        let generation = healthGeneration
+        let folder = folder
+        let sink = wakeupSink
+        var environment = ProcessInfo.processInfo.environment
+        environment["AUTOUPDATE_DIR"] = folder.path
+        let logger = logger
+        group.addTask { [environment] in
+            var passes = 0
+            while !Task.isCancelled, await self.isCurrent(healthGeneration: generation) {
+                if await health.probe(in: folder, environment: environment) {
+                    passes += 1
+                    if passes >= health.passes {
+                        logger.info("the new version is ready", metadata: ["health.passes": "\(passes)"])
+                        sink.yield(.ready(generation: generation))
+                        return
+                    }
+                } else {
+                    passes = 0
+                }
+                guard (try? await Task.sleep(for: health.interval)) != nil else { return }
+            }
+        }
+    }
+
+    private func isCurrent(healthGeneration generation: Int) -> Bool {
+        healthGeneration == generation
+    }
+
     private func rollBack(because reason: String) async -> [WatchStateMachine.Action] {
+        healthGeneration += 1
         guard let probation else {
             return machine.rollbackFinished(succeeded: false)
         }
         self.probation = nil
+        // Not ready in time, the new version may still run: it stops first (SIGTERM, then SIGKILL).
+        _ = await supervisor.terminate()
         do {
             try await updater.rollBack(to: probation.previous, reason: reason)
             eventSink.yield(.rolledBack(bad: probation.candidate, to: probation.previous.version, reason: reason))

@@ -20,6 +20,9 @@ struct WatchStateMachineTests {
         case swapFinished(Machine.SwapResult, at: Double, expect: [Action])
         case rollbackFinished(succeeded: Bool, expect: [Action])
         case stop(expect: [Action])
+        /// The readiness check passed.
+        case ready
+        case trialResumed(expect: [Action])
     }
 
     /// `TerminationStatus` as a Sendable test value.
@@ -38,12 +41,15 @@ struct WatchStateMachineTests {
     struct Scenario: CustomTestStringConvertible, Sendable {
         let name: String
         let restart: WatchConfiguration.RestartPolicy
+        /// With a readiness check (`--health-cmd`).
+        let health: Bool
         let steps: [Step]
         var testDescription: String { name }
 
-        init(_ name: String, restart: WatchConfiguration.RestartPolicy = .always, _ steps: [Step]) {
+        init(_ name: String, restart: WatchConfiguration.RestartPolicy = .always, health: Bool = false, _ steps: [Step]) {
             self.name = name
             self.restart = restart
+            self.health = health
             self.steps = steps
         }
     }
@@ -55,6 +61,54 @@ struct WatchStateMachineTests {
         retryBase: .seconds(1), maxRestartDelay: .seconds(8))
 
     static let scenarios: [Scenario] = [
+        Scenario(
+            "with a readiness check, a new version ready within its window is confirmed when the window ends",
+            health: true,
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(.prepared, expect: [.swap]),
+                .started(pid: 20, at: 2),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .startHealthChecks, .schedule(.probation, after: .seconds(30), generation: 1),
+                        .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
+                // A check due within the window waits for the window's judgement.
+                .timer(.check, generation: 2, at: 20, expect: [.schedule(.check, after: .seconds(12), generation: 3)]),
+                .ready,
+                .timer(.probation, generation: 1, at: 32, expect: [.discardPrevious]),
+                .timer(.check, generation: 3, at: 32, expect: [.check]),
+            ]),
+        Scenario(
+            "not ready by the window's end: rolled back (the rollback stops the running version; its exit is not the app's own)",
+            health: true,
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(.prepared, expect: [.swap]),
+                .started(pid: 20, at: 2),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .startHealthChecks, .schedule(.probation, after: .seconds(30), generation: 1),
+                        .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
+                .timer(.probation, generation: 1, at: 32, expect: [.rollBack(reason: "it was not ready within its 30.0 s health window")]),
+                .exited(pid: 20, .signaled(15), at: 32, expect: []),
+                .ready,
+                .rollbackFinished(succeeded: true, expect: [.startApp]),
+            ]),
+        Scenario(
+            "a trial resumed by a new watch gets a whole window again, and its readiness checks",
+            health: true,
+            [
+                .started(pid: 30, at: 0),
+                .trialResumed(expect: [.startHealthChecks, .schedule(.probation, after: .seconds(30), generation: 1)]),
+                .exited(pid: 30, .exited(1), at: 5, expect: [.rollBack(reason: "it exited with code 1 5.0 s after its start")]),
+                .timer(.probation, generation: 1, at: 30, expect: []),
+            ]),
         Scenario(
             "the first check comes after an interval plus jitter; a superseded timer is ignored",
             [
@@ -227,6 +281,7 @@ struct WatchStateMachineTests {
     func rules(_ scenario: Scenario) {
         var configuration = Self.configuration
         configuration.restart = scenario.restart
+        configuration.health = scenario.health ? HealthCheck(command: "test -e ready") : nil
         var machine = Machine(configuration: configuration, random: { 0.5 })
         let base = ContinuousClock.now
         func at(_ seconds: Double) -> ContinuousClock.Instant { base + .seconds(seconds) }
@@ -253,6 +308,10 @@ struct WatchStateMachineTests {
                 #expect(machine.rollbackFinished(succeeded: succeeded) == expected, label)
             case .stop(let expected):
                 #expect(machine.stop() == expected, label)
+            case .ready:
+                machine.appReady()
+            case .trialResumed(let expected):
+                #expect(machine.trialResumed() == expected, label)
             }
         }
     }

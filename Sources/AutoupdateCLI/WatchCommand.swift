@@ -72,13 +72,19 @@ struct WatchCommand: AsyncParsableCommand {
     )
     var healthCmd: String?
 
-    @Option(help: "Seconds between two runs of --health-cmd.")
+    @Option(
+        help:
+            "An http or https URL on 127.0.0.1, ::1 or localhost that answers 2xx once a new version is ready (instead of --health-cmd)."
+    )
+    var healthURL: String?
+
+    @Option(help: "Seconds between two checks of --health-cmd or --health-url.")
     var healthInterval: Double = 2
 
-    @Option(help: "Passes of --health-cmd in a row that make a new version ready.")
+    @Option(help: "Passes in a row that make a new version ready.")
     var healthPasses: Int = 1
 
-    @Option(help: "Seconds a run of --health-cmd may take; a longer one fails.")
+    @Option(help: "Seconds one check may take; a longer one fails.")
     var healthTimeout: Double = 5
 
     @Argument(parsing: .postTerminator, help: "Arguments for the app, after --.")
@@ -93,6 +99,17 @@ struct WatchCommand: AsyncParsableCommand {
         }
         if let healthCmd, healthCmd.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--health-cmd must be a command.")
+        }
+        if healthCmd != nil, healthURL != nil {
+            throw ValidationError("--health-cmd and --health-url: give one of them.")
+        }
+        if let healthURL {
+            guard let url = URL(string: healthURL) else { throw ValidationError("--health-url: \(healthURL) is not a URL.") }
+            do {
+                try HealthCheck.validate(url: url)
+            } catch let error as AutoupdateError {
+                throw ValidationError("--health-url: \(error.message).")
+            }
         }
         for (name, value, zeroAllowed) in [
             ("--interval", interval, false), ("--jitter", jitter, true), ("--grace", grace, true), ("--health-window", healthWindow, true),
@@ -117,10 +134,9 @@ struct WatchCommand: AsyncParsableCommand {
                 configuration: WatchConfiguration(
                     interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
                     healthWindow: Self.duration(healthWindow), trialAttempts: trialAttempts,
-                    health: healthCmd.map {
+                    health: healthProbe.map {
                         HealthCheck(
-                            command: $0, interval: Self.duration(healthInterval), passes: healthPasses,
-                            timeout: Self.duration(healthTimeout))
+                            $0, interval: Self.duration(healthInterval), passes: healthPasses, timeout: Self.duration(healthTimeout))
                     }),
                 logger: Logger(label: "autoupdate"))
             let printer = Task {
@@ -153,6 +169,11 @@ struct WatchCommand: AsyncParsableCommand {
         if exitCode != 0 {
             throw ExitCode(exitCode)
         }
+    }
+
+    private var healthProbe: HealthCheck.Probe? {
+        if let healthCmd { return .command(healthCmd) }
+        return healthURL.flatMap(URL.init(string:)).map { .url($0) }
     }
 
     private static func duration(_ seconds: Double) -> Duration {

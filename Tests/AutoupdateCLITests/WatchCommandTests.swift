@@ -120,6 +120,23 @@ struct WatchCommandTests {
         return try JSONDecoder().decode(StatusReport.self, from: Data(result.stdout.utf8))
     }
 
+    /// A TCP port on 127.0.0.1 that nothing listens on (now).
+    private func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     /// The pid in a `started V (pid N)` line.
     private func pid(in line: String) throws -> Int32 {
         let digits = line.split(separator: "(pid ").last?.prefix { $0.isNumber } ?? ""
@@ -191,9 +208,9 @@ struct WatchCommandTests {
     }
 
     @Test(
-        "--health-cmd: a new version never ready is rolled back within its window (+2 s); one that becomes ready is confirmed",
-        arguments: [false, true])
-    func readiness(becomesReady: Bool) async throws {
+        "--health-cmd and --health-url: a new version never ready is rolled back within its window (+2 s); one that becomes ready is confirmed",
+        arguments: [("cmd", false), ("cmd", true), ("url", false), ("url", true)] as [(String, Bool)])
+    func readiness(probe: String, becomesReady: Bool) async throws {
         let scenario = try UpdateScenario(inMemory: true)
         try scenario.publish(noting("1.0"), version: "1.0")
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
@@ -201,18 +218,24 @@ struct WatchCommandTests {
             let dir = scenario.appFolder.path
             #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
             var v2 = noting("2.0")
+            let port = try freePort()
             if becomesReady, case .text(let script, let mode) = v2["bin/app"] {
-                v2["bin/app"] = .text(
-                    script.replacingOccurrences(of: "exec sleep", with: "touch \"$AUTOUPDATE_DIR/ready\"; exec sleep"), mode: mode)
+                let ready =
+                    probe == "cmd"
+                    ? "touch \"$AUTOUPDATE_DIR/ready\"; exec sleep 600"
+                    : "exec python3 -m http.server \(port) --bind 127.0.0.1 --directory \"$AUTOUPDATE_DIR\""
+                v2["bin/app"] = .text(script.replacingOccurrences(of: "exec sleep 600", with: ready), mode: mode)
             }
+            let check =
+                probe == "cmd"
+                ? ["--health-cmd", "test -e \"$AUTOUPDATE_DIR/ready\""] : ["--health-url", "http://127.0.0.1:\(port)/"]
             try scenario.publish(v2, version: "2.0")
             let watch = try LiveProcess(
                 BuiltProducts.cli,
                 [
                     "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
-                    "--health-window", "1.5", "--health-cmd", "test -e \"$AUTOUPDATE_DIR/ready\"", "--health-interval", "0.1", "--grace",
-                    "1",
-                ])
+                    "--health-window", "1.5", "--health-interval", "0.1", "--grace", "1",
+                ] + check)
             _ = try await lines(watch, until: "started 1.0")
             watch.signal(SIGHUP)
             _ = try await lines(watch, until: "started 2.0")
@@ -236,6 +259,22 @@ struct WatchCommandTests {
             }
             watch.signal(SIGTERM)
             #expect(try await watch.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
+        }
+    }
+
+    @Test("readiness flags that cannot work are usage errors naming them")
+    func readinessFlags() async throws {
+        let base = ["watch", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", "/nonexistent"]
+        for (flags, message) in [
+            (["--health-url", "http://example.com/healthz"], "must be on 127.0.0.1, ::1 or localhost"),
+            (["--health-url", "ftp://127.0.0.1/"], "must be http or https"),
+            (["--health-cmd", "true", "--health-url", "http://127.0.0.1:8080/"], "give one of them"),
+            (["--health-cmd", " "], "--health-cmd must be a command"),
+            (["--health-passes", "0"], "--health-passes must be 1 or more"),
+            (["--trial-attempts", "0"], "--trial-attempts must be 1 or more"),
+        ] {
+            let result = try await ChildProcess.run(BuiltProducts.cli, base + flags)
+            #expect(result.status == 64 && result.stderr.contains(message), "\(flags): \(result.status) \(result.stderr)")
         }
     }
 }

@@ -120,6 +120,8 @@ public actor Watcher: Service {
 
     private let eventSink: AsyncStream<WatchEvent>.Continuation
     private let updater: Updater
+    /// For `https` readiness URLs: verified as updates are.
+    private let download: DownloadConfiguration
     private let supervisor: ProcessSupervisor
     private let logger: Logger
     private let wakeups: AsyncStream<Wakeup>
@@ -159,6 +161,7 @@ public actor Watcher: Service {
         self.folder = folder
         self.configuration = configuration
         self.logger = logger
+        self.download = download
         machine = WatchStateMachine(configuration: configuration)
         let executable = try folder.resolve(filepath)
         let updateURL = try UpdateURL(url)
@@ -455,10 +458,11 @@ public actor Watcher: Service {
         var environment = ProcessInfo.processInfo.environment
         environment["AUTOUPDATE_DIR"] = folder.path
         let logger = logger
+        let download = download
         group.addTask { [environment] in
             var passes = 0
             while !Task.isCancelled, await self.isCurrent(healthGeneration: generation) {
-                if await health.probe(in: folder, environment: environment) {
+                if await health.check(in: folder, environment: environment, download: download) {
                     passes += 1
                     if passes >= health.passes {
                         logger.info("the new version is ready", metadata: ["health.passes": "\(passes)"])

@@ -66,6 +66,9 @@ struct WatchCommand: AsyncParsableCommand {
     )
     var trialAttempts: Int = 1
 
+    @Option(help: "Versions replaced by updates that stay kept in the update folder, for autoupdate rollback (lowest versions go first).")
+    var keep: Int = 1
+
     @Option(
         help:
             "A command (run with /bin/sh -c in the app folder) that exits 0 once a new version is ready: it must, within the health window, or the version is rolled back."
@@ -91,6 +94,9 @@ struct WatchCommand: AsyncParsableCommand {
     var arguments: [String] = []
 
     func validate() throws {
+        guard keep >= 0 else {
+            throw ValidationError("--keep must be 0 or more.")
+        }
         guard trialAttempts >= 1 else {
             throw ValidationError("--trial-attempts must be 1 or more.")
         }
@@ -137,7 +143,7 @@ struct WatchCommand: AsyncParsableCommand {
                     health: healthProbe.map {
                         HealthCheck(
                             $0, interval: Self.duration(healthInterval), passes: healthPasses, timeout: Self.duration(healthTimeout))
-                    }),
+                    }, keep: keep),
                 logger: Logger(label: "autoupdate"))
             let printer = Task {
                 for await event in watcher.events {

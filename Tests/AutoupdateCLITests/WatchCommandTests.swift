@@ -226,6 +226,8 @@ struct WatchCommandTests {
                     : "exec python3 -m http.server \(port) --bind 127.0.0.1 --directory \"$AUTOUPDATE_DIR\""
                 v2["bin/app"] = .text(script.replacingOccurrences(of: "exec sleep 600", with: ready), mode: mode)
             }
+            // A Python web server starts slowly on a loaded machine: a longer window to be ready in.
+            let window = probe == "url" && becomesReady ? "8" : "1.5"
             let check =
                 probe == "cmd"
                 ? ["--health-cmd", "test -e \"$AUTOUPDATE_DIR/ready\""] : ["--health-url", "http://127.0.0.1:\(port)/"]
@@ -234,7 +236,7 @@ struct WatchCommandTests {
                 BuiltProducts.cli,
                 [
                     "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
-                    "--health-window", "1.5", "--health-interval", "0.1", "--grace", "1",
+                    "--health-window", window, "--health-interval", "0.1", "--grace", "1",
                 ] + check)
             _ = try await lines(watch, until: "started 1.0")
             watch.signal(SIGHUP)

@@ -591,6 +591,12 @@ public final class Updater: Sendable {
     ///   - previous: The kept version, as ``installKeepingPrevious(_:onEvent:)`` returned it.
     ///   - reason: Why, for the log and the audit trail.
     public func rollBack(to previous: PreviousVersion, reason: String) async throws {
+        try await rollBack(to: previous, reason: reason, keepingReplaced: false)
+    }
+
+    /// ``rollBack(to:reason:)``; with `keepingReplaced`, the version it replaces is kept in
+    /// turn (an explicit rollback among kept versions).
+    func rollBack(to previous: PreviousVersion, reason: String, keepingReplaced: Bool) async throws {
         let lock = try folder.lockForUpdate()
         defer { withExtendedLifetime(lock) {} }
         let installLock = try await folder.waitingBriefly(for: folder.lockForInstall)
@@ -602,8 +608,11 @@ public final class Updater: Sendable {
             try folder.writeTrial(trial)
         }
         // The kept tree is consumed: the install moves its files in.
-        let installer = Installer(folder: folder, logger: logger)
-        try await runOnBackgroundThread(name: "autoupdate.install") {
+        var installer = Installer(folder: folder, logger: logger)
+        if keepingReplaced, let bad {
+            installer.keepBackupAs = folder.updateDirectory + "/" + Self.keptTreeName(for: bad)
+        }
+        try await runOnBackgroundThread(name: "autoupdate.install") { [installer] in
             try installer.install(staging: previous.tree, version: previous.version)
         }
         if let bad {
@@ -630,9 +639,10 @@ public final class Updater: Sendable {
     private func removeLeftovers(keeping kept: String? = nil) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
         // A trial in progress needs its kept version until it is decided.
-        let trialTree = (try? folder.readTrial())?.previousTree
+        // Kept versions (`previous-…`) stay: a trial needs its own, and `watch --keep` keeps
+        // others for `autoupdate rollback`; confirming a trial prunes them.
         for name in names
-        where name.hasPrefix("staging-") || name.hasPrefix("backup-") || (name.hasPrefix("previous-") && name != trialTree)
+        where name.hasPrefix("staging-") || name.hasPrefix("backup-")
             || (name.hasPrefix("delta-") && folder.updateDirectory + "/" + name != kept)
         {
             try? TreeRemoval.remove(path: folder.updateDirectory + "/" + name)

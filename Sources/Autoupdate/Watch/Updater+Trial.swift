@@ -40,11 +40,15 @@ extension Updater {
         }
     }
 
-    /// The candidate passed its trial: the record goes, then the kept version.
+    /// The candidate passed its trial: the record goes; the kept version stays among the
+    /// `keeping` newest kept versions (for ``rollBack(toKept:)``), or goes.
     ///
-    /// - Parameter previous: The kept version, as ``installOnTrial(_:starts:onEvent:)`` or
-    ///   ``resolveTrialForStart()`` gave it; `nil` when there is none.
-    public func confirmTrial(_ previous: PreviousVersion?) {
+    /// - Parameters:
+    ///   - previous: The kept version, as ``installOnTrial(_:starts:onEvent:)`` or
+    ///     ``resolveTrialForStart()`` gave it; `nil` when there is none.
+    ///   - keeping: How many kept versions stay in the update folder (`--keep`), the lowest
+    ///     versions going first; 0 keeps none.
+    public func confirmTrial(_ previous: PreviousVersion?, keeping: Int = 0) {
         do {
             if let trial = try folder.readTrial() {
                 try folder.removeTrial()
@@ -55,9 +59,60 @@ extension Updater {
             logger.attention("cannot end the trial; the next start decides it", metadata: ["error": "\(error)"])
             return
         }
-        if let previous {
+        if let previous, keeping < 1 {
             discard(previous)
         }
+        for extra in keptVersions().dropLast(max(0, keeping)) {
+            discard(extra)
+        }
+    }
+
+    /// The versions kept in the update folder, lowest first.
+    public func keptVersions() -> [PreviousVersion] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.updateDirectory)) ?? []
+        return names.compactMap { name -> PreviousVersion? in
+            guard name.hasPrefix("previous-"), let version = try? Version(String(name.dropFirst("previous-".count))),
+                name == Self.keptTreeName(for: version)
+            else { return nil }
+            return PreviousVersion(version: version, tree: folder.updateDirectory + "/" + name)
+        }.sorted { $0.version < $1.version }
+    }
+
+    /// Puts a kept version back at a person's request (`autoupdate rollback`): journaled as every
+    /// install; the version it replaces is kept in turn and marked bad (not installed again by
+    /// an update; a rollback to it stays possible). The highest-version floor does not apply: this
+    /// is a local, explicit choice, and the audit trail records it.
+    ///
+    /// - Parameter version: The kept version to put back; `nil` for the highest kept version
+    ///   below the installed one (else the highest kept).
+    /// - Returns: The version replaced and the one put back.
+    /// - Throws: ``AutoupdateError`` `.invalidArgument` when no such version is kept or nothing is
+    ///   installed; `.processRunning` while the app runs (stop it, or its watch, first).
+    public func rollBack(toKept version: Version? = nil) async throws -> (from: Version, to: Version) {
+        guard let installed = folder.readVersionDoc().value else {
+            throw AutoupdateError(.invalidArgument, "nothing is installed in \(quoted(folder.path)): there is nothing to roll back")
+        }
+        let kept = keptVersions().filter { $0.version != installed }
+        let target: PreviousVersion?
+        if let version {
+            target = kept.first { $0.version == version }
+        } else {
+            target = kept.last { $0.version < installed } ?? kept.last
+        }
+        guard let target else {
+            let have =
+                kept.isEmpty
+                ? "none is kept (watch --keep N keeps some)" : "kept: \(kept.map(\.version.description).joined(separator: ", "))"
+            throw AutoupdateError(
+                .invalidArgument, "no kept version \(version.map { "\($0) " } ?? "")to roll back to in \(quoted(folder.path)); \(have)")
+        }
+        do {
+            try await rollBack(to: target, reason: "asked for (autoupdate rollback)", keepingReplaced: true)
+        } catch let error as AutoupdateError where error.code == .processRunning {
+            throw AutoupdateError(
+                .processRunning, "the app in \(quoted(folder.path)) is running: stop it (or its watch) first, then roll back")
+        }
+        return (installed, target.version)
     }
 
     /// Decides an unconfirmed trial before the app starts (`watch` and `run` call it after

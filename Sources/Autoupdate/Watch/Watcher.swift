@@ -44,12 +44,16 @@ public struct WatchConfiguration: Sendable {
     /// start while it has some left, and rolls it back before starting anything otherwise.
     /// Default 1.
     public var trialAttempts: Int
+    /// How many replaced versions stay kept in the update folder once a new version is
+    /// confirmed, for `autoupdate rollback` (the lowest versions go first). Default 1.
+    public var keep: Int
 
     public init(
         interval: Duration = .seconds(300), jitter: Duration = .seconds(30), grace: Duration = .seconds(10),
         restart: RestartPolicy = .always, healthWindow: Duration = .seconds(30), retryBase: Duration = .seconds(1),
-        maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1, health: HealthCheck? = nil
+        maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1, health: HealthCheck? = nil, keep: Int = 1
     ) {
+        self.keep = max(0, keep)
         self.health = health
         self.trialAttempts = max(1, trialAttempts)
         self.interval = interval
@@ -335,7 +339,7 @@ public actor Watcher: Service {
             logger.info(
                 "the new version passed its health window", metadata: ["update.version": "\(probation?.candidate.description ?? "")"])
             if let probation {
-                updater.confirmTrial(probation.previous)
+                updater.confirmTrial(probation.previous, keeping: configuration.keep)
                 self.probation = nil
             }
             return []

@@ -75,10 +75,10 @@ struct WatcherTests {
             let updateFolder = scenario.folder.updateDirectory
             #expect(FileManager.default.fileExists(atPath: updateFolder + "/trial.json"))
             #expect(FileManager.default.fileExists(atPath: updateFolder + "/previous-1.0"))
-            // The first check after the window confirms it: both go.
+            // The first check after the window confirms it: the record goes, v1 stays kept (--keep 1).
             _ = try await events.next("the check after the health window") { if case .upToDate = $0 { true } else { false } }
             #expect(!FileManager.default.fileExists(atPath: updateFolder + "/trial.json"))
-            #expect(!FileManager.default.fileExists(atPath: updateFolder + "/previous-1.0"))
+            #expect(FileManager.default.fileExists(atPath: updateFolder + "/previous-1.0"), "kept for autoupdate rollback")
             #expect(
                 (try? String(contentsOfFile: scenario.folder.auditLogPath, encoding: .utf8))?.contains("\"decision\":\"confirmed\"") == true
             )

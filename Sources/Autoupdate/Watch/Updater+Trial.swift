@@ -7,7 +7,7 @@ import Logging
 
 extension Updater {
     /// Installs a prepared update on **trial**: the trial record first (durably), then the
-    /// journaled install keeping the version it replaces. Until ``confirmTrial(_:)``, any start
+    /// journaled install keeping the version it replaces. Until ``confirmTrial(_:keeping:)``, any start
     /// by `watch` or `run` goes through ``resolveTrialForStart()``, which rolls back a candidate
     /// whose starts are used up.
     ///

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: an app installed, run, and updated from 1.0 to 2.0 over a local HTTPS server by
-# `autoupdate run`, with 2.0 first held back by a staged rollout, then fetched differentially.
+# `autoupdate run`, with 2.0 first held back by a staged rollout, then fetched differentially;
+# then `autoupdate watch` keeping a service up, and rolling back a 3.0 that never gets ready.
 # Everything happens in a temporary folder; the server stops when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +33,7 @@ openssl x509 -req -in "$demo/server.csr" -CA "$demo/ca.pem" -CAkey "$demo/ca-key
   -days 2 -sha256 -extfile "$demo/ext.cnf" -out "$demo/server.pem" 2>/dev/null
 echo "CA: $demo/ca.pem"
 
-say "Two versions of a small app"
+say "Three versions of a small app"
 for version in 1.0 2.0; do
   mkdir -p "$demo/src-$version/bin" "$demo/src-$version/share"
   cat > "$demo/src-$version/bin/hello" <<SCRIPT
@@ -44,13 +45,23 @@ echo "Asking for updates from inside the app, as pyautoupdate's check_new: \$("$
 SCRIPT
   chmod +x "$demo/src-$version/bin/hello"
 done
+# A long-running service for `autoupdate watch`: ready once it has written its ready file.
+for version in 1.0 2.0 3.0; do
+  mkdir -p "$demo/src-$version/bin"
+  if [ "$version" = 3.0 ]; then ready=": never ready: 3.0 hangs at its start"; else ready="touch \"\$AUTOUPDATE_DIR/ready-$version\""; fi
+  printf '#!/bin/sh\n%s\nexec sleep 3600\n' "$ready" > "$demo/src-$version/bin/service"
+  chmod +x "$demo/src-$version/bin/service"
+done
 echo "(the first release)" > "$demo/src-1.0/share/news.txt"
 # The same in both releases (64 kB that barely compress): the differential update reuses it
 # instead of fetching it.
 head -c 48000 /dev/urandom | base64 > "$demo/src-1.0/share/manual.txt"
 cp "$demo/src-1.0/share/manual.txt" "$demo/src-2.0/share/manual.txt"
 echo "(only the changed files' bytes fetched over HTTPS, each checked against the signed release index, installed atomically)" > "$demo/src-2.0/share/news.txt"
-find "$demo/src-1.0" "$demo/src-2.0" -type f | sed "s|$demo/||"
+mkdir -p "$demo/src-3.0/share"
+cp "$demo/src-2.0/bin/hello" "$demo/src-3.0/bin/hello"
+cp "$demo/src-2.0/share/"* "$demo/src-3.0/share/"
+find "$demo/src-1.0" "$demo/src-2.0" -type f | sed "s|$demo/||" | sort
 
 say "A signing key for releases (the app pins its public half)"
 "$autoupdate" keygen --secret-key "$demo/release.key" --public-key "$demo/release.pub"
@@ -91,5 +102,26 @@ sed 's/^/  /' "$demo/app/version_check.log"
 echo ".pyautodownloads/autoupdate-audit.jsonl (the differential download, then the install):"
 grep -E '"delta-staged"|"installed"' "$demo/app/.pyautodownloads/autoupdate-audit.jsonl" | tail -n 2 | sed 's/^/  /'
 
+
+say "autoupdate watch: keeps bin/service running; a new version must be ready within 3 s"
+health='test -e ready-$(cat version.txt)'
+echo "\$ autoupdate watch bin/service --url $url --dir app --ca-file ca.pem --public-key release.pub --interval 1 --jitter 0 --health-window 3 --health-cmd '$health' --health-interval 0.5"
+"$autoupdate" watch bin/service --url "$url" --dir "$demo/app" --ca-file "$demo/ca.pem" --public-key "$demo/release.pub" \
+  --interval 1 --jitter 0 --health-window 3 --health-cmd "$health" --health-interval 0.5 2> "$demo/watch.log" &
+watch_pid=$!
+wait_for() { # a line in the watch's log, for at most a minute
+  for _ in $(seq 1 240); do grep -q "$1" "$demo/watch.log" && return 0; sleep 0.25; done
+  echo "the watch did not print '$1' within a minute:"; cat "$demo/watch.log"; kill "$watch_pid"; exit 1
+}
+wait_for "started 2.0"
+say "Publishing 3.0, which hangs at its start: the watch installs it on trial, then rolls it back"
+"$autoupdate" publish "$demo/src-3.0" --version 3.0 --out "$demo/server" --secret-key "$demo/release.key" > /dev/null
+wait_for "rolled back 3.0"
+wait_for "started 2.0 (pid .*)$"
+kill -TERM "$watch_pid"; wait "$watch_pid" || true
+sed 's/^/  /' "$demo/watch.log"
+
+say "autoupdate status: 2.0 runs again, 3.0 is bad and never installed again"
+"$autoupdate" status --dir "$demo/app"
 
 say "Done: the server is stopped and the demo folder removed"

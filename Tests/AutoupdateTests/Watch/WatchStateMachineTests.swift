@@ -101,6 +101,24 @@ struct WatchStateMachineTests {
                 .rollbackFinished(succeeded: true, expect: [.startApp]),
             ]),
         Scenario(
+            "ready, confirmed, then crashing after its window: restarted, not rolled back",
+            health: true,
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(.prepared, expect: [.swap]),
+                .started(pid: 20, at: 2),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .startHealthChecks, .schedule(.probation, after: .seconds(30), generation: 1),
+                        .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
+                .ready,
+                .timer(.probation, generation: 1, at: 32, expect: [.discardPrevious]),
+                .exited(pid: 20, .exited(1), at: 40, expect: [.schedule(.restart, after: .milliseconds(750), generation: 2)]),
+            ]),
+        Scenario(
             "a trial resumed by a new watch gets a whole window again, and its readiness checks",
             health: true,
             [

@@ -21,6 +21,12 @@ struct WatchCommand: AsyncParsableCommand {
             """
     )
 
+    /// How a new version says it is ready, besides --health-cmd and --health-url.
+    enum Ready: String, CaseIterable, ExpressibleByArgument {
+        /// systemd's protocol: NOTIFY_SOCKET and READY=1.
+        case notify
+    }
+
     enum Restart: String, CaseIterable, ExpressibleByArgument {
         case always
         case onFailure = "on-failure"
@@ -81,6 +87,12 @@ struct WatchCommand: AsyncParsableCommand {
     )
     var healthURL: String?
 
+    @Option(
+        help:
+            "notify: the app gets NOTIFY_SOCKET, as under systemd, and a new version is ready once it sends READY=1 (sd_notify); instead of --health-cmd or --health-url."
+    )
+    var ready: Ready?
+
     @Option(help: "Seconds between two checks of --health-cmd or --health-url.")
     var healthInterval: Double = 2
 
@@ -106,8 +118,8 @@ struct WatchCommand: AsyncParsableCommand {
         if let healthCmd, healthCmd.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--health-cmd must be a command.")
         }
-        if healthCmd != nil, healthURL != nil {
-            throw ValidationError("--health-cmd and --health-url: give one of them.")
+        if [healthCmd != nil, healthURL != nil, ready != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("--health-cmd, --health-url and --ready: give one of them.")
         }
         if let healthURL {
             guard let url = URL(string: healthURL) else { throw ValidationError("--health-url: \(healthURL) is not a URL.") }
@@ -178,6 +190,7 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     private var healthProbe: HealthCheck.Probe? {
+        if ready == .notify { return .notify }
         if let healthCmd { return .command(healthCmd) }
         return healthURL.flatMap(URL.init(string:)).map { .url($0) }
     }

@@ -120,6 +120,16 @@ struct WatchCommandTests {
         return try JSONDecoder().decode(StatusReport.self, from: Data(result.stdout.utf8))
     }
 
+    /// What an app calling `sd_notify(0, "READY=1")` does, in Python (an abstract `@` address too).
+    static let notifyingReady = """
+        exec python3 -c 'import os, socket, time
+        a = os.environ["NOTIFY_SOCKET"]
+        a = "\\0" + a[1:] if a.startswith("@") else a
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(b"STATUS=warming up\\nREADY=1", a)
+        time.sleep(600)'
+        """
+
     /// A TCP port on 127.0.0.1 that nothing listens on (now).
     private func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -208,8 +218,8 @@ struct WatchCommandTests {
     }
 
     @Test(
-        "--health-cmd and --health-url: a new version never ready is rolled back within its window (+2 s); one that becomes ready is confirmed",
-        arguments: [("cmd", false), ("cmd", true), ("url", false), ("url", true)] as [(String, Bool)])
+        "--health-cmd, --health-url, --ready notify: a new version never ready is rolled back within its window (+2 s); one that becomes ready is confirmed",
+        arguments: [("cmd", false), ("cmd", true), ("url", false), ("url", true), ("notify", false), ("notify", true)] as [(String, Bool)])
     func readiness(probe: String, becomesReady: Bool) async throws {
         let scenario = try UpdateScenario(inMemory: true)
         try scenario.publish(noting("1.0"), version: "1.0")
@@ -221,23 +231,32 @@ struct WatchCommandTests {
             let port = try freePort()
             if becomesReady, case .text(let script, let mode) = v2["bin/app"] {
                 let ready =
-                    probe == "cmd"
-                    ? "touch \"$AUTOUPDATE_DIR/ready\"; exec sleep 600"
-                    : "exec python3 -m http.server \(port) --bind 127.0.0.1 --directory \"$AUTOUPDATE_DIR\""
+                    switch probe {
+                    case "cmd": "touch \"$AUTOUPDATE_DIR/ready\"; exec sleep 600"
+                    case "url": "exec python3 -m http.server \(port) --bind 127.0.0.1 --directory \"$AUTOUPDATE_DIR\""
+                    default: Self.notifyingReady
+                    }
                 v2["bin/app"] = .text(script.replacingOccurrences(of: "exec sleep 600", with: ready), mode: mode)
             }
-            // A Python web server starts slowly on a loaded machine: a longer window to be ready in.
-            let window = probe == "url" && becomesReady ? "8" : "1.5"
+            // Python starts slowly on a loaded machine: a longer window to be ready in.
+            let window = probe != "cmd" && becomesReady ? "5" : "1.5"
             let check =
-                probe == "cmd"
-                ? ["--health-cmd", "test -e \"$AUTOUPDATE_DIR/ready\""] : ["--health-url", "http://127.0.0.1:\(port)/"]
+                switch probe {
+                case "cmd": ["--health-cmd", "test -e \"$AUTOUPDATE_DIR/ready\""]
+                case "url": ["--health-url", "http://127.0.0.1:\(port)/"]
+                default: ["--ready", "notify"]
+                }
             try scenario.publish(v2, version: "2.0")
+            // With --ready notify, the watch runs as under systemd Type=notify: it has a
+            // NOTIFY_SOCKET of its own, and says READY=1 there once the app has.
+            let systemd = probe == "notify" ? try DatagramListener(path: scenario.work.url.appending(path: "systemd.sock").path) : nil
             let watch = try LiveProcess(
-                BuiltProducts.cli,
-                [
-                    "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
-                    "--health-window", window, "--health-interval", "0.1", "--grace", "1",
-                ] + check)
+                "/usr/bin/env",
+                (systemd.map { ["NOTIFY_SOCKET=\($0.path)"] } ?? []) + [BuiltProducts.cli]
+                    + [
+                        "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
+                        "--health-window", window, "--health-interval", "0.1", "--grace", "1",
+                    ] + check)
             _ = try await lines(watch, until: "started 1.0")
             watch.signal(SIGHUP)
             _ = try await lines(watch, until: "started 2.0")
@@ -251,6 +270,10 @@ struct WatchCommandTests {
                 #expect(confirmed == true, "the trial ends once the window has passed")
                 #expect(scenario.folder.readVersionDoc().value?.description == "2.0")
                 #expect(scenario.folder.readBadVersions().isEmpty)
+                if let systemd {
+                    let told = try systemd.receive(within: TestTiming.bound(.seconds(10)))
+                    #expect(told?.contains("READY=1") == true, "systemd was told: \(told ?? "nothing")")
+                }
             } else {
                 let seen = try await lines(watch, until: "rolled back 2.0 → 1.0")
                 #expect(seen.last?.contains("not ready within its 1.5 s health window") == true, "\(seen)")
@@ -271,6 +294,7 @@ struct WatchCommandTests {
             (["--health-url", "http://example.com/healthz"], "must be on 127.0.0.1, ::1 or localhost"),
             (["--health-url", "ftp://127.0.0.1/"], "must be http or https"),
             (["--health-cmd", "true", "--health-url", "http://127.0.0.1:8080/"], "give one of them"),
+            (["--ready", "notify", "--health-cmd", "true"], "give one of them"),
             (["--health-cmd", " "], "--health-cmd must be a command"),
             (["--health-passes", "0"], "--health-passes must be 1 or more"),
             (["--trial-attempts", "0"], "--trial-attempts must be 1 or more"),
@@ -278,5 +302,39 @@ struct WatchCommandTests {
             let result = try await ChildProcess.run(BuiltProducts.cli, base + flags)
             #expect(result.status == 64 && result.stderr.contains(message), "\(flags): \(result.status) \(result.stderr)")
         }
+    }
+}
+
+/// A datagram socket at a path, standing in for systemd's notification socket.
+private final class DatagramListener: Sendable {
+    let path: String
+    private let descriptor: Int32
+
+    init(path: String) throws {
+        self.path = path
+        descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+        }
+        guard descriptor >= 0, bound == 0 else { throw TestFailure("cannot bind \(path)") }
+    }
+
+    deinit {
+        close(descriptor)
+        unlink(path)
+    }
+
+    /// The next message, waiting at most `limit`.
+    func receive(within limit: Duration) throws -> String? {
+        var wait = timeval(tv_sec: Int(limit.components.seconds), tv_usec: 0)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
     }
 }

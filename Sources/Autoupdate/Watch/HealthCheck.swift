@@ -17,6 +17,9 @@ public struct HealthCheck: Sendable, Equatable {
         /// A GET on `http` or `https` at 127.0.0.1, ::1 or localhost; a 2xx answer passes
         /// (https is verified as updates are, `--ca-file` included).
         case url(URL)
+        /// The app says so itself, as under systemd: it gets `NOTIFY_SOCKET` and sends
+        /// `READY=1` (`sd_notify`).
+        case notify
     }
 
     public var probe: Probe
@@ -56,6 +59,8 @@ public struct HealthCheck: Sendable, Equatable {
     /// Asks once: whether the check passed within the timeout.
     func check(in folder: AppFolder, environment: [String: String], download: DownloadConfiguration) async -> Bool {
         switch probe {
+        case .notify:
+            return false  // the app's own message says it (see `Watcher`)
         case .command(let command):
             return await run(command, in: folder, environment: environment)
         case .url(let url) where url.scheme?.lowercased() == "https":

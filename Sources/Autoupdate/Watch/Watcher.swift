@@ -140,6 +140,8 @@ public actor Watcher: Service {
         case checkFinished(WatchStateMachine.CheckResult, failure: (any Error)?)
         /// The readiness checks of this generation passed.
         case ready(generation: Int)
+        /// The app sent a notification (`READY=1`, `STATUS=…`).
+        case notified([String: String])
         case shutdown
     }
 
@@ -151,6 +153,13 @@ public actor Watcher: Service {
     private var probation: (previous: PreviousVersion, candidate: Version)?
     /// The readiness checks running now; a new probation, or its end, supersedes them.
     private var healthGeneration = 0
+    /// With `--ready notify`: the socket the app reports to, and whether the app running now
+    /// has said `READY=1`.
+    private let notifySocket: NotifySocket?
+    private var appSaidReady = false
+    /// autoupdate's own `NOTIFY_SOCKET` (under systemd `Type=notify`), told once the app is up.
+    private let systemdNotify: String?
+    private var toldSystemd = false
 
     /// - Parameters: as ``Launcher``'s, plus the watch's ``WatchConfiguration``.
     public init(
@@ -179,8 +188,17 @@ public actor Watcher: Service {
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,
             logLevel: logger.logLevel, kwargs: kwargs, caFile: download.caFile, trust: trust, channel: channel, pin: pin)
-        supervisor = ProcessSupervisor(
-            context.appConfiguration(arguments: args, grace: configuration.grace, adoptsOrphans: adoptsOrphans), logger: logger)
+        var app = context.appConfiguration(arguments: args, grace: configuration.grace, adoptsOrphans: adoptsOrphans)
+        // systemd's socket is autoupdate's, not the app's; with --ready notify the app gets ours.
+        systemdNotify = app.environment.removeValue(forKey: "NOTIFY_SOCKET").flatMap { $0.isEmpty ? nil : $0 }
+        if configuration.health?.probe == .notify {
+            let socket = try NotifySocket(in: folder)
+            app.environment["NOTIFY_SOCKET"] = socket.address
+            notifySocket = socket
+        } else {
+            notifySocket = nil
+        }
+        supervisor = ProcessSupervisor(app, logger: logger)
         (events, eventSink) = AsyncStream.makeStream(of: WatchEvent.self, bufferingPolicy: .bufferingNewest(512))
         (wakeups, wakeupSink) = AsyncStream.makeStream(of: Wakeup.self)
     }
@@ -222,6 +240,18 @@ public actor Watcher: Service {
         case .none, .cleared:
             break
         }
+        // The app's notifications, read by a thread of ours in short waits until the watch ends.
+        let listening = Locked(true)
+        let listener = notifySocket.map { socket in
+            BackgroundThread.start(name: "autoupdate.notify") { [sink = wakeupSink] in
+                while listening.withLock({ $0 }) {
+                    if let message = socket.receive() {
+                        sink.yield(.notified(message))
+                    }
+                }
+            }
+        }
+        defer { listening.withLock { $0 = false } }
         try await startApp()
         let initial = resumedTrial ? machine.trialResumed() : []
         let sink = wakeupSink
@@ -232,6 +262,8 @@ public actor Watcher: Service {
         } onGracefulShutdown: {
             sink.yield(.shutdown)
         }
+        listening.withLock { $0 = false }
+        await listener?.value
         // Cancelled, shut down or ended by the policy: stop the app gracefully, keep what is
         // installed. A new version still on trial stays so, with its kept version: the next
         // start decides it.
@@ -288,6 +320,8 @@ public actor Watcher: Service {
                 if generation == healthGeneration {
                     machine.appReady()
                 }
+            case .notified(let message):
+                noted(message)
             case .shutdown:
                 healthGeneration += 1
                 pending = machine.stop()
@@ -359,6 +393,10 @@ public actor Watcher: Service {
             sink.yield(.exited(pid: pid, status: status, at: .now))
         }
         machine.appStarted(pid: pid, at: .now)
+        appSaidReady = false
+        if configuration.health?.probe != .notify {
+            tellSystemdReady()
+        }
         let started = WatchEvent.started(pid: pid, version: folder.readVersionDoc().value)
         if announce {
             eventSink.yield(started)
@@ -456,6 +494,11 @@ public actor Watcher: Service {
     private func startHealthChecks(group: inout DiscardingTaskGroup) {
         guard let health = configuration.health else { return }
         healthGeneration += 1
+        if health.probe == .notify {
+            // The app's READY=1 is the check; it may have come already.
+            if appSaidReady { machine.appReady() }
+            return
+        }
         let generation = healthGeneration
         let folder = folder
         let sink = wakeupSink
@@ -479,6 +522,27 @@ public actor Watcher: Service {
                 guard (try? await Task.sleep(for: health.interval)) != nil else { return }
             }
         }
+    }
+
+    /// A notification from the app: `READY=1` makes a new version on probation ready (and tells
+    /// systemd, once, that the service is up); `STATUS=` is logged.
+    private func noted(_ message: [String: String]) {
+        if let status = message["STATUS"] {
+            logger.info("the app says", metadata: ["app.status": "\(status)"])
+        }
+        guard message["READY"] == "1", !appSaidReady else { return }
+        appSaidReady = true
+        logger.info("the app is ready", metadata: ["process.pid": "\(machine.appPID ?? 0)"])
+        machine.appReady()
+        tellSystemdReady()
+    }
+
+    /// Under systemd `Type=notify`: the service is up (once the app is ready, with
+    /// `--ready notify`; once it has started, otherwise).
+    private func tellSystemdReady() {
+        guard let systemdNotify, !toldSystemd else { return }
+        toldSystemd = true
+        NotifySocket.send("READY=1\nMAINPID=\(getpid())\n", to: systemdNotify)
     }
 
     private func isCurrent(healthGeneration generation: Int) -> Bool {

@@ -70,7 +70,7 @@ struct Installer: Sendable {
         var replacedFolders: [String]?
         /// Old files that the new tree holds unchanged and that stay where they are (a
         /// differential update): listed in both entry lists, moved by neither the install nor a
-        /// rollback. (Absent before autoupdate 0.3.)
+        /// rollback. (Absent in journals of full installs and of earlier versions.)
         var keptEntries: [String]?
     }
 

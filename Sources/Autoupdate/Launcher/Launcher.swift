@@ -242,7 +242,14 @@ public final class Launcher: Sendable {
         }
         // A new version on trial (installed by a watch that did not live to confirm it): another
         // start while it has some left, else the previous version back, before anything starts.
-        let trial = try await updater.resolveTrialForStart()
+        let trial: TrialResolution
+        do {
+            trial = try await updater.resolveTrialForStart()
+        } catch {
+            // Whatever is installed is whole (every step is journaled): it starts.
+            logger.attention("cannot decide the trial; starting what is installed", metadata: ["error": "\(error)"])
+            trial = .none
+        }
         let lock = try await folder.waitingBriefly(for: folder.lockForRunning)
         let sink = eventSink
         let pid = try await supervisor.start(

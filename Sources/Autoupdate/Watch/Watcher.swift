@@ -231,14 +231,19 @@ public actor Watcher: Service {
         }
         // A trial the last watch (or machine) left undecided is decided before anything starts.
         var resumedTrial = false
-        switch try await updater.resolveTrialForStart() {
-        case .continuing(let candidate, let previous, _, _):
-            probation = (previous, candidate)
-            resumedTrial = true
-        case .rolledBack(let bad, let previous):
-            eventSink.yield(.rolledBack(bad: bad, to: previous, reason: "its trial was not confirmed before the last watch ended"))
-        case .none, .cleared:
-            break
+        do {
+            switch try await updater.resolveTrialForStart() {
+            case .continuing(let candidate, let previous, _, _):
+                probation = (previous, candidate)
+                resumedTrial = true
+            case .rolledBack(let bad, let previous):
+                eventSink.yield(.rolledBack(bad: bad, to: previous, reason: "its trial was not confirmed before the last watch ended"))
+            case .none, .cleared:
+                break
+            }
+        } catch {
+            // Whatever is installed is whole (every step is journaled): it starts.
+            logger.attention("cannot decide the trial; starting what is installed", metadata: ["error": "\(error)"])
         }
         // The app's notifications, read by a thread of ours in short waits until the watch ends.
         let listening = Locked(true)

@@ -71,4 +71,35 @@ struct RollbackCommandTests {
             _ = await launcher.processTerminate()
         }
     }
+
+    @Test("as a non-root user, with a read-only folder in the release: rollback and status")
+    func unprivileged() async throws {
+        let scenario = try UpdateScenario()
+        func app(_ version: String) -> [String: UpdateScenario.Content] {
+            var tree = Self.app(version)
+            tree["share/notes.txt"] = .text("notes of \(version)\n")
+            tree["share"] = .folder(mode: 0o555)
+            return tree
+        }
+        try scenario.publish(app("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server async throws -> Void in
+            _ = try await updater(scenario, server).update()
+            for version in ["2.0", "3.0"] {
+                try scenario.publish(app(version), version: version)
+                func update() async throws {
+                    let prepared = try #require(try await updater(scenario, server).prepare())
+                    let kept = try await updater(scenario, server).installOnTrial(prepared)
+                    try updater(scenario, server).confirmTrial(kept, keeping: 2)
+                }
+                try await update()
+            }
+        }
+        try Unprivileged.give(scenario.work.url)
+        let dir = scenario.appFolder.path
+        let back = try await Unprivileged.run(BuiltProducts.cli, ["rollback", "--dir", dir])
+        #expect(back.status == 0 && back.stdout.contains("rolled back 3.0 → 2.0"), "\(back.stdout)\(back.stderr)")
+        #expect(try scenario.appFiles() == UpdateScenario.snapshot(app("2.0")))
+        let status = try await Unprivileged.run(BuiltProducts.cli, ["status", "--dir", dir, "--json"])
+        #expect(status.status == 0 && status.stdout.contains("\"kept\":[\"1.0\",\"3.0\"]"), "\(status.stdout)\(status.stderr)")
+    }
 }

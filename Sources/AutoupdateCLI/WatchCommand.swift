@@ -93,6 +93,9 @@ struct WatchCommand: AsyncParsableCommand {
     )
     var ready: Ready?
 
+    @Option(help: "With --ready notify: seconds within which the app must send WATCHDOG=1 once ready; a missed ping stops it as hung.")
+    var watchdog: Double?
+
     @Option(help: "Seconds between two checks of --health-cmd or --health-url.")
     var healthInterval: Double = 2
 
@@ -106,6 +109,10 @@ struct WatchCommand: AsyncParsableCommand {
     var arguments: [String] = []
 
     func validate() throws {
+        if let watchdog {
+            guard ready == .notify else { throw ValidationError("--watchdog needs --ready notify: the pings come over NOTIFY_SOCKET.") }
+            guard watchdog.isFinite, watchdog > 0 else { throw ValidationError("--watchdog must be a number of seconds above 0.") }
+        }
         guard keep >= 0 else {
             throw ValidationError("--keep must be 0 or more.")
         }
@@ -155,7 +162,7 @@ struct WatchCommand: AsyncParsableCommand {
                     health: healthProbe.map {
                         HealthCheck(
                             $0, interval: Self.duration(healthInterval), passes: healthPasses, timeout: Self.duration(healthTimeout))
-                    }, keep: keep),
+                    }, keep: keep, watchdog: watchdog.map(Self.duration)),
                 logger: Logger(label: "autoupdate"))
             let printer = Task {
                 for await event in watcher.events {

@@ -287,6 +287,33 @@ struct WatchCommandTests {
         }
     }
 
+    @Test("--watchdog: an app that says READY=1 and then stops pinging is stopped as hung and started again")
+    func watchdog() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        var app = noting("1.0")
+        if case .text(let script, let mode) = app["bin/app"] {
+            app["bin/app"] = .text(script.replacingOccurrences(of: "exec sleep 600", with: Self.notifyingReady), mode: mode)
+        }
+        try scenario.publish(app, version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let dir = scenario.appFolder.path
+            #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
+            let watch = try LiveProcess(
+                BuiltProducts.cli,
+                [
+                    "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
+                    "--ready", "notify", "--watchdog", "0.5", "--grace", "1",
+                ])
+            let first = try await lines(watch, until: "started 1.0")
+            let hung = try await lines(watch, until: "missed its watchdog")
+            let again = try await lines(watch, until: "started 1.0")
+            #expect(try pid(in: first.last ?? "") != pid(in: again.last ?? ""), "\(first + hung + again)")
+            watch.signal(SIGTERM)
+            #expect(try await watch.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
+        }
+    }
+
     @Test("readiness flags that cannot work are usage errors naming them")
     func readinessFlags() async throws {
         let base = ["watch", "bin/app", "--url", "https://127.0.0.1:1/", "--dir", "/nonexistent"]
@@ -298,6 +325,7 @@ struct WatchCommandTests {
             (["--health-cmd", " "], "--health-cmd must be a command"),
             (["--health-passes", "0"], "--health-passes must be 1 or more"),
             (["--trial-attempts", "0"], "--trial-attempts must be 1 or more"),
+            (["--watchdog", "5"], "--watchdog needs --ready notify"),
         ] {
             let result = try await ChildProcess.run(BuiltProducts.cli, base + flags)
             #expect(result.status == 64 && result.stderr.contains(message), "\(flags): \(result.status) \(result.stderr)")

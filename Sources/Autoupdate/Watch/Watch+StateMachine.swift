@@ -16,6 +16,8 @@ struct WatchStateMachine {
         case restart
         /// The end of a new version's health window, when it must prove it is ready.
         case probation
+        /// The app's watchdog (`--watchdog`): a ping must come before it fires.
+        case watchdog
     }
 
     enum Action: Sendable, Equatable {
@@ -33,6 +35,9 @@ struct WatchStateMachine {
         case discardPrevious
         /// Start asking whether the new version is ready (``appReady()`` once it is).
         case startHealthChecks
+        /// The app missed its watchdog: stop it (SIGTERM, then SIGKILL); its exit is then a
+        /// failure like any other (a rollback within the health window, else a restart).
+        case stopHungApp
         /// The watch is over, with this exit code.
         case end(exitCode: Int32)
     }
@@ -63,7 +68,7 @@ struct WatchStateMachine {
     /// The app's pid while it runs; `nil` while it is down (or being swapped).
     private(set) var appPID: Int32?
     private var lastStart: Instant?
-    private var generations: [Timer: Int] = [.check: 0, .restart: 0, .probation: 0]
+    private var generations: [Timer: Int] = [.check: 0, .restart: 0, .probation: 0, .watchdog: 0]
     private var failedChecks = 0
     private var failedRuns = 0
     /// A new version on probation until then.
@@ -85,6 +90,8 @@ struct WatchStateMachine {
     mutating func appStarted(pid: Int32, at now: Instant) {
         appPID = pid
         lastStart = now
+        // A new process: the last one's watchdog is over (this one's starts with its first ping).
+        generations[.watchdog, default: 0] += 1
     }
 
     /// The app just started is a new version still on trial from an earlier watch: its health
@@ -107,6 +114,22 @@ struct WatchStateMachine {
     mutating func appReady() {
         guard probationEnds != nil else { return }
         isReady = true
+    }
+
+    /// The app said it is alive (`WATCHDOG=1`, or `READY=1`, which arms the watchdog): with
+    /// `--watchdog`, the next ping is due within that long.
+    mutating func appPinged() -> [Action] {
+        guard let watchdog = configuration.watchdog, appPID != nil, !isOver else { return [] }
+        return [schedule(.watchdog, after: watchdog)]
+    }
+
+    /// The app asked for more time to get ready (`EXTEND_TIMEOUT_USEC`): its health window ends
+    /// no sooner than `extra` from now.
+    mutating func probationExtended(by extra: Duration, at now: Instant) -> [Action] {
+        guard let ends = probationEnds, now + extra > ends else { return [] }
+        probationEnds = now + extra
+        guard configuration.health != nil else { return [] }
+        return [schedule(.probation, after: extra)]
     }
 
     /// The app could not be started: try again later.
@@ -163,6 +186,9 @@ struct WatchStateMachine {
             return checkDue(at: now)
         case .restart:
             return appPID == nil ? [.startApp] : []
+        case .watchdog:
+            guard appPID != nil else { return [] }
+            return [.stopHungApp]
         case .probation:
             guard probationEnds != nil else { return [] }
             probationEnds = nil
@@ -261,6 +287,7 @@ struct WatchStateMachine {
         generations[.check, default: 0] += 1
         generations[.restart, default: 0] += 1
         generations[.probation, default: 0] += 1
+        generations[.watchdog, default: 0] += 1
         probationEnds = nil
         return [.end(exitCode: 0)]
     }

@@ -47,12 +47,18 @@ public struct WatchConfiguration: Sendable {
     /// How many replaced versions stay kept in the update folder once a new version is
     /// confirmed, for `autoupdate rollback` (the lowest versions go first). Default 1.
     public var keep: Int
+    /// With readiness by notification: the app must send `WATCHDOG=1` at least this often once
+    /// it has said `READY=1`; a missed ping stops it as hung (a failure: rolled back within the
+    /// health window, restarted after it).
+    public var watchdog: Duration?
 
     public init(
         interval: Duration = .seconds(300), jitter: Duration = .seconds(30), grace: Duration = .seconds(10),
         restart: RestartPolicy = .always, healthWindow: Duration = .seconds(30), retryBase: Duration = .seconds(1),
-        maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1, health: HealthCheck? = nil, keep: Int = 1
+        maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1, health: HealthCheck? = nil, keep: Int = 1,
+        watchdog: Duration? = nil
     ) {
+        self.watchdog = watchdog
         self.keep = max(0, keep)
         self.health = health
         self.trialAttempts = max(1, trialAttempts)
@@ -326,7 +332,7 @@ public actor Watcher: Service {
                     machine.appReady()
                 }
             case .notified(let message):
-                noted(message)
+                pending = noted(message)
             case .shutdown:
                 healthGeneration += 1
                 pending = machine.stop()
@@ -372,6 +378,11 @@ public actor Watcher: Service {
             return await rollBack(because: reason)
         case .startHealthChecks:
             startHealthChecks(group: &group)
+            return []
+        case .stopHungApp:
+            logger.attention(
+                "the app missed its watchdog; stopping it", metadata: ["watch.watchdog": "\(configuration.watchdog ?? .zero)"])
+            _ = await supervisor.terminate()
             return []
         case .discardPrevious:
             healthGeneration += 1
@@ -531,15 +542,24 @@ public actor Watcher: Service {
 
     /// A notification from the app: `READY=1` makes a new version on probation ready (and tells
     /// systemd, once, that the service is up); `STATUS=` is logged.
-    private func noted(_ message: [String: String]) {
+    private func noted(_ message: [String: String]) -> [WatchStateMachine.Action] {
         if let status = message["STATUS"] {
             logger.info("the app says", metadata: ["app.status": "\(status)"])
         }
-        guard message["READY"] == "1", !appSaidReady else { return }
-        appSaidReady = true
-        logger.info("the app is ready", metadata: ["process.pid": "\(machine.appPID ?? 0)"])
-        machine.appReady()
-        tellSystemdReady()
+        var actions: [WatchStateMachine.Action] = []
+        if let extra = message["EXTEND_TIMEOUT_USEC"].flatMap(Int64.init), extra > 0 {
+            actions += machine.probationExtended(by: .microseconds(extra), at: .now)
+        }
+        if message["WATCHDOG"] == "1" || message["READY"] == "1" {
+            actions += machine.appPinged()
+        }
+        if message["READY"] == "1", !appSaidReady {
+            appSaidReady = true
+            logger.info("the app is ready", metadata: ["process.pid": "\(machine.appPID ?? 0)"])
+            machine.appReady()
+            tellSystemdReady()
+        }
+        return actions
     }
 
     /// Under systemd `Type=notify`: the service is up (once the app is ready, with

@@ -22,6 +22,8 @@ struct WatchStateMachineTests {
         case stop(expect: [Action])
         /// The readiness check passed.
         case ready
+        case pinged(expect: [Action])
+        case extended(seconds: Double, at: Double, expect: [Action])
         case trialResumed(expect: [Action])
     }
 
@@ -43,13 +45,19 @@ struct WatchStateMachineTests {
         let restart: WatchConfiguration.RestartPolicy
         /// With a readiness check (`--health-cmd`).
         let health: Bool
+        /// With a 10 s watchdog.
+        let watchdog: Bool
         let steps: [Step]
         var testDescription: String { name }
 
-        init(_ name: String, restart: WatchConfiguration.RestartPolicy = .always, health: Bool = false, _ steps: [Step]) {
+        init(
+            _ name: String, restart: WatchConfiguration.RestartPolicy = .always, health: Bool = false, watchdog: Bool = false,
+            _ steps: [Step]
+        ) {
             self.name = name
             self.restart = restart
             self.health = health
+            self.watchdog = watchdog
             self.steps = steps
         }
     }
@@ -61,6 +69,39 @@ struct WatchStateMachineTests {
         retryBase: .seconds(1), maxRestartDelay: .seconds(8))
 
     static let scenarios: [Scenario] = [
+        Scenario(
+            "--watchdog: each ping moves the deadline; a missed one stops the app as hung; a new process starts a new watchdog",
+            watchdog: true,
+            [
+                .started(pid: 10, at: 0),
+                .pinged(expect: [.schedule(.watchdog, after: .seconds(10), generation: 2)]),
+                .pinged(expect: [.schedule(.watchdog, after: .seconds(10), generation: 3)]),
+                .timer(.watchdog, generation: 2, at: 10, expect: []),
+                .timer(.watchdog, generation: 3, at: 12, expect: [.stopHungApp]),
+                .exited(pid: 10, .signaled(15), at: 13, expect: [.schedule(.restart, after: .milliseconds(750), generation: 1)]),
+                .started(pid: 11, at: 14),
+                .timer(.watchdog, generation: 3, at: 20, expect: []),
+            ]),
+        Scenario(
+            "EXTEND_TIMEOUT_USEC pushes a health window's end out, never in",
+            health: true,
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(.prepared, expect: [.swap]),
+                .started(pid: 20, at: 2),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .startHealthChecks, .schedule(.probation, after: .seconds(30), generation: 1),
+                        .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
+                .extended(seconds: 5, at: 10, expect: []),
+                .extended(seconds: 40, at: 10, expect: [.schedule(.probation, after: .seconds(40), generation: 2)]),
+                .timer(.probation, generation: 1, at: 32, expect: []),
+                .ready,
+                .timer(.probation, generation: 2, at: 50, expect: [.discardPrevious]),
+            ]),
         Scenario(
             "with a readiness check, a new version ready within its window is confirmed when the window ends",
             health: true,
@@ -300,6 +341,7 @@ struct WatchStateMachineTests {
         var configuration = Self.configuration
         configuration.restart = scenario.restart
         configuration.health = scenario.health ? HealthCheck(command: "test -e ready") : nil
+        configuration.watchdog = scenario.watchdog ? .seconds(10) : nil
         var machine = Machine(configuration: configuration, random: { 0.5 })
         let base = ContinuousClock.now
         func at(_ seconds: Double) -> ContinuousClock.Instant { base + .seconds(seconds) }
@@ -328,6 +370,10 @@ struct WatchStateMachineTests {
                 #expect(machine.stop() == expected, label)
             case .ready:
                 machine.appReady()
+            case .pinged(let expected):
+                #expect(machine.appPinged() == expected, label)
+            case .extended(let seconds, let time, let expected):
+                #expect(machine.probationExtended(by: .seconds(seconds), at: at(time)) == expected, label)
             case .trialResumed(let expected):
                 #expect(machine.trialResumed() == expected, label)
             }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -353,6 +354,31 @@ static inline int autoupdate_reclaim_terminal(int terminal) {
     int result = tcsetpgrp(terminal, getpgrp());
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return result == 0 ? 0 : errno;
+}
+
+/// Receives one datagram into `buffer` and, in `*pid`, its sender's pid from the kernel's
+/// credentials (0 when there were none). The socket must have `SO_PASSCRED` set. The corresponding
+/// C call is `recvmsg` with an `SCM_CREDENTIALS` control message (`struct ucred`, whose first
+/// field is the pid; the struct itself is a GNU extension, not declared here).
+static inline long autoupdate_recv_with_pid(int descriptor, void *buffer, unsigned long size, int *pid) {
+    struct iovec vector = { buffer, size };
+    union { struct cmsghdr align; char bytes[CMSG_SPACE(3 * sizeof(int))]; } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof control.bytes;
+    long count = recvmsg(descriptor, &message, 0);
+    *pid = 0;
+    if (count < 0) return count;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == 2 /* SCM_CREDENTIALS */
+            && header->cmsg_len >= CMSG_LEN(3 * sizeof(int))) {
+            memcpy(pid, CMSG_DATA(header), sizeof(int));
+        }
+    }
+    return count;
 }
 
 #endif

@@ -275,6 +275,11 @@ struct WatchCommandTests {
                     #expect(told?.contains("READY=1") == true, "systemd was told: \(told ?? "nothing")")
                 }
             } else {
+                if probe == "notify" {
+                    // Another process saying READY=1 on the app's socket (a late message of the
+                    // replaced version, say) does not count.
+                    try DatagramListener.send("READY=1", to: scenario.folder.updateDirectory + "/notify-\(watch.pid).sock")
+                }
                 let seen = try await lines(watch, until: "rolled back 2.0 → 1.0")
                 #expect(seen.last?.contains("not ready within its 1.5 s health window") == true, "\(seen)")
                 #expect(clock.now - startedAt < TestTiming.bound(.milliseconds(3500)), "within the window + 2 s: \(clock.now - startedAt)")
@@ -355,6 +360,23 @@ private final class DatagramListener: Sendable {
     deinit {
         close(descriptor)
         unlink(path)
+    }
+
+    /// Sends one datagram to the socket at `path`.
+    static func send(_ message: String, to path: String) throws {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+        let sent = Array(message.utf8).withUnsafeBytes { data in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, data.baseAddress, data.count, 0, $0, length) }
+            }
+        }
+        guard sent == message.utf8.count else { throw TestFailure("cannot send to \(path)") }
     }
 
     /// The next message, waiting at most `limit`.

@@ -1,3 +1,4 @@
+internal import CAutoupdateSystem
 import Foundation
 import SystemPackage
 #if canImport(Glibc)
@@ -31,6 +32,9 @@ final class NotifySocket: Sendable {
         }
         var wait = timeval(tv_sec: 0, tv_usec: 200_000)
         _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        // Each message comes with its sender's pid: only the app's own count.
+        var on: Int32 = 1
+        _ = setsockopt(descriptor, SOL_SOCKET, 16 /* SO_PASSCRED */, &on, socklen_t(MemoryLayout<Int32>.size))
         let bound = Self.withAddress(address) { bind(descriptor, $0, $1) }
         guard bound == 0 else {
             let error = Errno.current
@@ -44,10 +48,12 @@ final class NotifySocket: Sendable {
         if let path { unlink(path) }
     }
 
-    /// The next message's fields, waiting at most 200 ms; `nil` when none came.
-    func receive() -> [String: String]? {
+    /// The next message's fields and its sender's pid (0 when unknown), waiting at most 200 ms;
+    /// `nil` when none came.
+    func receive() -> (sender: Int32, fields: [String: String])? {
         var buffer = [UInt8](repeating: 0, count: 4096)
-        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        var sender: Int32 = 0
+        let count = buffer.withUnsafeMutableBytes { autoupdate_recv_with_pid(descriptor, $0.baseAddress, UInt($0.count), &sender) }
         guard count > 0 else { return nil }
         var fields: [String: String] = [:]
         for line in buffer[..<count].split(separator: UInt8(ascii: "\n")) {
@@ -55,7 +61,7 @@ final class NotifySocket: Sendable {
             guard let equals = text.firstIndex(of: "=") else { continue }
             fields[String(text[..<equals])] = String(text[text.index(after: equals)...])
         }
-        return fields
+        return (sender, fields)
     }
 
     /// Sends `message` to a notification socket (autoupdate's own, under systemd); best effort.

@@ -146,8 +146,8 @@ public actor Watcher: Service {
         case checkFinished(WatchStateMachine.CheckResult, failure: (any Error)?)
         /// The readiness checks of this generation passed.
         case ready(generation: Int)
-        /// The app sent a notification (`READY=1`, `STATUS=…`).
-        case notified([String: String])
+        /// A notification (`READY=1`, `STATUS=…`) from process `sender`.
+        case notified(sender: Int32, [String: String])
         case shutdown
     }
 
@@ -256,8 +256,8 @@ public actor Watcher: Service {
         let listener = notifySocket.map { socket in
             BackgroundThread.start(name: "autoupdate.notify") { [sink = wakeupSink] in
                 while listening.withLock({ $0 }) {
-                    if let message = socket.receive() {
-                        sink.yield(.notified(message))
+                    if let (sender, message) = socket.receive() {
+                        sink.yield(.notified(sender: sender, message))
                     }
                 }
             }
@@ -331,8 +331,14 @@ public actor Watcher: Service {
                 if generation == healthGeneration {
                     machine.appReady()
                 }
-            case .notified(let message):
-                pending = noted(message)
+            case .notified(let sender, let message):
+                // Only the app running now counts (it or a process of its group): a late
+                // message of the version it replaced must not make it ready.
+                if let app = machine.appPID, sender > 0, sender == app || getpgid(sender) == app {
+                    pending = noted(message)
+                } else {
+                    logger.debug("a notification not from the app is ignored", metadata: ["process.pid": "\(sender)"])
+                }
             case .shutdown:
                 healthGeneration += 1
                 pending = machine.stop()

@@ -87,19 +87,10 @@ extension AppFolder {
         guard let size = try? handle.seekToEnd() else { return nil }
         let start = size > 65_536 ? size - 65_536 : 0
         guard (try? handle.seek(toOffset: start)) != nil, let data = try? handle.readToEnd() else { return nil }
-        struct Record: Decodable {
-            var time: String
-            var event: String
-            var decision: String
-            var version: String?
-            var channel: String?
-            var serial: UInt64?
-            var reason: String?
-        }
         let decoder = JSONDecoder()
         for line in data.split(separator: UInt8(ascii: "\n")).reversed() {
             // The first line of the tail may be cut: it does not decode, and is skipped.
-            guard let record = try? decoder.decode(Record.self, from: Data(line)), record.event == "check" else { continue }
+            guard let record = try? decoder.decode(AuditLog.Record.self, from: Data(line)), record.event == "check" else { continue }
             return AppStatus.LastCheck(
                 time: record.time, result: record.decision, version: record.version, channel: record.channel, serial: record.serial,
                 reason: record.reason)

@@ -10,7 +10,8 @@ import Foundation
 ///
 /// Writing is best effort: an audit line that cannot be written never blocks an update.
 struct AuditLog: Sendable {
-    struct Record: Encodable {
+    /// One line; `autoupdate status` reads the last check back.
+    struct Record: Codable {
         var time: String
         var event: String
         var url: String?

@@ -103,6 +103,110 @@ struct CrashConsistencyTests {
         }
     }
 
+    /// An app folder's own files, or a kept tree's: no layout or bookkeeping file.
+    static func contents(_ folder: URL) throws -> TreeSnapshot {
+        let layout = AppLayout()
+        let skipped: Set<String> = [layout.updateDir, layout.versionCheckLog, layout.queueUpdate, layout.versionDoc, layout.fileList]
+        return try TreeSnapshot(folder).filtering { !skipped.contains(String($0.split(separator: "/").first ?? "")) }
+    }
+
+    @Test(
+        "a rollback (autoupdate rollback, and a trial's at the next start) killed at each named step and at random moments: exactly the version before with its kept version whole, or exactly the one put back with the one it replaced kept and marked bad"
+    )
+    func rollbackKilled() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(Self.tree(1, scale: 20), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let installed = try await autoupdate("update", "--url", url, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile)
+            try #require(installed.status == 0, "\(installed.stderr)")
+            try scenario.publish(Self.tree(2, scale: 20), version: "2.0")
+            // v2 installed on trial with v1 kept: as `watch` leaves it during a health window.
+            let updater = Updater(
+                folder: scenario.folder, url: try UpdateURL(url),
+                configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)), logger: Logger(label: "test"))
+            let prepared = try #require(try await updater.prepare())
+            _ = try #require(try await updater.installOnTrial(prepared))
+        }
+        let v1 = try UpdateScenario.snapshot(Self.tree(1, scale: 20))
+        let v2 = try UpdateScenario.snapshot(Self.tree(2, scale: 20))
+        let pristine = scenario.appFolder
+        #expect(try Self.contents(pristine) == v2)
+        #expect(try Self.contents(pristine.appending(path: ".pyautodownloads/previous-1.0")) == v1)
+
+        /// After recovery: v2 with v1 kept (`back` false), or v1 with v2 kept and marked bad.
+        func expectWhole(_ app: URL, back: Bool, explicit: Bool, _ label: String) throws {
+            let folder = AppFolder(path: app.path)
+            let kept = app.appending(path: ".pyautodownloads")
+            #expect(!FileManager.default.fileExists(atPath: kept.appending(path: "journal.json").path), "\(label): the journal remains")
+            if back {
+                #expect(try folder.readVersionDoc().value?.description == "1.0" && Self.contents(app) == v1, "\(label): not exactly v1")
+                #expect(folder.readBadVersions().map(\.description) == ["2.0"], "\(label): 2.0 not marked bad")
+                #expect(!FileManager.default.fileExists(atPath: kept.appending(path: "previous-1.0").path), "\(label)")
+                if explicit {
+                    #expect(try Self.contents(kept.appending(path: "previous-2.0")) == v2, "\(label): 2.0 not kept whole")
+                }
+            } else {
+                #expect(try folder.readVersionDoc().value?.description == "2.0" && Self.contents(app) == v2, "\(label): not exactly v2")
+                #expect(folder.readBadVersions().isEmpty, "\(label)")
+                #expect(try Self.contents(kept.appending(path: "previous-1.0")) == v1, "\(label): the kept 1.0 is not whole")
+            }
+        }
+        func copy(_ name: String) async throws -> URL {
+            let app = scenario.work.url.appending(path: name)
+            try await shell("cp -a '\(pristine.path)' '\(app.path)'", in: scenario.work.url)
+            return app
+        }
+        func rollback(_ app: URL) -> [String] { ["rollback", "--dir", app.path] }
+        /// The trial's rollback, by the next start: `run` decides the trial (no starts left), then starts the app.
+        func run(_ app: URL) -> [String] { ["run", "bin/app", "--url", "https://127.0.0.1:9/", "--dir", app.path, "--update", "never"] }
+
+        var outcomes = (before: 0, back: 0)
+        for explicit in [true, false] {
+            for step in InstallStep.allCases where !step.rawValue.hasPrefix("rollback-") {
+                let label = "\(explicit ? "rollback" : "trial") killed at \(step.rawValue)"
+                let app = try await copy("\(explicit ? "explicit" : "trial")-\(step.rawValue)")
+                let killed = try await ChildProcess.run(
+                    BuiltProducts.cli, explicit ? rollback(app) : run(app), environment: ["AUTOUPDATE_TEST_KILL_AT_STEP": step.rawValue])
+                try #require(killed.status == SIGKILL, "\(label): not killed: \(killed.stderr)")
+                let recovered = try await autoupdate("recover", "--dir", app.path)
+                #expect(recovered.status == 0, "\(label): \(recovered.stderr)")
+                if explicit {
+                    try expectWhole(app, back: step.isCommitted, explicit: true, label)
+                } else {
+                    // The trial's record finishes what the kill interrupted, before the app starts.
+                    let ran = try await autoupdate(run(app))
+                    #expect(ran.stdout == "1\n", "\(label): \(ran.stderr)")
+                    try expectWhole(app, back: true, explicit: false, label)
+                    #expect(!FileManager.default.fileExists(atPath: app.appending(path: ".pyautodownloads/trial.json").path), "\(label)")
+                }
+            }
+        }
+        // At random moments (most land in the process's start or after its end: both must hold).
+        let clock = ContinuousClock()
+        let timing = try await copy("timing")
+        let started = clock.now
+        #expect(try await autoupdate(rollback(timing)).status == 0)
+        let whole = clock.now - started
+        var random = SeededRandom(seed: 2612)
+        for iteration in 0..<8 {
+            let app = try await copy("random-\(iteration)")
+            let child = try LiveProcess(BuiltProducts.cli, rollback(app))
+            try await Task.sleep(for: whole * Double.random(in: 0.3...1.1, using: &random))
+            child.signal(SIGKILL)
+            _ = try await child.waitForExit()
+            #expect(try await autoupdate("recover", "--dir", app.path).status == 0)
+            let back = AppFolder(path: app.path).readVersionDoc().value?.description == "1.0"
+            if back { outcomes.back += 1 } else { outcomes.before += 1 }
+            try expectWhole(app, back: back, explicit: true, "random kill \(iteration)")
+            // Either way, the kept version installs: another rollback goes the other way.
+            let again = try await autoupdate(rollback(app))
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(try Self.contents(app) == (back ? v2 : v1), "random kill \(iteration): the kept version did not install whole")
+        }
+        print("rollback crash test: \(outcomes.before) random kills left the version before, \(outcomes.back) the one put back")
+    }
+
     @Test("killed at random moments, recovery leaves exactly v1 or exactly v2")
     func killedAnywhere() async throws {
         // On tmpfs: thousands of file creations per iteration; a SIGKILL tests atomicity, which

@@ -214,6 +214,3 @@ struct ReleaseCommandsTests {
     }
 }
 
-private func autoupdate(_ arguments: [String]) async throws -> ChildProcess.Result {
-    try await ChildProcess.run(BuiltProducts.cli, arguments)
-}

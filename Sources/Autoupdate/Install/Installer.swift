@@ -72,6 +72,12 @@ struct Installer: Sendable {
         /// differential update): listed in both entry lists, moved by neither the install nor a
         /// rollback. (Absent in journals of full installs and of earlier versions.)
         var keptEntries: [String]?
+        /// The folder of the update folder that keeps the replaced version once committed (a
+        /// rollback among kept versions; a trial), so that recovery keeps it too.
+        var keepBackupAs: String?
+        /// The version that the commit makes bad (an explicit rollback replaces it): recorded
+        /// with the commit, so a kill right after it cannot lose the mark.
+        var markBadOnCommit: String?
     }
 
     /// What a differential update leaves in place: the staged tree holds only the files that
@@ -91,6 +97,8 @@ struct Installer: Sendable {
     /// folder) instead of removing it: a tree, with its empty folders and folder modes, that
     /// can be installed again to roll back.
     var keepBackupAs: String?
+    /// When set, the commit marks this version bad (see ``Journal/markBadOnCommit``).
+    var markBadOnCommit: Version?
 
     private var journalPath: String { folder.updateDirectory + "/journal.json" }
 
@@ -139,7 +147,9 @@ struct Installer: Sendable {
             oldEntries: oldEntries, newEntries: newEntries, createdFolders: createdFolders,
             previousFileList: previousList.value,
             newFolderModes: staged.folderModes.merging(overlay?.folderModes ?? [:]) { staged, _ in staged }, oldFolderModes: oldFolderModes,
-            replacedFolders: replacedFolders, keptEntries: kept.isEmpty ? nil : kept.keys.sorted())
+            replacedFolders: replacedFolders, keptEntries: kept.isEmpty ? nil : kept.keys.sorted(),
+            keepBackupAs: keepBackupAs.map { String($0.dropFirst(folder.updateDirectory.count + 1)) },
+            markBadOnCommit: markBadOnCommit?.description)
 
         // No flush of the staged data yet: a crash before the commit rolls back, so only the
         // commit needs everything on disk, and the flush just before it covers both.
@@ -366,8 +376,9 @@ struct Installer: Sendable {
 
     // MARK: Finish and recover
 
-    /// Completes a committed install. Only removing the journal can fail it: everything else
-    /// is either done or merely logged, so nothing after the commit blocks the next run.
+    /// Completes a committed install. Only removing the journal (or the emptied kept version it
+    /// put back) can fail it: everything else is either done or merely logged, so nothing after
+    /// the commit blocks the next run.
     private func finish(_ journal: Journal) throws {
         let app = try Folder(path: folder.path)
         let newFolderModes = journal.newFolderModes ?? [:]
@@ -393,8 +404,17 @@ struct Installer: Sendable {
             }
         }
         InstallStep.folderModesApplied.reached()
+        if let bad = journal.markBadOnCommit.flatMap({ try? Version($0) }) {
+            do {
+                try folder.markBad(bad)
+            } catch {
+                logger.attention("cannot mark the replaced version bad", metadata: ["error": "\(error)"])
+            }
+        }
         let backup = folder.updateDirectory + "/" + journal.backup
         var kept = false
+        // The journal's word first: recovery runs without the installer that wrote it.
+        let keepBackupAs = journal.keepBackupAs.map { folder.updateDirectory + "/" + $0 } ?? keepBackupAs
         if let keepBackupAs, FileManager.default.fileExists(atPath: backup) {
             do {
                 try keepPrevious(backup: backup, journal: journal, at: keepBackupAs)
@@ -416,13 +436,24 @@ struct Installer: Sendable {
         } catch {
             logger.attention("cannot remove the queue file", metadata: ["error": "\(error)"])
         }
+        let staging = folder.updateDirectory + "/" + journal.staging
+        if journal.staging.hasPrefix("previous-") {
+            // A kept version put back: what is left of it (its folders) goes while the journal
+            // still says so; left behind, it would look like a kept version with no files.
+            do {
+                try TreeRemoval.remove(path: staging)
+            } catch {
+                // Renamed out of the kept versions' names, it is a leftover the next update removes.
+                guard rename(staging, folder.updateDirectory + "/staging-\(UUID().uuidString)") == 0 else { throw error }
+            }
+        }
         try folder.removeIfPresent(journalPath)
         InstallStep.journalRemoved.reached()
         logger.info("installed", metadata: ["update.version.new": "\(journal.version)"])
         if !kept {
             removeLeftover(backup)
         }
-        removeLeftover(folder.updateDirectory + "/" + journal.staging)
+        removeLeftover(staging)
     }
 
     /// Turns the backup into a tree that installs the old version again: its empty folders are
@@ -517,6 +548,8 @@ struct Installer: Sendable {
         }
         guard isUpdateFolderName(journal.staging, ["staging-", "previous-"]) else { throw refuse(journal.staging) }
         guard isUpdateFolderName(journal.backup, ["backup-"]) else { throw refuse(journal.backup) }
+        if let kept = journal.keepBackupAs, !isUpdateFolderName(kept, ["previous-"]) { throw refuse(kept) }
+        if let bad = journal.markBadOnCommit, (try? Version(bad)) == nil { throw refuse(bad) }
         guard (try? Version(journal.version)) != nil else { throw refuse(journal.version) }
         let paths =
             journal.oldEntries + journal.newEntries + journal.createdFolders + (journal.previousFileList ?? [])
@@ -543,6 +576,27 @@ struct Installer: Sendable {
     private func rollBack(_ journal: Journal) throws {
         let app = try Folder(path: folder.path)
         let old = Set(journal.oldEntries)
+        let stagingPath = folder.updateDirectory + "/" + journal.staging
+        // A kept version being put back (`previous-…`) must stay whole for the next try: its files
+        // go back to it. An entry the staging lacks has moved in (all old files moved out before
+        // the first new one moved in); files a differential update kept in place never moved.
+        let keptTree = journal.staging.hasPrefix("previous-") ? try? Folder(path: stagingPath) : nil
+        let keptInPlace = Set(journal.keptEntries ?? [])
+        if let keptTree {
+            for entry in journal.newEntries.reversed() where !entry.hasSuffix("/") && !keptInPlace.contains(entry) {
+                let parts = components(of: entry)
+                if !keptTree.exists(parts), app.kind(of: parts) == .other {
+                    try move(parts, from: app, to: keptTree, creatingParents: true)
+                }
+            }
+            // Its folders as they were kept (the install made them writable to move files out).
+            for (path, mode) in (journal.newFolderModes ?? [:]).sorted(by: { depth($0.key) > depth($1.key) }) {
+                let parts = components(of: path)
+                if let current = keptTree.folderMode(parts), current != mode {
+                    try? keptTree.setFolderMode(parts, mode)
+                }
+            }
+        }
         // 1. New files and symlinks that did not replace an old one go.
         for entry in journal.newEntries.reversed() where !old.contains(entry) && !entry.hasSuffix("/") {
             let parts = components(of: entry)
@@ -594,7 +648,9 @@ struct Installer: Sendable {
         try folder.removeIfPresent(journalPath)
         // The app folder is whole again: what follows is clean-up that may fail without harm.
         removeLeftover(backupPath)
-        removeLeftover(folder.updateDirectory + "/" + journal.staging)
+        if keptTree == nil {
+            removeLeftover(stagingPath)
+        }
     }
 
     // MARK: Helpers

@@ -609,6 +609,7 @@ public final class Updater: Sendable {
         }
         // The kept tree is consumed: the install moves its files in.
         var installer = Installer(folder: folder, logger: logger)
+        installer.markBadOnCommit = bad
         if keepingReplaced, let bad {
             installer.keepBackupAs = folder.updateDirectory + "/" + Self.keptTreeName(for: bad)
         }

@@ -8,7 +8,9 @@ struct RollbackCommand: AsyncParsableCommand {
         abstract: "Put a kept version back (watch --keep N keeps the versions it replaces).",
         discussion: """
             Journaled as every install. The version replaced is kept in turn and marked bad, so \
-            that no update installs it again. Refused while the app runs: stop it (or its watch) \
+            that no update installs it again. When 'autoupdate watch' runs the app, the watch is \
+            asked (a request file and SIGUSR1): it stops the app, rolls back and starts the \
+            version put back. Refused while the app runs otherwise ('autoupdate run'): stop it \
             first. `autoupdate status` lists the kept versions.
             """
     )
@@ -21,6 +23,15 @@ struct RollbackCommand: AsyncParsableCommand {
     @Option(help: "The kept version to put back. Default: the highest kept version below the installed one.")
     var to: String?
 
+    @Option(help: "Seconds a running watch has to answer (it stops the app first, within its --grace).")
+    var timeout: Double = 60
+
+    func validate() throws {
+        guard timeout > 0, timeout.isFinite else {
+            throw ValidationError("--timeout must be a positive number of seconds")
+        }
+    }
+
     func run() async throws {
         global.bootstrapLogging()
         try await Failure.reporting {
@@ -28,11 +39,14 @@ struct RollbackCommand: AsyncParsableCommand {
             // A rollback needs no server: the URL is never used.
             let updater = Updater(
                 folder: AppFolder(path: dir), url: try UpdateURL("https://localhost/"), logger: Logger(label: "autoupdate"))
-            if updater.hasInterruptedInstall {
+            let watch = updater.folder.runningWatch()
+            // A running watch recovers its own folder; recovering under it would race its install.
+            if watch == nil, updater.hasInterruptedInstall {
                 _ = try await updater.recover()
             }
-            let (from, to) = try await updater.rollBack(toKept: target)
-            print("rolled back \(from) → \(to); \(from) is kept and will not be installed again by an update")
+            let (from, to) = try await updater.rollBack(toKept: target, waitingFor: .milliseconds(Int64(timeout * 1000)))
+            let by = watch.map { " by the watch (pid \($0.pid)), which runs \(to) now" } ?? ""
+            print("rolled back \(from) → \(to)\(by); \(from) is kept and will not be installed again by an update")
         }
     }
 }

@@ -64,6 +64,9 @@ struct StatusCommand: AsyncParsableCommand {
             lines.append("last check: never")
         }
         lines.append("install id: \(status.installID ?? "not made yet (the first check of a release index makes it)")")
+        if let pid = status.watchPID {
+            lines.append("watch: running (pid \(pid)); autoupdate rollback asks it")
+        }
         if status.interruptedInstall {
             lines.append("an install was interrupted: the next update (or autoupdate recover) finishes or undoes it")
         }

@@ -17,7 +17,8 @@ struct WatchCommand: AsyncParsableCommand {
             non-zero or dies within --health-window seconds, the previous version is put back and \
             the bad one is never installed again. Failed checks back off exponentially and never \
             touch the app. SIGTERM or SIGINT: stop the app gracefully and exit 0. SIGHUP: check now. \
-            Each step is a line on stderr.
+            SIGUSR1: roll back as .pyautodownloads/rollback-request.json asks ('autoupdate \
+            rollback' writes it and sends the signal). Each step is a line on stderr.
             """
     )
 
@@ -162,7 +163,7 @@ struct WatchCommand: AsyncParsableCommand {
                     health: healthProbe.map {
                         HealthCheck(
                             $0, interval: Self.duration(healthInterval), passes: healthPasses, timeout: Self.duration(healthTimeout))
-                    }, keep: keep, watchdog: watchdog.map(Self.duration)),
+                    }, keep: keep, watchdog: watchdog.map(Self.duration), rollbackOnSIGUSR1: true),
                 logger: Logger(label: "autoupdate"))
             let printer = Task {
                 for await event in watcher.events {

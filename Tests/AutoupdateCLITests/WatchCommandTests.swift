@@ -112,6 +112,7 @@ struct WatchCommandTests {
         let bad: [String]
         let queued: String?
         let interruptedInstall: Bool
+        let watchPID: Int32?
     }
 
     private func status(_ dir: String) async throws -> StatusReport {
@@ -303,6 +304,71 @@ struct WatchCommandTests {
             }
             watch.signal(SIGTERM)
             #expect(try await watch.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
+        }
+    }
+
+    @Test(
+        "autoupdate rollback while a watch runs the app: the watch is asked (SIGUSR1), cancels the download under way, stops the app, rolls back and starts the version put back"
+    )
+    func rollbackThroughTheWatch() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(noting("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let dir = scenario.appFolder.path
+            #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
+            try scenario.publish(noting("2.0"), version: "2.0")
+            let arguments = [
+                "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--interval", "3600", "--jitter", "0",
+                "--health-window", "0.3", "--grace", "1", "--keep", "2",
+            ]
+            let watch = try LiveProcess(BuiltProducts.cli, arguments)
+            _ = try await lines(watch, until: "started 1.0")
+            watch.signal(SIGHUP)
+            let v2 = try pid(in: try #require(try await lines(watch, until: "started 2.0").last))
+            // Confirmed once its window has passed: the trial record goes, 1.0 stays kept.
+            let confirmed = try await eventually(within: TestTiming.bound(.seconds(10))) {
+                FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json") ? nil : true
+            }
+            #expect(confirmed == true)
+
+            // A second watch of the same folder is refused; the first one goes on.
+            let second = try await ChildProcess.run(BuiltProducts.cli, arguments, timeout: TestTiming.bound(.seconds(20)))
+            #expect(second.status != 0 && second.stderr.contains("another watch runs the app"), "\(second.stderr)")
+            // A request the watch cannot do is refused by it, and the app is left alone.
+            let missing = try await autoupdate("rollback", "--dir", dir, "--to", "9.9")
+            #expect(missing.status != 0 && missing.stderr.contains("no kept version 9.9"), "\(missing.stderr)")
+            #expect(kill(v2, 0) == 0, "the app still runs")
+
+            // 3.0 downloads slowly; the rollback does not wait for it.
+            var v3 = noting("3.0")
+            // Incompressible: at 64 bytes per 50 ms, minutes of download.
+            v3["data.bin"] = .bytes(Fixtures.randomBytes(count: 64 << 10, seed: 3))
+            try scenario.publish(v3, version: "3.0")
+            server.inject([.drip(bytes: 64, every: .milliseconds(50))], at: "/project.zip")
+            watch.signal(SIGHUP)
+            _ = try await lines(watch, until: "3.0 is available; downloading")
+            let started = ContinuousClock.now
+            let back = try await autoupdate("rollback", "--dir", dir)
+            #expect(back.status == 0 && back.stdout.contains("rolled back 2.0 → 1.0 by the watch"), "\(back.stdout)\(back.stderr)")
+            #expect(ContinuousClock.now - started < TestTiming.bound(.seconds(10)), "the download under way was cancelled")
+            let seen = try await lines(watch, until: "started 1.0")
+            #expect(seen.contains { $0.contains("rolled back 2.0 → 1.0: a rollback was asked for") }, "\(seen)")
+            #expect(try await ProcessTable.waitUntilEnded(v2))
+            let after = try await status(dir)
+            #expect(after.installed == "1.0" && after.kept == ["2.0"] && after.bad == ["2.0"] && after.trial == nil, "\(after)")
+            #expect(after.watchPID == watch.pid)
+
+            watch.signal(SIGTERM)
+            #expect(try await watch.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
+            #expect(scenario.folder.readVersionDoc().value?.description == "1.0", "3.0 was never installed")
+            #expect(try await status(dir).watchPID == nil)
+            let starts = try String(contentsOf: scenario.work.url.appending(path: "starts.log"), encoding: .utf8)
+                .split(separator: "\n").map { $0.split(separator: " ")[0] }
+            #expect(starts == ["1.0", "2.0", "1.0"], "\(starts)")
+            // With the watch gone, rollback works on the folder itself.
+            let forward = try await autoupdate("rollback", "--dir", dir, "--to", "2.0")
+            #expect(forward.status == 0 && !forward.stdout.contains("by the watch"), "\(forward.stdout)\(forward.stderr)")
         }
     }
 

@@ -47,6 +47,8 @@ public struct AppStatus: Sendable, Equatable, Encodable {
     public var installID: String?
     /// An install was interrupted and waits for `autoupdate recover` (every update runs it first).
     public var interruptedInstall: Bool
+    /// The pid of the `autoupdate watch` that runs the app, while one does.
+    public var watchPID: Int32?
 }
 
 extension AppFolder {
@@ -77,7 +79,7 @@ extension AppFolder {
             },
             bad: readBadVersions().sorted().map(\.description), queued: readQueue().value?.description,
             lastCheck: lastAuditedCheck() ?? lastLoggedCheck(), installID: installID,
-            interruptedInstall: FileManager.default.fileExists(atPath: updateDirectory + "/journal.json"))
+            interruptedInstall: FileManager.default.fileExists(atPath: updateDirectory + "/journal.json"), watchPID: runningWatch()?.pid)
     }
 
     /// The newest `check` record in the audit trail's tail.

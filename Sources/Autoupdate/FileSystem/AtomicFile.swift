@@ -70,8 +70,9 @@ final class FileLock: Sendable {
     /// Takes the lock without waiting.
     ///
     /// - Returns: `nil` when someone else holds a conflicting lock.
-    static func acquire(_ path: String, exclusive: Bool, directory: Bool = false) throws -> FileLock? {
-        let flags = directory ? O_RDONLY | O_DIRECTORY : O_RDWR | O_CREAT
+    /// - Parameter readOnly: Opens an existing file for reading only (a shared lock needs no more).
+    static func acquire(_ path: String, exclusive: Bool, directory: Bool = false, readOnly: Bool = false) throws -> FileLock? {
+        let flags = directory ? O_RDONLY | O_DIRECTORY : readOnly ? O_RDONLY : O_RDWR | O_CREAT
         let descriptor: Int32
         switch Syscall.openAt(AT_FDCWD, path, flags, 0o644) {
         case .success(let opened): descriptor = opened
@@ -92,6 +93,12 @@ final class FileLock: Sendable {
 
     private init(descriptor: Int32) {
         self.descriptor = descriptor
+    }
+
+    /// Replaces the locked file's content (a lock holder's note, such as its pid); best effort.
+    func replaceContent(with text: String) {
+        guard ftruncate(descriptor, 0) == 0 else { return }
+        _ = Array(text.utf8).withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
     }
 
     /// A second descriptor of the same open file description, close-on-exec, numbered at least

@@ -41,7 +41,7 @@ extension Updater {
     }
 
     /// The candidate passed its trial: the record goes; the kept version stays among the
-    /// `keeping` newest kept versions (for ``rollBack(toKept:)``), or goes.
+    /// `keeping` newest kept versions (for ``rollBack(toKept:waitingFor:)``), or goes.
     ///
     /// - Parameters:
     ///   - previous: The kept version, as ``installOnTrial(_:starts:onEvent:)`` or
@@ -83,12 +83,39 @@ extension Updater {
     /// an update; a rollback to it stays possible). The highest-version floor does not apply: this
     /// is a local, explicit choice, and the audit trail records it.
     ///
-    /// - Parameter version: The kept version to put back; `nil` for the highest kept version
-    ///   below the installed one (else the highest kept).
+    /// When a `watch` runs the app and takes requests, it is asked to do it (it stops the app,
+    /// rolls back and starts the version put back; see ``AppFolder/runningWatch()``).
+    ///
+    /// - Parameters:
+    ///   - version: The kept version to put back; `nil` for the highest kept version below the
+    ///     installed one (else the highest kept).
+    ///   - timeout: How long a running watch has to answer (it stops the app first, which takes
+    ///     up to its grace).
     /// - Returns: The version replaced and the one put back.
     /// - Throws: ``AutoupdateError`` `.invalidArgument` when no such version is kept or nothing is
-    ///   installed; `.processRunning` while the app runs (stop it, or its watch, first).
-    public func rollBack(toKept version: Version? = nil) async throws -> (from: Version, to: Version) {
+    ///   installed; `.processRunning` while the app runs without a watch that takes requests
+    ///   (stop it first); `.timeout` when the watch did not answer in time.
+    public func rollBack(
+        toKept version: Version? = nil, waitingFor timeout: Duration = .seconds(60)
+    ) async throws -> (
+        from: Version, to: Version
+    ) {
+        if let watch = folder.runningWatch() {
+            guard watch.takesRequests else {
+                throw AutoupdateError(
+                    .processRunning,
+                    "the app in \(quoted(folder.path)) runs under a watch (pid \(watch.pid)) that takes no rollback requests: stop it first"
+                )
+            }
+            return try await askWatchToRollBack(pid: watch.pid, to: version, within: timeout)
+        }
+        return try await rollBackHere(toKept: version)
+    }
+
+    /// The kept version a rollback to `version` puts back.
+    ///
+    /// - Throws: ``AutoupdateError`` `.invalidArgument` when there is none (naming what is kept).
+    func rollbackTarget(toKept version: Version?) throws -> (installed: Version, target: PreviousVersion) {
         guard let installed = folder.readVersionDoc().value else {
             throw AutoupdateError(.invalidArgument, "nothing is installed in \(quoted(folder.path)): there is nothing to roll back")
         }
@@ -106,6 +133,12 @@ extension Updater {
             throw AutoupdateError(
                 .invalidArgument, "no kept version \(version.map { "\($0) " } ?? "")to roll back to in \(quoted(folder.path)); \(have)")
         }
+        return (installed, target)
+    }
+
+    /// ``rollBack(toKept:waitingFor:)`` in this process (the app must not run).
+    func rollBackHere(toKept version: Version?) async throws -> (from: Version, to: Version) {
+        let (installed, target) = try rollbackTarget(toKept: version)
         do {
             try await rollBack(to: target, reason: "asked for (autoupdate rollback)", keepingReplaced: true)
         } catch let error as AutoupdateError where error.code == .processRunning {

@@ -38,6 +38,11 @@ struct WatchStateMachine {
         /// The app missed its watchdog: stop it (SIGTERM, then SIGKILL); its exit is then a
         /// failure like any other (a rollback within the health window, else a restart).
         case stopHungApp
+        /// Stop the app, put a kept version back as a person asked, start what is installed then
+        /// (``requestedRollbackFinished()``).
+        case rollBackAsRequested
+        /// Cancel the check running now (it ends with ``CheckResult/cancelled``).
+        case cancelCheck
         /// The watch is over, with this exit code.
         case end(exitCode: Int32)
     }
@@ -78,6 +83,8 @@ struct WatchStateMachine {
     private(set) var isReady = false
     /// The watch is over (ended by the app's exit, or stopped).
     private(set) var isOver = false
+    /// A rollback was asked for while a check ran: it goes ahead once the check has ended.
+    private(set) var isRollbackPending = false
 
     init(configuration: WatchConfiguration, random: @escaping @Sendable () -> Double = { .random(in: 0...1) }) {
         self.configuration = configuration
@@ -101,13 +108,14 @@ struct WatchStateMachine {
         return beginProbation(at: lastStart)
     }
 
-    /// A new version's probation starts: its window, and with a readiness check, the checks and
-    /// the timer that judges them.
+    /// A new version's probation starts: its window, the timer that judges it at the window's
+    /// end (confirmed then, so that a watch or machine that dies later never undoes a version
+    /// that passed), and with a readiness check, the checks.
     private mutating func beginProbation(at start: Instant) -> [Action] {
         probationEnds = start + configuration.healthWindow
         isReady = false
-        guard configuration.health != nil else { return [] }
-        return [.startHealthChecks, schedule(.probation, after: configuration.healthWindow)]
+        let judgement = schedule(.probation, after: configuration.healthWindow)
+        return configuration.health == nil ? [judgement] : [.startHealthChecks, judgement]
     }
 
     /// The readiness check passed (as many times in a row as asked).
@@ -128,7 +136,6 @@ struct WatchStateMachine {
     mutating func probationExtended(by extra: Duration, at now: Instant) -> [Action] {
         guard let ends = probationEnds, now + extra > ends else { return [] }
         probationEnds = now + extra
-        guard configuration.health != nil else { return [] }
         return [schedule(.probation, after: extra)]
     }
 
@@ -175,6 +182,35 @@ struct WatchStateMachine {
         return [.startApp]
     }
 
+    /// A person asked for a kept version back (`autoupdate rollback`, SIGUSR1): now, or once the
+    /// check running now is cancelled. A new version on probation is judged by the person.
+    mutating func rollbackRequested() -> [Action] {
+        guard !isOver, !isRollbackPending else { return [] }
+        if isChecking {
+            isRollbackPending = true
+            return [.cancelCheck]
+        }
+        return beginRequestedRollback()
+    }
+
+    private mutating func beginRequestedRollback() -> [Action] {
+        probationEnds = nil
+        isReady = false
+        // The rollback stops the app: that exit is not the app's own, and no restart is due.
+        appPID = nil
+        generations[.restart, default: 0] += 1
+        generations[.probation, default: 0] += 1
+        generations[.watchdog, default: 0] += 1
+        return [.rollBackAsRequested]
+    }
+
+    /// A requested rollback ended, done or refused: what is installed (whole either way) starts.
+    mutating func requestedRollbackFinished() -> [Action] {
+        guard !isOver else { return [] }
+        failedRuns = 0
+        return [.startApp]
+    }
+
     // MARK: Timers and signals
 
     mutating func timerFired(_ timer: Timer, generation: Int, at now: Instant) -> [Action] {
@@ -192,7 +228,8 @@ struct WatchStateMachine {
         case .probation:
             guard probationEnds != nil else { return [] }
             probationEnds = nil
-            if isReady {
+            // Without a readiness check, not having failed within the window is the proof.
+            if isReady || configuration.health == nil {
                 return [.discardPrevious]
             }
             // The app still runs: the rollback stops it, and that exit is not the app's own.
@@ -210,20 +247,14 @@ struct WatchStateMachine {
 
     private mutating func checkDue(at now: Instant) -> [Action] {
         guard !isChecking else { return [] }
-        var actions: [Action] = []
         if let probationEnds {
-            guard now >= probationEnds, configuration.health == nil else {
-                // A new version is on probation; the next check comes once it has passed (with a
-                // readiness check, once the probation timer has judged it).
-                return [schedule(.check, after: max(probationEnds - now, .milliseconds(100)))]
-            }
-            self.probationEnds = nil
-            actions.append(.discardPrevious)
+            // A new version is on probation: the next check comes once its timer has judged it.
+            return [schedule(.check, after: max(probationEnds - now, .milliseconds(100)))]
         }
         isChecking = true
         // A check's own timer is superseded by the check, whatever started it.
         generations[.check, default: 0] += 1
-        return actions + [.check]
+        return [.check]
     }
 
     // MARK: Checks and swaps
@@ -231,6 +262,11 @@ struct WatchStateMachine {
     mutating func checkFinished(_ result: CheckResult) -> [Action] {
         isChecking = false
         guard !isOver else { return [] }
+        if isRollbackPending {
+            // The rollback comes first; whatever the check found, the next one finds again.
+            isRollbackPending = false
+            return beginRequestedRollback() + [schedule(.check, after: nextInterval())]
+        }
         switch result {
         case .upToDate, .skippedBad:
             failedChecks = 0
@@ -284,6 +320,7 @@ struct WatchStateMachine {
     mutating func stop() -> [Action] {
         guard !isOver else { return [] }
         isOver = true
+        isRollbackPending = false
         generations[.check, default: 0] += 1
         generations[.restart, default: 0] += 1
         generations[.probation, default: 0] += 1

@@ -10,6 +10,7 @@ import Glibc
 import Musl
 #endif
 public import ServiceLifecycle
+import UnixSignals
 
 /// How ``Watcher`` keeps an app running and up to date.
 public struct WatchConfiguration: Sendable {
@@ -51,13 +52,18 @@ public struct WatchConfiguration: Sendable {
     /// it has said `READY=1`; a missed ping stops it as hung (a failure: rolled back within the
     /// health window, restarted after it).
     public var watchdog: Duration?
+    /// Roll back when the process gets SIGUSR1, as `.pyautodownloads/rollback-request.json` asks
+    /// (what `autoupdate rollback` relies on; see ``Updater/rollBack(toKept:waitingFor:)``). Off
+    /// by default: a library does not take a signal its host may use.
+    public var rollbackOnSIGUSR1: Bool
 
     public init(
         interval: Duration = .seconds(300), jitter: Duration = .seconds(30), grace: Duration = .seconds(10),
         restart: RestartPolicy = .always, healthWindow: Duration = .seconds(30), retryBase: Duration = .seconds(1),
         maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1, health: HealthCheck? = nil, keep: Int = 1,
-        watchdog: Duration? = nil
+        watchdog: Duration? = nil, rollbackOnSIGUSR1: Bool = false
     ) {
+        self.rollbackOnSIGUSR1 = rollbackOnSIGUSR1
         self.watchdog = watchdog
         self.keep = max(0, keep)
         self.health = health
@@ -148,7 +154,23 @@ public actor Watcher: Service {
         case ready(generation: Int)
         /// A notification (`READY=1`, `STATUS=…`) from process `sender`.
         case notified(sender: Int32, [String: String])
+        /// SIGUSR1: the control file says what to roll back to.
+        case rollbackSignal
+        case rollbackOrdered(RollbackOrder)
         case shutdown
+    }
+
+    /// A rollback asked of this watch, and where its answer goes.
+    private struct RollbackOrder: Sendable {
+        enum Answer: Sendable {
+            /// A caller of ``Watcher/rollBack(to:)`` waiting under this key.
+            case caller(Int)
+            /// `rollback-result.json`, with the request's token.
+            case file(id: String?)
+        }
+
+        var version: Version?
+        var answer: Answer
     }
 
     /// The loop's own state: what the machine decided about, and what it does not need to know.
@@ -166,6 +188,14 @@ public actor Watcher: Service {
     /// autoupdate's own `NOTIFY_SOCKET` (under systemd `Type=notify`), told once the app is up.
     private let systemdNotify: String?
     private var toldSystemd = false
+    /// Ends the check running now (a rollback asked for goes first).
+    private var checkCancel: AsyncStream<Void>.Continuation?
+    /// The rollback asked for, until it is done.
+    private var pendingRollback: RollbackOrder?
+    private var rollbackWaiters: [Int: CheckedContinuation<(from: Version, to: Version), any Error>] = [:]
+    private var nextRollbackWaiter = 0
+    /// The loop no longer takes requests.
+    private var loopEnded = false
 
     /// - Parameters: as ``Launcher``'s, plus the watch's ``WatchConfiguration``.
     public init(
@@ -232,6 +262,18 @@ public actor Watcher: Service {
             throw AutoupdateError(.processRunning, "this watch has already run; make a new Watcher")
         }
         started = true
+        // Listening before the pid is written: a rollback request's SIGUSR1 must never find the
+        // signal's default action (the end of the process).
+        let rollbackSignals = configuration.rollbackOnSIGUSR1 ? await UnixSignalsSequence(trapping: .sigusr1) : nil
+        let watchLock: FileLock?
+        do {
+            watchLock = try await folder.waitingBriefly { [folder] in try folder.lockForWatch(listening: rollbackSignals != nil) }
+        } catch let error as AutoupdateError where error.code == .processRunning {
+            throw error
+        } catch {
+            logger.attention("cannot take the watch's lock; rollback requests cannot reach this watch", metadata: ["error": "\(error)"])
+            watchLock = nil
+        }
         if updater.hasInterruptedInstall {
             _ = try await updater.recoverForStart()
         }
@@ -268,11 +310,17 @@ public actor Watcher: Service {
         let sink = wakeupSink
         let code = await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                await loop(group: &group, initial: initial)
+                if let rollbackSignals {
+                    group.addTask {
+                        for await _ in rollbackSignals { sink.yield(.rollbackSignal) }
+                    }
+                }
+                return await loop(group: &group, initial: initial)
             }
         } onGracefulShutdown: {
             sink.yield(.shutdown)
         }
+        endRequests()
         listening.withLock { $0 = false }
         await listener?.value
         // Cancelled, shut down or ended by the policy: stop the app gracefully, keep what is
@@ -282,8 +330,32 @@ public actor Watcher: Service {
         prepared.withLock { $0.take() }?.discard()
         probation = nil
         exitCode = code
+        // The lock goes before the signal's handling: no request is sent to a watch that is over.
+        withExtendedLifetime(watchLock) {}
+        withExtendedLifetime(rollbackSignals) {}
         eventSink.yield(.stopped(exitCode: code))
         return code
+    }
+
+    /// Puts a kept version back while the watch runs (what `autoupdate rollback` asks of a
+    /// running watch, over SIGUSR1): a check under way is cancelled, the app stopped, the version
+    /// put back (journaled; the version replaced is kept and marked bad, as by
+    /// ``Updater/rollBack(toKept:waitingFor:)``) and started.
+    ///
+    /// - Parameter version: The kept version; `nil` for the highest kept one below the installed one.
+    /// - Returns: The version replaced and the one put back.
+    /// - Throws: ``AutoupdateError`` `.invalidArgument` when no such version is kept or the watch
+    ///   is not running; `.locked` while another rollback is under way.
+    public func rollBack(to version: Version? = nil) async throws -> (from: Version, to: Version) {
+        guard started, !loopEnded else {
+            throw AutoupdateError(.invalidArgument, "the watch is not running: Updater.rollBack(toKept:) rolls back without it")
+        }
+        nextRollbackWaiter += 1
+        let key = nextRollbackWaiter
+        return try await withCheckedThrowingContinuation { continuation in
+            rollbackWaiters[key] = continuation
+            wakeupSink.yield(.rollbackOrdered(RollbackOrder(version: version, answer: .caller(key))))
+        }
     }
 
     /// The same watch as a `Service` (its exit code is then ``exitCode``).
@@ -323,6 +395,7 @@ public actor Watcher: Service {
             case .checkNow:
                 pending = machine.checkRequested(at: .now)
             case .checkFinished(let result, let failure):
+                checkCancel = nil
                 pending = machine.checkFinished(result)
                 if let failure {
                     reportCheckFailure(failure, actions: pending)
@@ -339,6 +412,10 @@ public actor Watcher: Service {
                 } else {
                     logger.debug("a notification not from the app is ignored", metadata: ["process.pid": "\(sender)"])
                 }
+            case .rollbackSignal:
+                pending = rollbackSignalled()
+            case .rollbackOrdered(let order):
+                pending = ordered(order)
             case .shutdown:
                 healthGeneration += 1
                 pending = machine.stop()
@@ -365,11 +442,31 @@ public actor Watcher: Service {
             let folder = folder
             let events = eventSink
             let prepared = prepared
+            let (cancelled, cancel) = AsyncStream.makeStream(of: Void.self)
+            checkCancel = cancel
             group.addTask {
-                let (result, failure) = await Self.check(updater: updater, folder: folder, events: events, prepared: prepared)
+                // The check, unless a rollback asked for cancels it first.
+                let (result, failure) = await withTaskGroup(of: (WatchStateMachine.CheckResult, (any Error)?)?.self) { race in
+                    race.addTask { await Self.check(updater: updater, folder: folder, events: events, prepared: prepared) }
+                    race.addTask {
+                        for await _ in cancelled {}
+                        return nil
+                    }
+                    var outcome: (WatchStateMachine.CheckResult, (any Error)?) = (.cancelled, nil)
+                    while let next = await race.next() {
+                        race.cancelAll()
+                        if let next { outcome = next }
+                    }
+                    return outcome
+                }
                 sink.yield(.checkFinished(result, failure: failure))
             }
             return []
+        case .cancelCheck:
+            checkCancel?.finish()
+            return []
+        case .rollBackAsRequested:
+            return await rollBackAsRequested()
         case .swap:
             return await swap()
         case .startApp:
@@ -596,6 +693,110 @@ public actor Watcher: Service {
             logger.attention("rollback failed", metadata: ["error": "\(error)"])
             return machine.rollbackFinished(succeeded: false)
         }
+    }
+
+    // MARK: Rollbacks asked for
+
+    /// SIGUSR1: takes the control file's request (none: nothing to do).
+    private func rollbackSignalled() -> [WatchStateMachine.Action] {
+        let request: WatchControl.Request
+        do {
+            guard let taken = try folder.takeRollbackRequest() else {
+                logger.info(
+                    "SIGUSR1 without a rollback request: nothing to do (`autoupdate rollback` writes one)",
+                    metadata: ["file": "\(folder.rollbackRequestPath)"])
+                return []
+            }
+            request = taken
+        } catch {
+            answer(RollbackOrder(version: nil, answer: .file(id: nil)), .failure(error))
+            return []
+        }
+        let order = RollbackOrder(version: nil, answer: .file(id: request.id))
+        do {
+            return ordered(RollbackOrder(version: try request.to.map { try Version($0) }, answer: order.answer))
+        } catch {
+            answer(order, .failure(error))
+            return []
+        }
+    }
+
+    /// A rollback asked for: refused at once when it cannot be done (the app untouched), else
+    /// the machine says when.
+    private func ordered(_ order: RollbackOrder) -> [WatchStateMachine.Action] {
+        guard pendingRollback == nil else {
+            answer(order, .failure(AutoupdateError(.locked, "a rollback is already under way; ask again once it has ended")))
+            return []
+        }
+        do {
+            _ = try updater.rollbackTarget(toKept: order.version)
+        } catch {
+            answer(order, .failure(error))
+            return []
+        }
+        let actions = machine.rollbackRequested()
+        guard !actions.isEmpty else {
+            answer(order, .failure(AutoupdateError(.processRunning, "the watch is stopping; roll back once it has")))
+            return []
+        }
+        logger.info("a rollback is asked for", metadata: ["update.version": "\(order.version.map(\.description) ?? "the previous one")"])
+        pendingRollback = order
+        return actions
+    }
+
+    /// Stops the app, puts the kept version back, and starts what is installed then.
+    private func rollBackAsRequested() async -> [WatchStateMachine.Action] {
+        healthGeneration += 1
+        // The person decides over a version on probation, and over an update waiting to swap.
+        probation = nil
+        prepared.withLock { $0.take() }?.discard()
+        _ = await supervisor.terminate()
+        if let order = pendingRollback {
+            pendingRollback = nil
+            do {
+                let (from, to) = try await updater.rollBackHere(toKept: order.version)
+                eventSink.yield(.rolledBack(bad: from, to: to, reason: "a rollback was asked for"))
+                answer(order, .success((from, to)))
+            } catch {
+                logger.attention("the rollback asked for failed; starting what is installed", metadata: ["error": "\(error)"])
+                answer(order, .failure(error))
+            }
+        }
+        return machine.requestedRollbackFinished()
+    }
+
+    private func answer(_ order: RollbackOrder, _ result: Result<(from: Version, to: Version), any Error>) {
+        switch order.answer {
+        case .caller(let key):
+            rollbackWaiters.removeValue(forKey: key)?.resume(with: result)
+        case .file(let id):
+            let outcome: WatchControl.Outcome
+            switch result {
+            case .success(let versions):
+                outcome = WatchControl.Outcome(id: id, rolledBack: true, from: versions.from.description, to: versions.to.description)
+            case .failure(let error):
+                outcome = WatchControl.Outcome(id: id, rolledBack: false, error: (error as? AutoupdateError)?.message ?? "\(error)")
+            }
+            do {
+                try folder.writeRollbackOutcome(outcome)
+            } catch {
+                logger.attention("cannot write the rollback's answer", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// The loop is over: whatever was asked and not done is answered so.
+    private func endRequests() {
+        loopEnded = true
+        let stopped = AutoupdateError(.processRunning, "the watch stopped before it rolled back; nothing was rolled back")
+        if let order = pendingRollback {
+            pendingRollback = nil
+            answer(order, .failure(stopped))
+        }
+        for waiter in rollbackWaiters.values {
+            waiter.resume(throwing: stopped)
+        }
+        rollbackWaiters = [:]
     }
 
     private func reportCheckFailure(_ error: any Error, actions: [WatchStateMachine.Action]) {

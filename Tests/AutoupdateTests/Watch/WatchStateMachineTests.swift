@@ -25,6 +25,9 @@ struct WatchStateMachineTests {
         case pinged(expect: [Action])
         case extended(seconds: Double, at: Double, expect: [Action])
         case trialResumed(expect: [Action])
+        /// `autoupdate rollback` asked the watch.
+        case rollbackRequested(expect: [Action])
+        case requestedRollbackFinished(expect: [Action])
     }
 
     /// `TerminationStatus` as a Sendable test value.
@@ -69,6 +72,40 @@ struct WatchStateMachineTests {
         retryBase: .seconds(1), maxRestartDelay: .seconds(8))
 
     static let scenarios: [Scenario] = [
+        Scenario(
+            "a rollback asked for stops the app (its exit is not a crash) and ends a probation; what is installed then starts",
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(.prepared, expect: [.swap]),
+                .started(pid: 20, at: 2),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .schedule(.probation, after: .seconds(30), generation: 1), .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
+                .rollbackRequested(expect: [.rollBackAsRequested]),
+                .exited(pid: 20, .signaled(15), at: 3, expect: []),
+                .requestedRollbackFinished(expect: [.startApp]),
+                .started(pid: 30, at: 4),
+                .timer(.probation, generation: 1, at: 32, expect: []),
+                // The check timer stands: checks go on as before.
+                .timer(.check, generation: 2, at: 107, expect: [.check]),
+            ]),
+        Scenario(
+            "a rollback asked for during a check cancels the check and goes first; a second ask meanwhile adds nothing",
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .rollbackRequested(expect: [.cancelCheck]),
+                .rollbackRequested(expect: []),
+                .checkFinished(.prepared, expect: [.rollBackAsRequested, .schedule(.check, after: .seconds(105), generation: 2)]),
+                .exited(pid: 10, .signaled(15), at: 2, expect: []),
+                .requestedRollbackFinished(expect: [.startApp]),
+                .stop(expect: [.end(exitCode: 0)]),
+                .rollbackRequested(expect: []),
+                .requestedRollbackFinished(expect: []),
+            ]),
         Scenario(
             "--watchdog: each ping moves the deadline; a missed one stops the app as hung; a new process starts a new watchdog",
             watchdog: true,
@@ -252,10 +289,17 @@ struct WatchStateMachineTests {
                 .checkFinished(.prepared, expect: [.swap]),
                 .timer(.restart, generation: 1, at: 2, expect: []),
                 .started(pid: 20, at: 3),
-                .swapFinished(.installed(keptPrevious: true), at: 3, expect: [.schedule(.check, after: .seconds(105), generation: 2)]),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 3,
+                    expect: [
+                        .schedule(.probation, after: .seconds(30), generation: 1), .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
                 // On probation, a check waits until the window is over.
                 .checkNow(at: 10, expect: [.schedule(.check, after: .seconds(23), generation: 3)]),
-                .timer(.check, generation: 3, at: 33, expect: [.discardPrevious, .check]),
+                // Confirmed at the window's end by its own timer (not by the next check: a watch
+                // killed in between must not undo a version that passed).
+                .timer(.probation, generation: 1, at: 33, expect: [.discardPrevious]),
+                .timer(.check, generation: 3, at: 33.1, expect: [.check]),
             ]),
         Scenario(
             "the old app's exit during a swap is not a crash",
@@ -274,7 +318,11 @@ struct WatchStateMachineTests {
                 .checkNow(at: 1, expect: [.check]),
                 .checkFinished(.prepared, expect: [.swap]),
                 .started(pid: 20, at: 2),
-                .swapFinished(.installed(keptPrevious: true), at: 2, expect: [.schedule(.check, after: .seconds(105), generation: 2)]),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .schedule(.probation, after: .seconds(30), generation: 1), .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
                 .exited(pid: 20, .exited(3), at: 2.5, expect: [.rollBack(reason: "it exited with code 3 0.5 s after its start")]),
                 .rollbackFinished(succeeded: true, expect: [.startApp]),
                 .started(pid: 30, at: 3),
@@ -288,7 +336,11 @@ struct WatchStateMachineTests {
                 .checkNow(at: 1, expect: [.check]),
                 .checkFinished(.prepared, expect: [.swap]),
                 .started(pid: 20, at: 2),
-                .swapFinished(.installed(keptPrevious: true), at: 2, expect: [.schedule(.check, after: .seconds(105), generation: 2)]),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .schedule(.probation, after: .seconds(30), generation: 1), .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
                 .exited(pid: 20, .exited(0), at: 3, expect: [.schedule(.restart, after: .milliseconds(750), generation: 2)]),
                 .timer(.restart, generation: 2, at: 4, expect: [.startApp]),
                 .started(pid: 21, at: 4),
@@ -301,7 +353,11 @@ struct WatchStateMachineTests {
                 .checkNow(at: 1, expect: [.check]),
                 .checkFinished(.prepared, expect: [.swap]),
                 .started(pid: 20, at: 2),
-                .swapFinished(.installed(keptPrevious: true), at: 2, expect: [.schedule(.check, after: .seconds(105), generation: 2)]),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .schedule(.probation, after: .seconds(30), generation: 1), .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
                 .exited(
                     pid: 20, .signaled(11), at: 3, expect: [.rollBack(reason: "it was killed by signal 11 (SIGSEGV) 1.0 s after its start")]
                 ),
@@ -327,7 +383,11 @@ struct WatchStateMachineTests {
                 .checkNow(at: 1, expect: [.check]),
                 .checkFinished(.prepared, expect: [.swap]),
                 .started(pid: 20, at: 2),
-                .swapFinished(.installed(keptPrevious: true), at: 2, expect: [.schedule(.check, after: .seconds(105), generation: 2)]),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 2,
+                    expect: [
+                        .schedule(.probation, after: .seconds(30), generation: 1), .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
                 .stop(expect: [.end(exitCode: 0)]),
                 .stop(expect: []),
                 .timer(.check, generation: 2, at: 200, expect: []),
@@ -376,6 +436,10 @@ struct WatchStateMachineTests {
                 #expect(machine.probationExtended(by: .seconds(seconds), at: at(time)) == expected, label)
             case .trialResumed(let expected):
                 #expect(machine.trialResumed() == expected, label)
+            case .rollbackRequested(let expected):
+                #expect(machine.rollbackRequested() == expected, label)
+            case .requestedRollbackFinished(let expected):
+                #expect(machine.requestedRollbackFinished() == expected, label)
             }
         }
     }

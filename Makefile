@@ -16,7 +16,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test docs tsan fuzz demo bench bench-delta bench-deps peer-corpus clean
+.PHONY: deps build test docs tsan fuzz demo bench bench-delta bench-lifecycle bench-deps peer-corpus clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -74,12 +74,19 @@ bench: deps bench-deps
 	bin=$$($(SWIFT) build -c release --show-bin-path) && \
 	  python3 Benchmarks/Scripts/bench.py --bin "$$bin" --helper "$$bin/AutoupdateTestHelper" \
 	    --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS) && \
-	  python3 Benchmarks/Scripts/bench-delta.py --bin "$$bin" --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+	  python3 Benchmarks/Scripts/bench-delta.py --bin "$$bin" --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS) && \
+	  python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$bin" --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
 
 ## bench-delta: only the differential-update rows (ours, full, zsync, rsync; nginx on loopback).
 bench-delta: deps bench-deps
 	$(SWIFT) build -c release --product autoupdate
 	python3 Benchmarks/Scripts/bench-delta.py --bin "$$($(SWIFT) build -c release --show-bin-path)" \
+	  --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+
+## bench-lifecycle: only the rollback, status and watch swap-gap rows (nginx on loopback).
+bench-lifecycle: deps bench-deps
+	$(SWIFT) build -c release --product autoupdate
+	python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$($(SWIFT) build -c release --show-bin-path)" \
 	  --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
 
 # The peers only the benchmarks drive.

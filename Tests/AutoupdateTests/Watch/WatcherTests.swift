@@ -75,7 +75,8 @@ struct WatcherTests {
             let updateFolder = scenario.folder.updateDirectory
             #expect(FileManager.default.fileExists(atPath: updateFolder + "/trial.json"))
             #expect(FileManager.default.fileExists(atPath: updateFolder + "/previous-1.0"))
-            // The first check after the window confirms it: the record goes, v1 stays kept (--keep 1).
+            // Its window's end confirms it (the first check waits for that): the record goes, v1
+            // stays kept (--keep 1).
             _ = try await events.next("the check after the health window") { if case .upToDate = $0 { true } else { false } }
             #expect(!FileManager.default.fileExists(atPath: updateFolder + "/trial.json"))
             #expect(FileManager.default.fileExists(atPath: updateFolder + "/previous-1.0"), "kept for autoupdate rollback")
@@ -193,6 +194,50 @@ struct WatcherTests {
             try scenario.publish(app("3.0"), version: "3.0")
             _ = try await events.next("v3 installed") { if case .swapped(_, let to, _) = $0 { to.description == "3.0" } else { false } }
             _ = try await events.next("v3 start") { if case .started(_, let version) = $0 { version?.description == "3.0" } else { false } }
+            watch.cancel()
+            #expect(try await watch.value == 0)
+        }
+    }
+
+    @Test("a v2 that is ready within its window and crashes after it is restarted, not rolled back")
+    func crashAfterTheWindow() async throws {
+        let scenario = try UpdateScenario()
+        try scenario.publish(app("1.0"), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            _ = try await makeUpdater(scenario, server).update()
+            // Ready at once; crashes 2.5 s after its first start (past the 1 s window), then runs.
+            let script = """
+                #!/bin/sh
+                echo "2.0 started" >> "$AUTOUPDATE_DIR/events.log"
+                touch "$AUTOUPDATE_DIR/ready"
+                if [ ! -e "$AUTOUPDATE_DIR/crashed" ]; then sleep 2.5; touch "$AUTOUPDATE_DIR/crashed"; exit 3; fi
+                exec sleep 600
+                """
+            let watcher = try Watcher(
+                filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
+                download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
+                configuration: WatchConfiguration(
+                    interval: .milliseconds(200), jitter: .zero, grace: .seconds(5), healthWindow: .seconds(1),
+                    retryBase: .milliseconds(100), maxRestartDelay: .seconds(1),
+                    health: HealthCheck(command: "test -e \"$AUTOUPDATE_DIR/ready\"", interval: .milliseconds(50))),
+                logger: Logger(label: "test"))
+            let events = EventRecorder(watcher.events)
+            let watch = Task { try await watcher.run() }
+            defer { watch.cancel() }
+            _ = try await events.next("v1 start") { if case .started = $0 { true } else { false } }
+            try scenario.publish(["bin/app": .text(script, mode: 0o755)], version: "2.0")
+            _ = try await events.next("the swap") { if case .swapped = $0 { true } else { false } }
+            _ = try await events.next("v2's crash") { if case .exited(_, let status) = $0 { status == .exited(3) } else { false } }
+            _ = try await events.next("v2 restarted") {
+                if case .started(_, let version) = $0 { version?.description == "2.0" } else { false }
+            }
+            let rolledBack = events.all.filter { event in
+                guard case .rolledBack = event else { return false }
+                return true
+            }
+            #expect(rolledBack.isEmpty, "\(events.all)")
+            #expect(installed(scenario) == "2.0" && scenario.folder.readBadVersions().isEmpty)
+            #expect(!FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json"), "confirmed")
             watch.cancel()
             #expect(try await watch.value == 0)
         }

@@ -190,7 +190,7 @@ struct CrashConsistencyTests {
         #expect(try await autoupdate(rollback(timing)).status == 0)
         let whole = clock.now - started
         var random = SeededRandom(seed: 2612)
-        for iteration in 0..<8 {
+        for iteration in 0..<6 {
             let app = try await copy("random-\(iteration)")
             let child = try LiveProcess(BuiltProducts.cli, rollback(app))
             try await Task.sleep(for: whole * Double.random(in: 0.3...1.1, using: &random))
@@ -244,7 +244,7 @@ struct CrashConsistencyTests {
 
             var random = SeededRandom(seed: 2026)
             var outcomes = (old: 0, new: 0)
-            for iteration in 0..<16 {
+            for iteration in 0..<10 {
                 let app = scenario.work.url.appending(path: "app-\(iteration)")
                 try await shell("cp -a '\(scenario.appFolder.path)' '\(app.path)'", in: scenario.work.url)
                 let child = try LiveProcess(BuiltProducts.cli, ["update", "--url", url, "--dir", app.path, "--ca-file", TestPKI.caFile])

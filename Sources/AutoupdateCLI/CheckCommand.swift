@@ -1,6 +1,10 @@
 import ArgumentParser
 import Autoupdate
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 struct CheckCommand: AsyncParsableCommand {

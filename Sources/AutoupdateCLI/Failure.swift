@@ -1,6 +1,10 @@
 import ArgumentParser
 import Autoupdate
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The one place that turns a failure into an exit status and a line on stderr.
 ///
@@ -30,6 +34,6 @@ enum Failure {
 
     /// Writes `autoupdate: error: <message>` on stderr.
     static func printError(_ message: String) {
-        FileHandle.standardError.write(Data("autoupdate: error: \(message)\n".utf8))
+        writeStandardError("autoupdate: error: \(message)\n")
     }
 }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Autoupdate
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 struct PublishCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -102,7 +106,7 @@ struct PublishCommand: AsyncParsableCommand {
             let summary =
                 "\(count(result.entries, "entry", plural: "entries")), \(ProgressDisplay.bytes(result.bytes)), sha256 \(result.sha256)"
             if let index = result.index {
-                print("published \(result.version) on \(channel) at \(rollout.formatted())%: \(result.archive) (\(summary))")
+                print("published \(result.version) on \(channel) at \(plainNumber(rollout))%: \(result.archive) (\(summary))")
                 print("\(out)/release.json: serial \(index.serial), \(count(index.releases.count, "release", plural: "releases"))")
                 print("\(out)/version.txt: \(result.announced.map { "announces \($0)" } ?? "no stable release fully rolled out yet")")
             } else {
@@ -163,7 +167,7 @@ struct RolloutCommand: AsyncParsableCommand {
             let written = try Publisher.setRollout(
                 of: try Version(version), to: percent, in: index.out, secretKey: try index.secretKeyValue(),
                 versionExpiresIn: index.expiry, app: index.app)
-            print("\(version) now rolls out to \(percent.formatted())% of installs; \(index.out)/release.json: serial \(written.serial)")
+            print("\(version) now rolls out to \(plainNumber(percent))% of installs; \(index.out)/release.json: serial \(written.serial)")
         }
     }
 }

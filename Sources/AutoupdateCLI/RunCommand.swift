@@ -1,6 +1,15 @@
 import ArgumentParser
 import Autoupdate
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import Synchronization
 
@@ -134,13 +143,13 @@ struct RunCommand: AsyncParsableCommand {
             note("\(question) no terminal to ask on: declined")
             return false
         }
-        FileHandle.standardError.write(Data("autoupdate: \(question) [y/N] ".utf8))
-        let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        writeStandardError("autoupdate: \(question) [y/N] ")
+        let answer = readLine()?.trimmingWhitespace().lowercased() ?? ""
         return answer == "y" || answer == "yes"
     }
 
     private func note(_ text: String) {
-        FileHandle.standardError.write(Data("autoupdate: \(text)\n".utf8))
+        writeStandardError("autoupdate: \(text)\n")
     }
 }
 

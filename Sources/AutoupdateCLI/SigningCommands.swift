@@ -1,6 +1,16 @@
 import ArgumentParser
 import Autoupdate
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 struct KeygenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,7 +50,7 @@ struct KeygenCommand: AsyncParsableCommand {
         guard descriptor >= 0 else {
             throw AutoupdateError(.fileSystem, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        let handle = OpenFile(taking: FileDescriptor(rawValue: descriptor))
         try handle.write(contentsOf: Data(text.utf8))
         try handle.synchronize()
     }
@@ -97,7 +107,7 @@ struct SignCommand: AsyncParsableCommand {
             let name = URL(fileURLWithPath: file).lastPathComponent
             let now = Date()
             if let app { try ReleaseComment.validate(app: app) }
-            let size = version == nil ? nil : (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value
+            let size = version == nil ? nil : (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int).map(Int64.init)
             // A release index's signature names its serial, which clients check.
             let serial =
                 name == Publisher.indexName
@@ -112,7 +122,7 @@ struct SignCommand: AsyncParsableCommand {
             do {
                 try Data(signature.fileText.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
             } catch {
-                throw AutoupdateError(.fileSystem, "cannot write \(output): \(error.localizedDescription)", underlying: error)
+                throw AutoupdateError(.fileSystem, "cannot write \(output): \(describeFileError(error))", underlying: error)
             }
             print("signed \(file) with key \(key.publicKey.keyIDHex): \(output)")
         }

@@ -1,6 +1,15 @@
 import ArgumentParser
 import Autoupdate
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,8 +32,8 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         global.bootstrapLogging()
         try await Failure.reporting {
-            var isFolder: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else {
+            var info = stat()
+            guard stat(dir, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
                 throw AutoupdateError(.invalidArgument, "--dir \(dir): no such folder")
             }
             let status = AppFolder(path: dir).status()

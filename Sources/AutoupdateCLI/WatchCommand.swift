@@ -1,6 +1,10 @@
 import ArgumentParser
 import Autoupdate
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -123,7 +127,7 @@ struct WatchCommand: AsyncParsableCommand {
         guard healthPasses >= 1 else {
             throw ValidationError("--health-passes must be 1 or more.")
         }
-        if let healthCmd, healthCmd.trimmingCharacters(in: .whitespaces).isEmpty {
+        if let healthCmd, healthCmd.trimmingWhitespace().isEmpty {
             throw ValidationError("--health-cmd must be a command.")
         }
         if [healthCmd != nil, healthURL != nil, ready != nil].filter({ $0 }).count > 1 {
@@ -168,7 +172,7 @@ struct WatchCommand: AsyncParsableCommand {
             let printer = Task {
                 for await event in watcher.events {
                     if let line = Self.line(for: event) {
-                        FileHandle.standardError.write(Data("autoupdate: \(line)\n".utf8))
+                        writeStandardError("autoupdate: \(line)\n")
                     }
                 }
             }
@@ -223,11 +227,11 @@ struct WatchCommand: AsyncParsableCommand {
     }
 
     private static func seconds(_ duration: Duration) -> String {
-        String(format: "%.1f s", inSeconds(duration))
+        decimal(inSeconds(duration), places: 1) + " s"
     }
 
     private static func milliseconds(_ duration: Duration) -> String {
-        String(format: "%.1f ms", inSeconds(duration) * 1000)
+        decimal(inSeconds(duration) * 1000, places: 1) + " ms"
     }
 
     private static func inSeconds(_ duration: Duration) -> Double {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -155,7 +159,7 @@ extension AppFolder {
         var lines: [CheckLogLine] = []
         // `isNewline`, not "\n": in Swift "\r\n" is one Character, and logs may come from Windows.
         for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmingWhitespace()
             if line.isEmpty { continue }
             guard let parsed = Self.parseCheckLogLine(line) else {
                 return .corrupted(reason: "line \(index + 1) of the check log is not 'Old X|New Y|Time T': \(quoted(line))")
@@ -187,16 +191,18 @@ extension AppFolder {
 
     /// `YYYY-MM-DD HH:MM:SS.ffffff` in UTC, as Python's `str(datetime.utcnow())` prints it.
     static func pythonUTCString(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let micros = Int((date.timeIntervalSince1970 - date.timeIntervalSince1970.rounded(.down)) * 1_000_000)
-        func pad(_ value: Int?, _ width: Int) -> String {
-            let text = String(value ?? 0)
+        let seconds = date.timeIntervalSince1970.rounded(.down)
+        let micros = Int((date.timeIntervalSince1970 - seconds) * 1_000_000)
+        var time = time_t(seconds)
+        var parts = tm()
+        // The C library's calendar: FoundationEssentials' time zones need data a static binary lacks.
+        gmtime_r(&time, &parts)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return
-            "\(pad(parts.year, 4))-\(pad(parts.month, 2))-\(pad(parts.day, 2)) \(pad(parts.hour, 2)):\(pad(parts.minute, 2)):\(pad(parts.second, 2)).\(pad(micros, 6))"
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2)) "
+            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(micros, 6))"
     }
 
     // MARK: filelist.txt
@@ -214,7 +220,7 @@ extension AppFolder {
         var entries: [String] = []
         for raw in text.split(whereSeparator: \.isNewline) {
             let line = String(raw)
-            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            if line.trimmingWhitespace().isEmpty { continue }
             guard let entry = normalizedListEntry(line) else {
                 return .corrupted(reason: "\(layout.fileList) lists \(quoted(line)), which is outside the app folder or reserved")
             }
@@ -329,10 +335,10 @@ extension AppFolder {
     func removeIfPresent(_ file: String) throws {
         do {
             try FileManager.default.removeItem(atPath: file)
-        } catch CocoaError.fileNoSuchFile {
+        } catch let error as CocoaError where error.code == .fileNoSuchFile {
         } catch {
             guard FileManager.default.fileExists(atPath: file) else { return }
-            throw AutoupdateError(.fileSystem, "cannot remove \(quoted(file)): \(error.localizedDescription)", underlying: error)
+            throw AutoupdateError(.fileSystem, "cannot remove \(quoted(file)): \(describeFileError(error))", underlying: error)
         }
     }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What an app folder says about its updates, read from its files alone (no network, no lock,
 /// nothing written): `autoupdate status`.
@@ -84,7 +88,7 @@ extension AppFolder {
 
     /// The newest `check` record in the audit trail's tail.
     private func lastAuditedCheck() -> AppStatus.LastCheck? {
-        guard let handle = FileHandle(forReadingAtPath: auditLogPath) else { return nil }
+        guard let handle = OpenFile(forReadingAtPath: auditLogPath) else { return nil }
         defer { try? handle.close() }
         guard let size = try? handle.seekToEnd() else { return nil }
         let start = size > 65_536 ? size - 65_536 : 0

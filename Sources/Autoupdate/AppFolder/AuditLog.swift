@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An append-only JSON-lines record of every check and update, in the update folder (the check
 /// log beside the app keeps the seed's format): when, what, from where, the HTTP status, bytes, the archive's hash, the
@@ -38,7 +42,7 @@ struct AuditLog: Sendable {
         channel: String? = nil, rollout: String? = nil, why: String? = nil
     ) {
         let record = Record(
-            time: ISO8601DateFormatter().string(from: Date()), event: event, url: url?.displayString, status: status,
+            time: Date().iso8601, event: event, url: url?.displayString, status: status,
             bytes: bytes, hash: hash, keyID: keyID, version: version, decision: decision, reason: reason, serial: serial,
             channel: channel, rollout: rollout, why: why)
         let encoder = JSONEncoder()
@@ -47,6 +51,6 @@ struct AuditLog: Sendable {
         let path = folder.auditLogPath
         try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
         try? folder.append(
-            String(decoding: data, as: UTF8.self) + "\n", toFileNamed: (path as NSString).lastPathComponent, in: folder.updateDirectory)
+            String(decoding: data, as: UTF8.self) + "\n", toFileNamed: path.lastPathComponent, in: folder.updateDirectory)
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 public import Logging
 #if canImport(Glibc)
 import Glibc
@@ -243,7 +247,7 @@ extension ArchiveFormat {
         if let format = ArchiveFormat(fileName: path) {
             return format
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let handle = OpenFile(forReadingAtPath: path) else {
             throw AutoupdateError(.fileSystem, "cannot open the archive \(quoted(path))")
         }
         defer { try? handle.close() }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -33,9 +37,8 @@ final class TreeWriter {
 
     init(destination: String) throws {
         self.destination = destination
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: destination, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
+        if let isFolder = FileManager.default.isFolder(atPath: destination) {
+            guard isFolder else {
                 throw AutoupdateError(.fileSystem, "the destination \(quoted(destination)) exists and is not a folder")
             }
             createdFolders = []
@@ -53,7 +56,7 @@ final class TreeWriter {
                 try FileManager.default.createDirectory(atPath: destination, withIntermediateDirectories: true)
             } catch {
                 throw AutoupdateError(
-                    .fileSystem, "cannot create the destination \(quoted(destination)): \(error.localizedDescription)", underlying: error)
+                    .fileSystem, "cannot create the destination \(quoted(destination)): \(describeFileError(error))", underlying: error)
             }
             createdFolders = missing
         }

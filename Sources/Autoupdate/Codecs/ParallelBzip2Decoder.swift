@@ -1,5 +1,9 @@
 import CAutoupdateBzip2
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Decodes bzip2 with its blocks in parallel (bzip2 is the slowest format by far, ~25 MiB/s
 /// of output per core): what ``Bzip2Decoder`` accepts, with the same checks, on every core.

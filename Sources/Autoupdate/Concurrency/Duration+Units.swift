@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 extension Duration {
     /// Whole milliseconds, for C APIs.
@@ -14,7 +23,22 @@ extension Duration {
     /// Seconds as a short decimal for messages ("30", "0.5").
     var seconds: String {
         let value = timeInterval
-        return value == value.rounded() ? String(Int64(value)) : String(format: "%.3g", value)
+        return value == value.rounded() ? String(Int64(value)) : Self.threeSignificantDigits(value)
+    }
+
+    /// `%.3g` for the durations we print (no exponent: a value of 1000 s or more is whole seconds).
+    private static func threeSignificantDigits(_ value: Double) -> String {
+        guard value.isFinite, value != 0 else { return "0" }
+        let magnitude = Int(log10(abs(value)).rounded(.down))
+        guard magnitude < 3 else { return String(Int64(value.rounded())) }
+        let decimals = max(0, 2 - magnitude)
+        let scale = pow(10, Double(decimals))
+        let scaled = Int64((abs(value) * scale).rounded())
+        let whole = scaled / Int64(scale)
+        var fraction = String(scaled % Int64(scale))
+        fraction = String(repeating: "0", count: decimals - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return (value < 0 ? "-" : "") + String(whole) + (fraction.isEmpty ? "" : "." + fraction)
     }
 }
 

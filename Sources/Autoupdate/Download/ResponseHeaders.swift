@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The headers of one HTTP response, as libcurl's header callback delivers them line by line.
 ///
@@ -16,8 +20,8 @@ struct ResponseHeaders {
         guard let colon = line.firstIndex(of: ":") else {
             return
         }
-        let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        let name = line[..<colon].trimmingWhitespace().lowercased()
+        let value = line[line.index(after: colon)...].trimmingWhitespace(andNewlines: true)
         fields[name] = value
     }
 
@@ -67,7 +71,7 @@ struct ContentRange: Equatable {
     }
 
     init?(header: String) {
-        let text = header.trimmingCharacters(in: .whitespaces)
+        let text = header.trimmingWhitespace()
         guard text.lowercased().hasPrefix("bytes ") else { return nil }
         let spec = text.dropFirst("bytes ".count)
         let parts = spec.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
@@ -85,18 +89,44 @@ struct ContentRange: Equatable {
     }
 }
 
-/// HTTP dates (RFC 9110 §5.6.7): the preferred IMF-fixdate and the two obsolete forms.
+/// HTTP dates (RFC 9110 §5.6.7): the preferred IMF-fixdate and the two obsolete forms, always GMT.
 enum HTTPDate {
+    private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT` or `Sun Nov  6 08:49:37 1994`.
     static func parse(_ text: String) -> Date? {
-        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "GMT")
-            formatter.dateFormat = format
-            if let date = formatter.date(from: text) {
-                return date
-            }
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+        let day: Int?, month: String, year: Int?, time: String
+        switch words.count {
+        case 6 where words[5] == "GMT":
+            // IMF-fixdate: day-name, DD Mon YYYY HH:MM:SS GMT
+            guard words[1].count == 2, words[3].count == 4 else { return nil }
+            (day, month, year, time) = (Int(words[1]), words[2], Int(words[3]), words[4])
+        case 4 where words[3] == "GMT":
+            // RFC 850: day-name, DD-Mon-YY HH:MM:SS GMT; a two-digit year within 50 years of now
+            let parts = words[1].split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 3, parts[0].count == 2, parts[2].count == 2, let short = Int(parts[2]) else { return nil }
+            (day, month, year, time) = (Int(parts[0]), parts[1], short < 70 ? 2000 + short : 1900 + short, words[2])
+        case 5:
+            // asctime: day-name Mon D HH:MM:SS YYYY
+            guard words[4].count == 4 else { return nil }
+            (day, month, year, time) = (Int(words[2]), words[1], Int(words[4]), words[3])
+        default:
+            return nil
         }
-        return nil
+        let clock = time.split(separator: ":", omittingEmptySubsequences: false)
+        guard let day, let year, let monthIndex = months.firstIndex(of: month), clock.count == 3, clock.allSatisfy({ $0.count == 2 }),
+            let hour = Int(clock[0]), let minute = Int(clock[1]), let second = Int(clock[2]),
+            (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
+        else { return nil }
+        // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+        let shiftedYear = monthIndex < 2 ? year - 1 : year
+        let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
+        let yearOfEra = shiftedYear - era * 400
+        let dayOfYear = (153 * (monthIndex + (monthIndex < 2 ? 10 : -2)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        let days = era * 146_097 + dayOfEra - 719_468
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
+        return Date(timeIntervalSince1970: TimeInterval(seconds))
     }
 }

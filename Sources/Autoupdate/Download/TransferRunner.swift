@@ -1,5 +1,14 @@
 import CAutoupdateCurl
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 
 /// Everything one transfer needs, fixed when it starts.

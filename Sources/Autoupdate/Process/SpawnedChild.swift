@@ -1,5 +1,9 @@
 internal import CAutoupdateSystem
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -93,11 +97,11 @@ final class SpawnedChild: Sendable {
 
     private static func spawnFailure(_ executable: String, _ errno: Errno, workingDirectory: String?) -> AutoupdateError {
         let shown = quoted(executable)
-        var isFolder: ObjCBool = false
-        let exists = FileManager.default.fileExists(atPath: executable, isDirectory: &isFolder)
+        let isFolder = FileManager.default.isFolder(atPath: executable)
+        let exists = isFolder != nil
         let message =
             switch errno {
-            case _ where exists && isFolder.boolValue:
+            case _ where isFolder == true:
                 "cannot start \(shown): it is a folder"
             case .noSuchFileOrDirectory where workingDirectory.map({ !FileManager.default.fileExists(atPath: $0) }) == true:
                 "cannot start \(shown): its working directory \(quoted(workingDirectory ?? "")) does not exist"

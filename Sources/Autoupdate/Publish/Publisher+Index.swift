@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What a publish records about the release in `release.json`.
 public struct ReleaseOptions: Sendable, Hashable {

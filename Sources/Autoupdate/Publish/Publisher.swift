@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Turns a folder into what a static HTTPS server serves for autoupdate clients: the release
 /// index `release.json`, every release's archive under `releases/V/`, and, for clients that read
@@ -155,7 +159,7 @@ public enum Publisher {
 
     /// Writes the archive and says where each entry went.
     @discardableResult
-    static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: FileHandle) throws -> ArchiveLayout {
+    static func write(_ tree: SourceTree, as format: ArchiveFormat, to handle: OpenFile) throws -> ArchiveLayout {
         var layout = ArchiveLayout()
         switch format {
         case .zip:
@@ -200,7 +204,7 @@ public enum Publisher {
 
     /// The size and SHA-256 of a file.
     static func hash(_ path: String) throws -> (Int64, String) {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let handle = OpenFile(forReadingAtPath: path) else {
             throw AutoupdateError.unreadable(path)
         }
         defer { try? handle.close() }

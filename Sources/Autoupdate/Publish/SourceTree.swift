@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -40,8 +44,7 @@ struct SourceTree {
     /// FIFOs, sockets. Top-level names in `skipping` (the layout's own files) are left out.
     init(root: String, skipping reserved: Set<String>) throws {
         self.root = root
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.isFolder(atPath: root) == true else {
             throw AutoupdateError(.invalidArgument, "the folder to publish, \(quoted(root)), does not exist or is not a folder")
         }
         var entries: [Entry] = []

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Writes a POSIX tar stream (ustar headers; pax records for names, link targets or sizes that
 /// ustar cannot hold), ending with the two zero blocks.
@@ -49,7 +53,7 @@ struct TarWriter {
     }
 
     private func copyFile(_ path: String, expected: Int64) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let handle = OpenFile(forReadingAtPath: path) else {
             throw AutoupdateError.unreadable(path)
         }
         defer { try? handle.close() }

@@ -1,18 +1,27 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Writes a zip archive to a seekable file: deflated files, stored folders and symlinks, UTF-8
 /// names, Unix modes, modification times, zip64 when sizes or offsets need it. Each local header
 /// is patched once its entry is written, so the archive has no data descriptors and any
 /// streaming reader can frame it.
 final class ZipWriter {
-    private let handle: FileHandle
+    private let handle: OpenFile
     private var offset: UInt64 = 0
     private var central: [UInt8] = []
     private var count = 0
     private let deflater: DeflateStream
     private var needsZip64 = false
 
-    init(handle: FileHandle) throws {
+    init(handle: OpenFile) throws {
         self.handle = handle
         deflater = try DeflateStream(gzip: false)
     }
@@ -41,7 +50,7 @@ final class ZipWriter {
         var uncompressed: UInt64 = 0
         switch entry.kind {
         case .file where method == 8:
-            guard let input = FileHandle(forReadingAtPath: root + "/" + entry.path) else {
+            guard let input = OpenFile(forReadingAtPath: root + "/" + entry.path) else {
                 throw AutoupdateError.unreadable(root + "/" + entry.path)
             }
             defer { try? input.close() }

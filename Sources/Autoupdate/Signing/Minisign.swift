@@ -1,5 +1,9 @@
 internal import CAutoupdateSodium
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Minisign keys and signatures (https://jedisct1.github.io/minisign/), over libsodium's Ed25519
 /// and BLAKE2b, interoperable with the `minisign` tool both ways.
@@ -26,7 +30,7 @@ public enum Minisign {
         /// Parses a public key: the one-line base64 form (`RWQ…`, as `minisign -P` takes it) or
         /// the two-line file (`untrusted comment: …` then the base64 line).
         public init(text: String) throws {
-            let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
             let line = lines.first { !$0.hasPrefix("untrusted comment:") } ?? ""
             guard let data = Data(base64Encoded: line), data.count == 42 else {
                 throw AutoupdateError(.signature, "not a minisign public key (expected a base64 line of 42 bytes)")
@@ -81,7 +85,7 @@ public enum Minisign {
         /// Parses a secret key file. Password-protected keys are refused with a message saying
         /// how to remove the password (`minisign -C -W`).
         public init(text: String) throws {
-            let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
             let line = lines.first { !$0.hasPrefix("untrusted comment:") } ?? ""
             guard let data = Data(base64Encoded: line), data.count == 158 else {
                 throw AutoupdateError(.signature, "not a minisign secret key (expected a base64 line of 158 bytes)")
@@ -241,7 +245,7 @@ public enum Minisign {
 
     /// The ``Prehash`` of a file, read in 1 MiB pieces.
     public static func prehash(ofFile path: String) throws -> [UInt8] {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let handle = OpenFile(forReadingAtPath: path) else {
             throw AutoupdateError.unreadable(path)
         }
         defer { try? handle.close() }
@@ -436,7 +440,7 @@ public enum Minisign {
     }
 
     static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        bytes.map { $0.hex(width: 2) }.joined()
     }
 
     private static func printable(_ bytes: ArraySlice<UInt8>) -> String {

@@ -1,5 +1,9 @@
 import CAutoupdateSystem
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -66,7 +70,7 @@ final class DeltaStager {
     /// Decodes the zip entries for `paths` from `file`, which holds the archive's bytes from
     /// `rangeOffset` on.
     func stageZipEntries(_ paths: [String], from file: String, rangeOffset: Int64) throws {
-        guard let input = FileHandle(forReadingAtPath: file) else { throw AutoupdateError.unreadable(file) }
+        guard let input = OpenFile(forReadingAtPath: file) else { throw AutoupdateError.unreadable(file) }
         defer { try? input.close() }
         let decoder = try RawDeflateDecoder()
         for path in paths {
@@ -273,7 +277,7 @@ final class DeltaStager {
         _ member: ReleaseManifest.Member, holding paths: [String], format: ArchiveFormat, from file: String, rangeOffset: Int64,
         scratch: String
     ) throws {
-        guard let input = FileHandle(forReadingAtPath: file) else { throw AutoupdateError.unreadable(file) }
+        guard let input = OpenFile(forReadingAtPath: file) else { throw AutoupdateError.unreadable(file) }
         defer { try? input.close() }
         defer { try? TreeRemoval.remove(path: scratch) }
         let session = try ExtractionSession(

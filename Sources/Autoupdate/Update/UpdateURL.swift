@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 
 /// The base URL an app updates from, normalized by the seed's rules.
 ///
@@ -26,7 +30,7 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: ``AutoupdateError`` with code ``AutoupdateError/Code/invalidURL`` naming the URL
     ///   and the rule it breaks.
     public init(_ text: String) throws {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimmingWhitespace(andNewlines: true)
         let shown = quoted(text)
         guard !trimmed.isEmpty else {
             throw AutoupdateError(.invalidURL, "the update URL is empty; give the HTTPS folder that holds version.txt")
@@ -117,7 +121,7 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
     /// The text after the host's `:` in `https://host:port/…`, if there is a colon (IPv6
     /// literals in brackets skipped).
     private static func portText(of url: String) -> String? {
-        guard let start = url.range(of: "://")?.upperBound else { return nil }
+        guard let start = url.firstRange(of: "://")?.upperBound else { return nil }
         var authority = url[start...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         if let at = authority.lastIndex(of: "@") {
             authority = authority[authority.index(after: at)...]

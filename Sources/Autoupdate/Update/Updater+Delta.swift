@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 extension Updater {
@@ -166,7 +170,7 @@ extension Updater {
             if have == 0 {
                 guard FileManager.default.createFile(atPath: partial, contents: nil) else { throw AutoupdateError.unreadable(partial) }
             }
-            guard let output = FileHandle(forWritingAtPath: partial) else { throw AutoupdateError.unreadable(partial) }
+            guard let output = OpenFile(forWritingAtPath: partial) else { throw AutoupdateError.unreadable(partial) }
             defer { try? output.close() }
             try output.seekToEnd()
             let first = range.offset + have
@@ -227,7 +231,7 @@ extension Updater {
     ) async throws -> Int64 {
         var pending = Dictionary(ranges.map { ($0.0.offset, $0) }, uniquingKeysWith: { first, _ in first })
         var parser = MultipartByteranges()
-        var current: (range: DeltaPlan.ByteRange, file: String, output: FileHandle)?
+        var current: (range: DeltaPlan.ByteRange, file: String, output: OpenFile)?
         var written: Int64 = 0
         defer { try? current?.output.close() }
         func notHonoured(_ reason: String) -> AutoupdateError {
@@ -246,7 +250,7 @@ extension Updater {
                             }
                             let partial = file + ".part"
                             guard FileManager.default.createFile(atPath: partial, contents: nil),
-                                let output = FileHandle(forWritingAtPath: partial)
+                                let output = OpenFile(forWritingAtPath: partial)
                             else { throw AutoupdateError.unreadable(partial) }
                             current = (range, file, output)
                         case .data(let data):
@@ -292,6 +296,6 @@ extension Updater {
     }
 
     private static func size(of path: String) -> Int64? {
-        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+        FileManager.default.size(ofItemAtPath: path)
     }
 }

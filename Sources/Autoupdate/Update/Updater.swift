@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
 public import Foundation
+#endif
 public import Logging
 
 /// How an ``Updater`` downloads, extracts and trusts updates.
@@ -410,7 +414,7 @@ public final class Updater: Sendable {
         if let resumable {
             try? TreeRemoval.remove(path: resumable)
             try FileManager.default.createDirectory(
-                atPath: (resumable as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                atPath: resumable.deletingLastPathComponent, withIntermediateDirectories: true)
         }
         let destination = resumable ?? staging
         var keptForResume = false
@@ -545,7 +549,7 @@ public final class Updater: Sendable {
         if configuration.trust.requireFreshVersion, (prepared.freshUntil ?? .distantPast) <= Date() {
             prepared.discard()
             let until =
-                prepared.freshUntil.map { "was fresh until \(ISO8601DateFormatter().string(from: $0)) and has expired since" }
+                prepared.freshUntil.map { "was fresh until \($0.iso8601) and has expired since" }
                 ?? "was not checked for freshness"
             let error = AutoupdateError(
                 .signature, "refusing to install \(prepared.version): the server's signed version.txt \(until); the next check asks again")

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 public import Logging
 
 /// Checks the server against the installed version: its release index `release.json` when it
@@ -258,7 +262,7 @@ public final class VersionChecker: Sendable {
         guard expires > now else {
             throw AutoupdateError(
                 .signature,
-                "\(signatureURL.displayString) expired at \(ISO8601DateFormatter().string(from: expires)): the publisher stopped re-signing \(signedFile), or the server replays an old one"
+                "\(signatureURL.displayString) expired at \(expires.iso8601): the publisher stopped re-signing \(signedFile), or the server replays an old one"
             )
         }
         var freshUntil = expires
@@ -270,7 +274,7 @@ public final class VersionChecker: Sendable {
             guard now.timeIntervalSince(signed) <= maxAge.timeInterval else {
                 throw AutoupdateError(
                     .signature,
-                    "\(signatureURL.displayString) was signed at \(ISO8601DateFormatter().string(from: signed)), longer ago than the maximum age of \(maxAge.seconds) s"
+                    "\(signatureURL.displayString) was signed at \(signed.iso8601), longer ago than the maximum age of \(maxAge.seconds) s"
                 )
             }
             freshUntil = min(expires, signed.addingTimeInterval(maxAge.timeInterval))

@@ -1,4 +1,5 @@
 @testable import Autoupdate
+import Foundation
 import Testing
 
 @Suite("Response headers")
@@ -33,6 +34,49 @@ struct ResponseHeadersTests {
         #expect(headers.retryAfter(now: now) == .seconds(30))
         headers.take(line: "Retry-After: soon\r\n")
         #expect(headers.retryAfter(now: now) == nil)
+    }
+
+    @Test(
+        "HTTP dates in their three forms (RFC 9110 §5.6.7), as Unix time; anything else is not a date",
+        arguments: [
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777), ("Sunday, 06-Nov-94 08:49:37 GMT", 784_111_777),
+            ("Sun Nov  6 08:49:37 1994", 784_111_777), ("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+            ("Mon, 29 Feb 2028 23:59:59 GMT", 1_835_481_599), ("Fri, 01 Jan 2099 00:00:00 GMT", 4_070_908_800),
+            ("Wednesday, 01-Mar-00 12:00:00 GMT", 951_912_000),
+        ] as [(String, Int64)])
+    func httpDate(text: String, unixTime: Int64) {
+        #expect(HTTPDate.parse(text).map { Int64($0.timeIntervalSince1970) } == unixTime)
+    }
+
+    @Test(
+        "not HTTP dates",
+        arguments: [
+            "", "soon", "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 6 Nov 1994 08:49:37 GMT", "Sun, 06 Nox 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT", "Sun, 06 Nov 1994 08:49 GMT", "Sun, 32 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-1994 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 94",
+        ])
+    func notHTTPDates(text: String) {
+        #expect(HTTPDate.parse(text) == nil)
+    }
+
+    @Test(
+        "numbers as we print them: fixed decimals, plain percentages, three significant digits for seconds",
+        arguments: [
+            (decimal(2.25, places: 1), "2.3"), (decimal(0.04, places: 1), "0.0"), (decimal(-1.5, places: 1), "-1.5"),
+            (decimal(1234.5678, places: 2), "1234.57"), (decimal(3, places: 0), "3"), (decimal(-0.01, places: 1), "0.0"),
+            (plainNumber(5), "5"), (plainNumber(12.5), "12.5"), (plainNumber(0.25), "0.25"),
+            (Duration.milliseconds(500).seconds, "0.5"), (Duration.milliseconds(2250).seconds, "2.25"),
+            (Duration.milliseconds(12_345).seconds, "12.3"), (Duration.seconds(30).seconds, "30"),
+            (Duration.milliseconds(1).seconds, "0.001"), (Duration.milliseconds(9996).seconds, "10"),
+            (Date(timeIntervalSince1970: 784_111_777).iso8601, "1994-11-06T08:49:37Z"),
+            (" \t a b \n".trimmingWhitespace(), "a b \n"), (" \t a b \n".trimmingWhitespace(andNewlines: true), "a b"),
+            ("/a/b/c.txt".lastPathComponent, "c.txt"), ("/a/b/c.txt".deletingLastPathComponent, "/a/b"),
+            ("/x".deletingLastPathComponent, "/"),
+            (UInt8(10).hex(width: 2), "0a"),
+        ] as [(String, String)])
+    func printedNumbers(printed: String, expected: String) {
+        #expect(printed == expected)
     }
 
     @Test(

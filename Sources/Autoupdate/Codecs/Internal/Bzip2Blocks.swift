@@ -1,6 +1,10 @@
 import CAutoupdateBzip2
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A piece of a bzip2 file between two markers, as its raw bytes: bits
 /// `startBit ..< startBit + bitCount` of `bytes`, most significant bit first.

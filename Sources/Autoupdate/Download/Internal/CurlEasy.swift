@@ -1,5 +1,9 @@
 import CAutoupdateCurl
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Owns one libcurl easy handle and the C memory its options point at.
 ///
@@ -33,7 +37,7 @@ final class CurlEasy {
     /// The detailed message of the last failure, or `nil`.
     var errorMessage: String? {
         let message = String(cString: errorBuffer)
-        return message.isEmpty ? nil : message.trimmingCharacters(in: .whitespacesAndNewlines)
+        return message.isEmpty ? nil : message.trimmingWhitespace(andNewlines: true)
     }
 
     func set(_ option: CURLoption, _ value: Int) throws {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Where each entry of a published archive lives, for the release manifest: byte ranges in a zip
 /// or a plain tar, members of a compressed tar.

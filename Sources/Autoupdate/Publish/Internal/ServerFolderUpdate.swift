@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -85,7 +89,7 @@ final class ServerFolderUpdate {
     ///
     /// - Returns: The temporary file's path, to read the content back (to hash or sign it).
     @discardableResult
-    func stage(_ name: String, writing body: (FileHandle) throws -> Void) throws -> String {
+    func stage(_ name: String, writing body: (OpenFile) throws -> Void) throws -> String {
         removeLeftovers(of: name)
         let temporary = ".\(name).tmp-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor: Int32
@@ -96,7 +100,7 @@ final class ServerFolderUpdate {
                 .fileSystem, "cannot create a temporary file for \(quoted(path + "/" + name)) (\(errno))", underlying: errno)
         }
         changes.append(.replace(name: name, temporary: temporary))
-        let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        let handle = OpenFile(taking: FileDescriptor(rawValue: descriptor))
         do {
             try body(handle)
         } catch let error as AutoupdateError {
@@ -124,7 +128,7 @@ final class ServerFolderUpdate {
             changes.append(.replace(name: name, temporary: temporary))
             return
         }
-        guard let input = FileHandle(forReadingAtPath: source) else {
+        guard let input = OpenFile(forReadingAtPath: source) else {
             throw AutoupdateError.unreadable(source)
         }
         defer { try? input.close() }
@@ -210,15 +214,9 @@ final class ServerFolderUpdate {
         }
     }
 
-    /// Foundation's write errors, as the `errno` text they carry ("File too large").
+    /// A write's failure, as the `errno` text it carries ("File too large").
     private static func describe(_ error: any Error) -> String {
-        let error = error as NSError
-        for candidate in [error, error.userInfo[NSUnderlyingErrorKey] as? NSError] {
-            if let candidate, candidate.domain == NSPOSIXErrorDomain {
-                return String(cString: strerror(Int32(candidate.code)))
-            }
-        }
-        return error.localizedDescription
+        describeFileError(error)
     }
 }
 

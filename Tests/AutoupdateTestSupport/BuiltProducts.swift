@@ -10,6 +10,11 @@ public enum BuiltProducts {
         return URL(fileURLWithPath: executable).deletingLastPathComponent()
     }()
 
-    /// The `autoupdate` CLI of this build.
-    public static var cli: String { directory.appending(path: "autoupdate").path }
+    /// The `autoupdate` CLI of this build, or the one `AUTOUPDATE_CLI` names (to run the CLI tests
+    /// against `make dist`'s self-contained binary; the tests that kill at a named install step
+    /// need a debug build).
+    public static var cli: String {
+        ProcessInfo.processInfo.environment["AUTOUPDATE_CLI"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? directory.appending(path: "autoupdate").path
+    }
 }

@@ -127,7 +127,6 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Tests/AutoupdateTestHelper",
-            exclude: ["demo.sh"],
             swiftSettings: strictSettings
         ),
         // libFuzzer targets for the readers (`make fuzz`); built normally, it replays inputs.

@@ -4,21 +4,21 @@
 # then `autoupdate watch` keeping a service up, and rolling back a 3.0 that never gets ready.
 # Everything happens in a temporary folder; the server stops when the demo ends.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 
 if [ -t 1 ]; then bold=$'\033[1m'; plain=$'\033[0m'; else bold=""; plain=""; fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
-say "Building autoupdate and the demo's HTTPS server"
+say "Building autoupdate (the demo's HTTPS server is Debian's nginx)"
 swift build --product autoupdate 2>&1 | tail -n 1
-swift build --product AutoupdateTestHelper 2>&1 | tail -n 1
 bin=$(swift build --show-bin-path)
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
 autoupdate="$bin/autoupdate"
 
 demo=$(mktemp -d -t autoupdate-demo-XXXXXX)
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true; fi
   rm -rf "$demo"
 }
 trap cleanup EXIT
@@ -66,13 +66,36 @@ find "$demo/src-1.0" "$demo/src-2.0" -type f | sed "s|$demo/||" | sort
 say "A signing key for releases (the app pins its public half)"
 "$autoupdate" keygen --secret-key "$demo/release.key" --public-key "$demo/release.pub"
 
-say "Publishing 1.0, signed, to the server folder, and serving it over HTTPS on 127.0.0.1"
+say "Publishing 1.0, signed, to the server folder, and serving it over HTTPS on 127.0.0.1 with nginx"
 "$autoupdate" publish "$demo/src-1.0" --version 1.0 --out "$demo/server" --secret-key "$demo/release.key"
-mkfifo "$demo/url.fifo"
-"$bin/AutoupdateTestHelper" serve --root "$demo/server" --certificate "$demo/server.pem" --key "$demo/server-key.pem" > "$demo/url.fifo" &
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$demo/nginx"
+# As root, nginx's workers would run as nobody, who cannot read the demo's private folder.
+cat > "$demo/nginx/nginx.conf" <<CONF
+$([ "$(id -u)" = 0 ] && echo "user root;")
+daemon off;
+worker_processes 1;
+pid $demo/nginx/nginx.pid;
+error_log $demo/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  default_type application/octet-stream;
+  client_body_temp_path $demo/nginx/body; proxy_temp_path $demo/nginx/proxy; fastcgi_temp_path $demo/nginx/fastcgi;
+  uwsgi_temp_path $demo/nginx/uwsgi; scgi_temp_path $demo/nginx/scgi;
+  server {
+    listen 127.0.0.1:$port ssl;
+    ssl_certificate $demo/server.pem;
+    ssl_certificate_key $demo/server-key.pem;
+    root $demo/server;
+  }
+}
+CONF
+"$nginx" -c "$demo/nginx/nginx.conf" -p "$demo/nginx" -e "$demo/nginx/error.log" &
 server_pid=$!
-# The server prints its URL once it listens: wait for that line (at most a minute).
-read -r -t 60 url < "$demo/url.fifo"
+# Until it listens (at most ten seconds).
+for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+url="https://127.0.0.1:$port/"
 echo "serving $url"
 
 say "autoupdate run: installs 1.0 into an empty app folder, then runs the app"

@@ -10,7 +10,7 @@ SWIFT ?= swift
 # Debian packages the build links against and the real tools the tests drive.
 APT_PACKAGES := libcurl4-openssl-dev libssl-dev zlib1g-dev libbz2-dev libsodium-dev pkg-config \
                 tar gzip bzip2 zip unzip libarchive-tools minisign openssl python3 python3-venv curl lbzip2 pigz \
-                binutils dpkg-dev nginx
+                binutils dpkg-dev nginx tinyproxy
 # Python packages the differential tests compare against, pinned for repeatability.
 VENV := .venv
 PIP_PACKAGES := packaging==26.2

@@ -71,7 +71,7 @@ struct RunCommand: AsyncParsableCommand {
             let launcher = try Launcher(
                 filepath: resolvedFile(in: folder), url: try options.updateURL().description,
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
-                folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
+                folder: folder, download: try options.downloadConfiguration(), extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)),
                 channel: try options.releaseChannel(), pin: try options.releasePin(), differential: options.differential.setting,
                 grace: .milliseconds(Int64(grace * 1000)),

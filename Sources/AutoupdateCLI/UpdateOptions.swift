@@ -45,6 +45,21 @@ struct UpdateOptions: ParsableArguments {
     )
     var differential: DifferentialOption = .auto
 
+    @Option(
+        help: ArgumentHelp(
+            "The most bytes per second to download, averaged: 300K, 2M (K and M are 1024 and 1024², as for curl --limit-rate); at least 4K.",
+            valueName: "bytes"))
+    var maxRate: String?
+
+    @Option(
+        help:
+            "A proxy for every request: http://, https://, socks5:// or socks5h://HOST:PORT, with user:password@ if it needs them. Without it, https_proxy, all_proxy and no_proxy apply as for curl."
+    )
+    var proxy: String?
+
+    @Option(help: "A file whose first line is user:password for the proxy (kept off the command line, which other users can see).")
+    var proxyUserFile: String?
+
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func validate() throws {
@@ -56,6 +71,20 @@ struct UpdateOptions: ParsableArguments {
         }
         if let checkTimeout, !(checkTimeout > 0 && checkTimeout.isFinite) {
             throw ValidationError("--check-timeout must be a positive number of seconds.")
+        }
+        if let maxRate {
+            guard let rate = Self.bytesPerSecond(maxRate) else {
+                throw ValidationError("--max-rate \(maxRate): give bytes per second, such as 500000, 300K or 2M.")
+            }
+            guard rate >= 4096 else {
+                throw ValidationError("--max-rate \(maxRate): at least 4K (a slower transfer counts as stalled).")
+            }
+        }
+        if let proxy, !["http://", "https://", "socks5://", "socks5h://"].contains(where: { proxy.lowercased().hasPrefix($0) }) {
+            throw ValidationError("--proxy \(proxy): give http://, https://, socks5:// or socks5h://HOST:PORT.")
+        }
+        if proxyUserFile != nil, proxy == nil {
+            throw ValidationError("--proxy-user-file needs --proxy.")
         }
         if let channel, !ReleaseIndex.isValidChannel(channel) {
             throw ValidationError("--channel \(channel): a channel is 1 to 64 of a-z, 0-9, '.', '_' and '-'.")
@@ -87,12 +116,36 @@ struct UpdateOptions: ParsableArguments {
         try UpdateURL(url ?? environment[UpdateContext.Variable.url] ?? "")
     }
 
-    func downloadConfiguration() -> DownloadConfiguration {
+    func downloadConfiguration() throws -> DownloadConfiguration {
         var configuration = DownloadConfiguration(caFile: caFile ?? environment[UpdateContext.Variable.caFile])
         if let maxBytes {
             configuration.maxBytes = maxBytes
         }
+        configuration.maxBytesPerSecond = maxRate.flatMap(Self.bytesPerSecond)
+        configuration.proxy = proxy
+        if let proxyUserFile {
+            guard let data = FileManager.default.contents(atPath: proxyUserFile) else {
+                throw AutoupdateError(.invalidArgument, "--proxy-user-file \(proxyUserFile): cannot read it")
+            }
+            let line = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+            guard line.contains(":") else {
+                throw AutoupdateError(.invalidArgument, "--proxy-user-file \(proxyUserFile): its first line must be user:password")
+            }
+            configuration.proxyCredentials = line
+        }
         return configuration
+    }
+
+    /// `500000`, `300K`, `2M` (K = 1024, as curl's `--limit-rate`) as bytes per second.
+    static func bytesPerSecond(_ text: String) -> Int64? {
+        let unit: Int64 =
+            switch text.last {
+            case "k", "K": 1024
+            case "m", "M": 1024 * 1024
+            default: 1
+            }
+        guard let count = Int64(unit == 1 ? text : String(text.dropLast())), count > 0, count <= Int64.max / unit else { return nil }
+        return count * unit
     }
 
     func extractionConfiguration() -> ExtractionConfiguration {
@@ -111,7 +164,7 @@ struct UpdateOptions: ParsableArguments {
     /// Everything an updater needs from these options and the trust flags.
     func updaterConfiguration(archive: String?, trust: TrustOptions) throws -> UpdaterConfiguration {
         UpdaterConfiguration(
-            archive: try archiveName(archive), download: downloadConfiguration(), extraction: extractionConfiguration(),
+            archive: try archiveName(archive), download: try downloadConfiguration(), extraction: extractionConfiguration(),
             trust: try trust.trustPolicy(), checkTimeout: checkTimeout(), channel: try releaseChannel(), pin: try releasePin(),
             differential: differential.setting)
     }

@@ -158,7 +158,7 @@ struct WatchCommand: AsyncParsableCommand {
             let folder = options.folder()
             let watcher = try Watcher(
                 filepath: file, url: try options.updateURL().description, newfiles: try options.archiveName(archive).name,
-                args: arguments, folder: folder, download: options.downloadConfiguration(), extraction: options.extractionConfiguration(),
+                args: arguments, folder: folder, download: try options.downloadConfiguration(), extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(), channel: try options.releaseChannel(),
                 pin: try options.releasePin(), differential: options.differential.setting, adoptsOrphans: true,
                 configuration: WatchConfiguration(

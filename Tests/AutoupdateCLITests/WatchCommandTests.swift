@@ -131,23 +131,6 @@ struct WatchCommandTests {
         time.sleep(600)'
         """
 
-    /// A TCP port on 127.0.0.1 that nothing listens on (now).
-    private func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-            }
-        }
-        try #require(bound)
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// The pid in a `started V (pid N)` line.
     private func pid(in line: String) throws -> Int32 {
         let digits = line.split(separator: "(pid ").last?.prefix { $0.isNumber } ?? ""
@@ -241,7 +224,7 @@ struct WatchCommandTests {
             let dir = scenario.appFolder.path
             #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
             var v2 = noting("2.0")
-            let port = try freePort()
+            let port = try freeLoopbackPort()
             if becomesReady, case .text(let script, let mode) = v2["bin/app"] {
                 let ready =
                     switch probe {

@@ -157,7 +157,15 @@ struct DownloadStateMachine {
     }
 
     private var configuration: DownloadConfiguration { request.configuration }
-    private var url: String { request.displayURL }
+    /// The URL as messages name it, with the proxy it goes through (its credentials left out).
+    private var url: String {
+        guard let proxy = configuration.proxy else { return request.displayURL }
+        var shown = proxy
+        if let scheme = proxy.firstRange(of: "://"), let at = proxy.lastIndex(of: "@"), at > scheme.upperBound {
+            shown = String(proxy[..<scheme.upperBound]) + String(proxy[proxy.index(after: at)...])
+        }
+        return request.displayURL + " through the proxy " + shown
+    }
 
     /// The most body bytes accepted.
     var cap: Int64 { request.expectedLength ?? request.maxBytes }

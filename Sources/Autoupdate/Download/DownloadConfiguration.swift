@@ -42,6 +42,18 @@ public struct DownloadConfiguration: Sendable, Hashable {
     public var chunkSize: Int
     /// Bytes that may wait for a slow consumer before the transfer pauses (backpressure).
     public var bufferLimit: Int
+    /// The most bytes per second a transfer receives, averaged (`--max-rate`); `nil`: as fast as
+    /// the network goes. Keep it above ``lowSpeedLimit``, which a throttled transfer must still beat.
+    public var maxBytesPerSecond: Int64?
+    /// The proxy every request goes through: `http://`, `https://` (TLS to the proxy, verified
+    /// like the server, ``caFile`` included), `socks5://` or `socks5h://` (names resolved by the
+    /// proxy); credentials may be in it (`http://user:password@proxy:3128`). The server's TLS
+    /// goes through the proxy end to end. `nil`: libcurl's usual variables decide, as for curl
+    /// (`https_proxy` or `HTTPS_PROXY`, `all_proxy`, and `no_proxy` for the hosts that bypass it).
+    public var proxy: String?
+    /// `user:password` for the proxy, when they are not in ``proxy`` (`--proxy-user-file`: kept
+    /// out of the command line, which other users can read).
+    public var proxyCredentials: String?
 
     /// Creates a configuration; every parameter has a default.
     public init(
@@ -56,8 +68,14 @@ public struct DownloadConfiguration: Sendable, Hashable {
         retryDelay: Duration = .milliseconds(250),
         maxRetryDelay: Duration = .seconds(8),
         chunkSize: Int = 128 << 10,
-        bufferLimit: Int = 1 << 20
+        bufferLimit: Int = 1 << 20,
+        maxBytesPerSecond: Int64? = nil,
+        proxy: String? = nil,
+        proxyCredentials: String? = nil
     ) {
+        self.maxBytesPerSecond = maxBytesPerSecond
+        self.proxy = proxy
+        self.proxyCredentials = proxyCredentials
         self.caFile = caFile
         self.connectTimeout = connectTimeout
         self.lowSpeedLimit = lowSpeedLimit

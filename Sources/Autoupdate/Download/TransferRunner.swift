@@ -68,6 +68,8 @@ final class TransferRunner {
     private var delivered: Int64 = 0
     private var rate = RateEstimator()
     private var easy: CurlEasy?
+    /// Under `maxBytesPerSecond`: body bytes received since the cap's clock started.
+    private var throttled: (bytes: Int64, since: ContinuousClock.Instant)?
 
     private var networkTime: Duration { clock.now - startedAt - consumerWait }
 
@@ -214,6 +216,19 @@ final class TransferRunner {
             try easy.set(CURLOPT_CAINFO, caFile)
             /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_CAPATH.html
             try easy.set(CURLOPT_CAPATH, easy.defaultCAPath ?? "/etc/ssl/certs")
+            // An https proxy is verified against the same anchors.
+            /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_PROXY_CAINFO.html
+            try easy.set(CURLOPT_PROXY_CAINFO, caFile)
+            /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_PROXY_CAPATH.html
+            try easy.set(CURLOPT_PROXY_CAPATH, easy.defaultCAPath ?? "/etc/ssl/certs")
+        }
+        if let proxy = configuration.proxy {
+            /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_PROXY.html
+            try easy.set(CURLOPT_PROXY, proxy)
+            if let credentials = configuration.proxyCredentials {
+                /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_PROXYUSERPWD.html
+                try easy.set(CURLOPT_PROXYUSERPWD, credentials)
+            }
         }
         /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_CONNECTTIMEOUT_MS.html
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, Int(configuration.connectTimeout.milliseconds))
@@ -229,8 +244,11 @@ final class TransferRunner {
         try easy.set(CURLOPT_USERAGENT, AutoupdateInfo.userAgent)
         /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_TCP_KEEPALIVE.html
         try easy.set(CURLOPT_TCP_KEEPALIVE, 1)
+        // Under a rate cap, reads of an eighth of a second's bytes at most, so that the cap
+        // (``throttle(received:)``) paces smoothly.
+        let readSize = configuration.maxBytesPerSecond.map { Int(min(128 << 10, max(4096, $0 / 8))) } ?? 128 << 10
         /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_BUFFERSIZE.html
-        try easy.set(CURLOPT_BUFFERSIZE, 128 << 10)
+        try easy.set(CURLOPT_BUFFERSIZE, readSize)
 
         let context = UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
         try easy.set(CURLOPT_WRITEDATA, pointer: context)
@@ -260,6 +278,7 @@ final class TransferRunner {
 
     private func receiveBody(_ data: UnsafeRawBufferPointer) -> Int {
         guard let easy else { return 0 }
+        throttle(received: data.count)
         let skip: Int
         switch machine.bodyReceived(data.count, response: response(easy)) {
         case .abort:
@@ -279,6 +298,27 @@ final class TransferRunner {
             }
         }
         return data.count
+    }
+
+    /// `--max-rate`: once the bytes received are ahead of the cap's schedule, this thread (the
+    /// transfer's own) waits until they are not; meanwhile TCP's window holds the server back.
+    /// libcurl's own cap (`CURLOPT_MAX_RECV_SPEED_LARGE`) let a loopback transfer through
+    /// unthrottled here: one `curl_multi_perform` read everything the socket and TLS had buffered.
+    /// The wait counts as the consumer's, not the server's (the stall rules judge the server).
+    private func throttle(received count: Int) {
+        guard let limit = request.configuration.maxBytesPerSecond, limit > 0 else { return }
+        let now = clock.now
+        var state = throttled ?? (0, now)
+        state.bytes += Int64(count)
+        throttled = state
+        let due = state.since + .nanoseconds(state.bytes * 1_000_000_000 / limit)
+        while clock.now < due, !core.isCancelled {
+            let started = clock.now
+            let remaining = due - started
+            let micros = min(50_000, remaining.components.seconds * 1_000_000 + remaining.components.attoseconds / 1_000_000_000_000)
+            usleep(useconds_t(max(1, micros)))
+            consumerWait += clock.now - started
+        }
     }
 
     // MARK: Delivery
@@ -316,6 +356,12 @@ final class TransferRunner {
     private func classify(_ code: CurlCode, easy: CurlEasy) -> DownloadStateMachine.TransportEnd {
         guard code != .ok else {
             return .completed
+        }
+        let tunnel = easy.proxyConnectCode
+        if tunnel >= 300 {
+            // The proxy refused the tunnel: the server was never reached.
+            let hint = tunnel == 407 ? " (it wants credentials: user:password@ in the proxy's URL, or --proxy-user-file)" : ""
+            return .failed(.init(kind: .other, detail: "the proxy refused to connect to the server: HTTP \(tunnel)\(hint)", underlying: code))
         }
         let kind: DownloadStateMachine.TransportFailure.Kind =
             switch code {

@@ -89,6 +89,15 @@ final class CurlEasy {
         return code
     }
 
+    /// The proxy's answer to the CONNECT that opens the tunnel (0 without a proxy).
+    ///
+    /// - SeeAlso: https://curl.se/libcurl/c/CURLINFO_HTTP_CONNECTCODE.html
+    var proxyConnectCode: Int {
+        var code = 0
+        _ = autoupdate_curl_getinfo_long(handle, CURLINFO_HTTP_CONNECTCODE, &code)
+        return code
+    }
+
     /// The response's Content-Length, or `nil` when the server sent none.
     var contentLength: Int64? {
         var length: curl_off_t = -1

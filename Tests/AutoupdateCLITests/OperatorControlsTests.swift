@@ -1,0 +1,186 @@
+import Autoupdate
+import AutoupdateTestSupport
+import Foundation
+import NIOConcurrencyHelpers
+import Testing
+
+/// What an operator sets for a fleet: a download rate cap, and a proxy (Debian's tinyproxy on
+/// loopback, by flag, by the usual variables, with credentials from a file).
+@Suite("CLI: --max-rate and --proxy")
+struct OperatorControlsTests {
+    static func app(bytes: Int) -> [String: UpdateScenario.Content] {
+        ["bin/app": .text("#!/bin/sh\necho 1.0\n", mode: 0o755), "data.bin": .bytes(Fixtures.randomBytes(count: bytes, seed: 21))]
+    }
+
+    @Test("--max-rate caps the download's average rate; values it cannot honour are usage errors")
+    func maxRate() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(Self.app(bytes: 400_000), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let clock = ContinuousClock()
+            let started = clock.now
+            let capped = try await autoupdate(
+                "update", "--url", server.baseURL.absoluteString, "--dir", scenario.appFolder.path, "--ca-file", TestPKI.caFile,
+                "--max-rate", "200K")
+            let elapsed = clock.now - started
+            #expect(capped.status == 0, "\(capped.stderr)")
+            #expect(scenario.folder.readVersionDoc().value?.description == "1.0")
+            // 400 kB at 200 KiB/s is 1.95 s: a cap can only make it slower, so this bound holds on
+            // any machine; the rate's accuracy is the benchmark's to measure.
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            print("--max-rate 200K: 400 kB in \(seconds) s, \(Int(400_000 / seconds)) B/s on average")
+            #expect(seconds >= 1.6, "400 kB arrived in \(seconds) s: faster than 200 KiB/s")
+        }
+        for (value, message) in [("1K", "at least 4K"), ("fast", "give bytes per second"), ("0", "give bytes per second")] {
+            let refused = try await autoupdate("update", "--url", "https://127.0.0.1:9/", "--dir", "/tmp", "--max-rate", value)
+            #expect(refused.status == 64 && refused.stderr.contains(message), "\(value): \(refused.stderr)")
+        }
+    }
+
+    /// tinyproxy on a free loopback port, allowing CONNECT to `port`; `credentials` ("user:password") turn on basic auth.
+    final class Tinyproxy: Sendable {
+        let port: Int
+        let process: LiveProcess
+        private let lines = NIOLockedValueBox<[String]>([])
+        private let reader: Task<Void, Never>
+
+        init(in folder: URL, connectPort: Int, credentials: String? = nil) async throws {
+            port = try freeLoopbackPort()
+            var conf = """
+                User nobody
+                Group nogroup
+                Port \(port)
+                Listen 127.0.0.1
+                Timeout 30
+                LogLevel Info
+                MaxClients 20
+                Allow 127.0.0.1
+                ConnectPort \(connectPort)
+
+                """
+            if let credentials {
+                conf += "BasicAuth \(credentials.replacingOccurrences(of: ":", with: " "))\n"
+            }
+            let path = folder.appending(path: "tinyproxy-\(port).conf").path
+            try Data(conf.utf8).write(to: URL(fileURLWithPath: path))
+            // It logs on stdout in the foreground (-d): onto stderr, which we read.
+            process = try LiveProcess("/bin/sh", ["-c", "exec tinyproxy -d -c '\(path)' 1>&2"])
+            let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
+            let lines = lines
+            reader = Task { [process] in
+                for await line in process.stderrLines {
+                    lines.withLockedValue { $0.append(line) }
+                    if line.contains("Accepting connections") { readyContinuation.yield() }
+                }
+                readyContinuation.finish()
+            }
+            try await TestTiming.within(.seconds(20), "tinyproxy to listen") {
+                for await _ in ready { return }
+                throw TestFailure("tinyproxy ended: \(lines.withLockedValue { $0 })")
+            }
+        }
+
+        /// The CONNECT requests it has logged so far.
+        var connects: [String] {
+            lines.withLockedValue { $0 }.filter { $0.contains("Request") && $0.contains("CONNECT 127.0.0.1:") }
+        }
+
+        func stop() async {
+            // Its graceful end waits for its connections' timeout.
+            process.signal(SIGKILL)
+            _ = try? await process.waitForExit(timeout: .seconds(10))
+            await reader.value
+        }
+    }
+
+    @Test(
+        "--proxy, https_proxy and no_proxy: every request goes through tinyproxy (end-to-end TLS through CONNECT), or around it when told; credentials from --proxy-user-file"
+    )
+    func proxy() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(Self.app(bytes: 1000), version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let serverPort = try #require(server.baseURL.port)
+            let open = try await Tinyproxy(in: scenario.work.url, connectPort: serverPort)
+            let guarded = try await Tinyproxy(in: scenario.work.url, connectPort: serverPort, credentials: "fleet:s3cret")
+            do {
+                try await Self.checks(scenario, server, open: open, guarded: guarded)
+            } catch {
+                await open.stop()
+                await guarded.stop()
+                throw error
+            }
+            await open.stop()
+            await guarded.stop()
+        }
+    }
+
+    private static func checks(_ scenario: UpdateScenario, _ server: TestHTTPSServer, open: Tinyproxy, guarded: Tinyproxy) async throws {
+        let counter = NIOLockedValueBox(0)
+        /// `autoupdate check` into a new empty app folder (a queued result would spare it the network).
+        func check(_ extra: [String], environment: [String: String] = [:]) async throws -> ChildProcess.Result {
+            // Whatever proxy this machine's environment names is left out.
+            var variables = ProcessInfo.processInfo.environment.filter { !$0.key.lowercased().hasSuffix("_proxy") }
+            variables.merge(environment) { $1 }
+            let dir = scenario.work.url.appending(path: "check-\(counter.withLockedValue { $0 += 1; return $0 })").path
+            return try await ChildProcess.run(
+                BuiltProducts.cli, [
+                    "check", "--url", server.baseURL.absoluteString, "--dir", dir, "--ca-file", TestPKI.caFile, "--check-timeout", "5",
+                ] + extra,
+                environment: variables)
+        }
+        /// Waits until `proxy` has logged more than `count` CONNECTs (its log comes through a pipe).
+        func connects(_ proxy: Tinyproxy, moreThan count: Int) async throws -> Bool {
+            try await eventually(within: TestTiming.bound(.seconds(10))) { proxy.connects.count > count ? true : nil } ?? false
+        }
+        let dead = "http://someone:secret@127.0.0.1:\(try freeLoopbackPort())"
+        let proxyURL = "http://127.0.0.1:\(open.port)"
+
+        let flagged = try await check(["--proxy", proxyURL])
+        #expect(flagged.status == 0 && flagged.stdout.contains("1.0"), "\(flagged.stdout)\(flagged.stderr)")
+        #expect(try await connects(open, moreThan: 0), "no CONNECT reached the proxy")
+
+        // The variables, without the flag: through a live proxy, and refused by a dead one.
+        let before = open.connects.count
+        let variable = try await check([], environment: ["https_proxy": proxyURL])
+        #expect(variable.status == 0, "\(variable.stderr)")
+        #expect(try await connects(open, moreThan: before), "https_proxy was not honoured")
+        let deadVariable = try await check([], environment: ["https_proxy": dead])
+        #expect(deadVariable.status == 1, "https_proxy was not honoured: \(deadVariable.stdout)")
+        let bypassed = try await check([], environment: ["https_proxy": dead, "no_proxy": "127.0.0.1"])
+        #expect(bypassed.status == 0, "no_proxy was not honoured: \(bypassed.stderr)")
+
+        let refused = try await check(["--proxy", dead])
+        #expect(refused.status == 1 && refused.stderr.contains("through the proxy http://127.0.0.1:"), "a dead proxy is named: \(refused.stderr)")
+        #expect(!refused.stderr.contains("secret"), "the proxy's password is never shown")
+
+        // A proxy that wants credentials: refused without, through with the file's.
+        let guardedURL = "http://127.0.0.1:\(guarded.port)"
+        let anonymous = try await check(["--proxy", guardedURL])
+        #expect(anonymous.status == 1 && anonymous.stderr.contains("HTTP 407 (it wants credentials"), "\(anonymous.stderr)")
+        let file = scenario.work.url.appending(path: "proxy-user")
+        try Data("fleet:s3cret\n".utf8).write(to: file)
+        let authenticated = try await check(["--proxy", guardedURL, "--proxy-user-file", file.path])
+        #expect(authenticated.status == 0, "\(authenticated.stderr)")
+        #expect(try await connects(guarded, moreThan: 0))
+        let missing = try await check(["--proxy-user-file", file.path])
+        #expect(missing.status == 64 && missing.stderr.contains("needs --proxy"), "\(missing.stderr)")
+    }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on (now).
+func freeLoopbackPort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+        }
+    }
+    guard bound else { throw TestFailure("no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

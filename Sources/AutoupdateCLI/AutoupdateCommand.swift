@@ -16,7 +16,8 @@ struct AutoupdateCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, WatchCommand.self, CheckCommand.self, UpdateCommand.self, PublishCommand.self, RolloutCommand.self,
             YankCommand.self, KeygenCommand.self,
-            SignCommand.self, VerifyCommand.self, RecoverCommand.self, RollbackCommand.self, StatusCommand.self, ExtractCommand.self, VersionCommand.self,
+            SignCommand.self, VerifyCommand.self, RecoverCommand.self, RollbackCommand.self, StatusCommand.self, ExtractCommand.self,
+            VersionCommand.self,
         ]
     )
 

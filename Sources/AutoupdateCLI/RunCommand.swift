@@ -49,6 +49,9 @@ struct RunCommand: AsyncParsableCommand {
     )
     var update: UpdatePolicy = .auto
 
+    @Option(help: "While this file exists, nothing is checked or installed. Default: .pyautodownloads/inhibit in the app folder.")
+    var inhibitFile: String?
+
     @Option(help: "Seconds the app gets to end after SIGTERM (or a forwarded SIGINT) before SIGKILL.")
     var grace: Double = 5
 
@@ -104,6 +107,11 @@ struct RunCommand: AsyncParsableCommand {
 
     /// Checks and installs as `--update` says; a failure is reported and the installed version runs.
     private func updateIfWanted(_ launcher: Launcher) async {
+        let inhibit = inhibitFile ?? launcher.folder.inhibitFilePath
+        if update != .never, FileManager.default.fileExists(atPath: inhibit) {
+            note("updates are inhibited while \(inhibit) exists: not checking")
+            return
+        }
         do {
             let installed = launcher.folder.readVersionDoc().value.map(\.description) ?? "0.0.0"
             // `auto` goes straight to the update, which asks the server itself: one check, not two.

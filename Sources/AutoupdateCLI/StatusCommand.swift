@@ -26,6 +26,9 @@ struct StatusCommand: AsyncParsableCommand {
     @Option(help: "The app folder.")
     var dir: String = "."
 
+    @Option(help: "The inhibit file to look for. Default: .pyautodownloads/inhibit in the app folder.")
+    var inhibitFile: String?
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -36,7 +39,7 @@ struct StatusCommand: AsyncParsableCommand {
             guard stat(dir, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
                 throw AutoupdateError(.invalidArgument, "--dir \(dir): no such folder")
             }
-            let status = AppFolder(path: dir).status()
+            let status = AppFolder(path: dir).status(inhibitFile: inhibitFile)
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -73,6 +76,9 @@ struct StatusCommand: AsyncParsableCommand {
             lines.append("last check: never")
         }
         lines.append("install id: \(status.installID ?? "not made yet (the first check of a release index makes it)")")
+        if status.inhibited {
+            lines.append("updates: inhibited (the inhibit file exists): watch and run neither check nor install")
+        }
         if let pid = status.watchPID {
             lines.append("watch: running (pid \(pid)); autoupdate rollback asks it")
         }

@@ -81,6 +81,15 @@ struct WatchCommand: AsyncParsableCommand {
     var keep: Int = 1
 
     @Option(
+        help: ArgumentHelp(
+            "A daily span of local time when a new version may be installed, such as 02:00-04:30 or 22:00-02:00; repeat for several. Checks and downloads happen at any time; a minimum or required release does not wait.",
+            valueName: "HH:MM-HH:MM"))
+    var window: [String] = []
+
+    @Option(help: "While this file exists, nothing is checked or installed. Default: .pyautodownloads/inhibit in the app folder.")
+    var inhibitFile: String?
+
+    @Option(
         help:
             "A command (run with /bin/sh -c in the app folder) that exits 0 once a new version is ready: it must, within the health window, or the version is rolled back."
     )
@@ -114,6 +123,13 @@ struct WatchCommand: AsyncParsableCommand {
     var arguments: [String] = []
 
     func validate() throws {
+        for text in window {
+            do {
+                _ = try InstallWindow(text)
+            } catch let error as AutoupdateError {
+                throw ValidationError("--window: \(error.message)")
+            }
+        }
         if let watchdog {
             guard ready == .notify else { throw ValidationError("--watchdog needs --ready notify: the pings come over NOTIFY_SOCKET.") }
             guard watchdog.isFinite, watchdog > 0 else { throw ValidationError("--watchdog must be a number of seconds above 0.") }
@@ -158,7 +174,8 @@ struct WatchCommand: AsyncParsableCommand {
             let folder = options.folder()
             let watcher = try Watcher(
                 filepath: file, url: try options.updateURL().description, newfiles: try options.archiveName(archive).name,
-                args: arguments, folder: folder, download: try options.downloadConfiguration(), extraction: options.extractionConfiguration(),
+                args: arguments, folder: folder, download: try options.downloadConfiguration(),
+                extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(), channel: try options.releaseChannel(),
                 pin: try options.releasePin(), differential: options.differential.setting, adoptsOrphans: true,
                 configuration: WatchConfiguration(
@@ -167,7 +184,8 @@ struct WatchCommand: AsyncParsableCommand {
                     health: healthProbe.map {
                         HealthCheck(
                             $0, interval: Self.duration(healthInterval), passes: healthPasses, timeout: Self.duration(healthTimeout))
-                    }, keep: keep, watchdog: watchdog.map(Self.duration), rollbackOnSIGUSR1: true),
+                    }, keep: keep, watchdog: watchdog.map(Self.duration), rollbackOnSIGUSR1: true,
+                    installWindows: try window.map(InstallWindow.init), inhibitFile: inhibitFile),
                 logger: Logger(label: "autoupdate"))
             let printer = Task {
                 for await event in watcher.events {
@@ -222,6 +240,9 @@ struct WatchCommand: AsyncParsableCommand {
         case .swapped(let from, let to, let gap): "updated \(from) → \(to); the app was down for \(milliseconds(gap))"
         case .rolledBack(let bad, let to, let reason): "rolled back \(bad) → \(to): \(reason); \(bad) will not be installed again"
         case .skippedBad(let version): "skipping \(version): it failed its health check before"
+        case .waitingForWindow(let version, let opensIn):
+            "\(version) is ready; it installs when the next install window opens, in \(seconds(opensIn))"
+        case .inhibited(let file): "updates are inhibited while \(file) exists: nothing checked or installed"
         case .stopped: "stopped"
         }
     }

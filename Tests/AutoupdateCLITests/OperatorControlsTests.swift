@@ -122,9 +122,14 @@ struct OperatorControlsTests {
             // Whatever proxy this machine's environment names is left out.
             var variables = ProcessInfo.processInfo.environment.filter { !$0.key.lowercased().hasSuffix("_proxy") }
             variables.merge(environment) { $1 }
-            let dir = scenario.work.url.appending(path: "check-\(counter.withLockedValue { $0 += 1; return $0 })").path
+            let number = counter.withLockedValue { count -> Int in
+                count += 1
+                return count
+            }
+            let dir = scenario.work.url.appending(path: "check-\(number)").path
             return try await ChildProcess.run(
-                BuiltProducts.cli, [
+                BuiltProducts.cli,
+                [
                     "check", "--url", server.baseURL.absoluteString, "--dir", dir, "--ca-file", TestPKI.caFile, "--check-timeout", "5",
                 ] + extra,
                 environment: variables)
@@ -151,7 +156,9 @@ struct OperatorControlsTests {
         #expect(bypassed.status == 0, "no_proxy was not honoured: \(bypassed.stderr)")
 
         let refused = try await check(["--proxy", dead])
-        #expect(refused.status == 1 && refused.stderr.contains("through the proxy http://127.0.0.1:"), "a dead proxy is named: \(refused.stderr)")
+        #expect(
+            refused.status == 1 && refused.stderr.contains("through the proxy http://127.0.0.1:"),
+            "a dead proxy is named: \(refused.stderr)")
         #expect(!refused.stderr.contains("secret"), "the proxy's password is never shown")
 
         // A proxy that wants credentials: refused without, through with the file's.
@@ -183,4 +190,98 @@ func freeLoopbackPort() throws -> Int {
     }
     guard bound else { throw TestFailure("no free port") }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+@Suite("CLI: watch --window and the inhibit file")
+struct InstallWindowCommandTests {
+    private func line(_ process: LiveProcess, containing text: String) async throws -> String {
+        try await TestTiming.within(.seconds(40), "a line with '\(text)'") {
+            for await line in process.stderrLines where line.contains(text) { return line }
+            throw TestFailure("the watch ended before printing \(text)")
+        }
+    }
+
+    @Test(
+        "the inhibit file stops checks; a required release installs at once; another waits for its window (local time, TZ) and installs when it opens"
+    )
+    func windows() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        func app(_ version: String) -> [String: UpdateScenario.Content] {
+            ["bin/app": .text("#!/bin/sh\n# \(version)\nexec sleep 600\n", mode: 0o755)]
+        }
+        try scenario.publish(app("1.0"), version: "1.0", release: ReleaseOptions())
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let dir = scenario.appFolder.path
+            #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
+            // Local time 11:59:40 now (POSIX TZ: local = UTC - offset), so the window opens in 20 s.
+            let clock = ContinuousClock()
+            let now = Date().timeIntervalSince1970
+            // TZ offsets are whole seconds: the local time is 11:59:40 and this fraction.
+            let opensAt = clock.now + .seconds(20) - .milliseconds(Int64((now - now.rounded(.down)) * 1000))
+            let utc = Int(now) % 86_400
+            let offset = ((utc - (11 * 3600 + 59 * 60 + 40)) % 86_400 + 86_400) % 86_400
+            let zone = "WIN+\(offset / 3600):\(offset / 60 % 60):\(offset % 60)"
+            let watch = try LiveProcess(
+                "/usr/bin/env",
+                [
+                    "TZ=\(zone)", BuiltProducts.cli, "watch", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile,
+                    "--interval", "3600", "--jitter", "0", "--health-window", "0.2", "--window", "12:00-12:30", "--window", "03:00-03:10",
+                ])
+            _ = try await line(watch, containing: "started 1.0")
+
+            let inhibit = scenario.folder.inhibitFilePath
+            #expect(FileManager.default.createFile(atPath: inhibit, contents: Data()))
+            watch.signal(SIGHUP)
+            _ = try await line(watch, containing: "updates are inhibited while \(inhibit) exists")
+            let status = try await autoupdate("status", "--dir", dir, "--json")
+            #expect(status.stdout.contains("\"inhibited\":true"), "\(status.stdout)")
+            try FileManager.default.removeItem(atPath: inhibit)
+
+            try scenario.publish(app("2.0"), version: "2.0", release: ReleaseOptions(required: true))
+            watch.signal(SIGHUP)
+            _ = try await line(watch, containing: "updated 1.0 → 2.0")
+            #expect(clock.now < opensAt, "a required release does not wait for the window (or the machine was too slow to tell)")
+
+            try scenario.publish(app("3.0"), version: "3.0", release: ReleaseOptions())
+            // Past 2.0's health window: the check is not deferred by it.
+            try await Task.sleep(for: .milliseconds(300))
+            watch.signal(SIGHUP)
+            let waiting = try await line(watch, containing: "3.0 is ready; it installs when the next install window opens")
+            #expect(scenario.folder.readVersionDoc().value?.description == "2.0", "\(waiting)")
+            _ = try await line(watch, containing: "updated 2.0 → 3.0")
+            #expect(clock.now >= opensAt - .milliseconds(50), "3.0 installed before its window opened")
+            watch.signal(SIGTERM)
+            #expect(try await watch.waitForExit(timeout: TestTiming.bound(.seconds(30))) == 0)
+        }
+    }
+
+    @Test("run: with the inhibit file (default or --inhibit-file) nothing is checked and the installed version runs")
+    func runInhibited() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        try scenario.publish(["bin/app": .text("#!/bin/sh\necho 1.0\n", mode: 0o755)], version: "1.0")
+        try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
+            let url = server.baseURL.absoluteString
+            let dir = scenario.appFolder.path
+            #expect(try await autoupdate("update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile).status == 0)
+            try scenario.publish(["bin/app": .text("#!/bin/sh\necho 2.0\n", mode: 0o755)], version: "2.0")
+            let custom = scenario.work.url.appending(path: "maintenance").path
+            let checksBefore = server.requests(for: "/version.txt").count
+            for (file, flag) in [(scenario.folder.inhibitFilePath, [String]()), (custom, ["--inhibit-file", custom])] {
+                #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+                let ran = try await autoupdate(["run", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile] + flag)
+                #expect(ran.stdout == "1.0\n" && ran.stderr.contains("updates are inhibited while \(file) exists"), "\(ran.stderr)")
+                try FileManager.default.removeItem(atPath: file)
+            }
+            #expect(server.requests(for: "/version.txt").count == checksBefore, "an inhibited run asked the server")
+            let ran = try await autoupdate("run", "bin/app", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile)
+            #expect(ran.stdout == "2.0\n", "\(ran.stderr)")
+        }
+    }
+
+    @Test("--window that is not HH:MM-HH:MM is a usage error naming it")
+    func badWindow() async throws {
+        let refused = try await autoupdate("watch", "bin/app", "--url", "https://127.0.0.1:9/", "--window", "2-4")
+        #expect(refused.status == 64 && refused.stderr.contains("--window: install window '2-4'"), "\(refused.stderr)")
+    }
 }

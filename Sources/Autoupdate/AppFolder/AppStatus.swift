@@ -53,15 +53,19 @@ public struct AppStatus: Sendable, Equatable, Encodable {
     public var interruptedInstall: Bool
     /// The pid of the `autoupdate watch` that runs the app, while one does.
     public var watchPID: Int32?
+    /// The inhibit file exists: `watch` and `run` neither check nor install.
+    public var inhibited: Bool
 }
 
 extension AppFolder {
     /// Reads the folder's update state (see ``AppStatus``): nothing is written, nothing is
     /// locked, no server is asked, and only the audit trail's last 64 KiB are read.
     ///
-    /// - Parameter environment: Where `AUTOUPDATE_INSTALL_ID` is looked up (the process's
-    ///   environment when `nil`).
-    public func status(environment: [String: String]? = nil) -> AppStatus {
+    /// - Parameters:
+    ///   - environment: Where `AUTOUPDATE_INSTALL_ID` is looked up (the process's
+    ///     environment when `nil`).
+    ///   - inhibitFile: The inhibit file to look for; `nil`: ``inhibitFilePath``.
+    public func status(environment: [String: String]? = nil, inhibitFile: String? = nil) -> AppStatus {
         let environment = environment ?? ProcessInfo.processInfo.environment
         let trial = try? readTrial()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: updateDirectory)) ?? []
@@ -83,7 +87,8 @@ extension AppFolder {
             },
             bad: readBadVersions().sorted().map(\.description), queued: readQueue().value?.description,
             lastCheck: lastAuditedCheck() ?? lastLoggedCheck(), installID: installID,
-            interruptedInstall: FileManager.default.fileExists(atPath: updateDirectory + "/journal.json"), watchPID: runningWatch()?.pid)
+            interruptedInstall: FileManager.default.fileExists(atPath: updateDirectory + "/journal.json"), watchPID: runningWatch()?.pid,
+            inhibited: FileManager.default.fileExists(atPath: inhibitFile ?? inhibitFilePath))
     }
 
     /// The newest `check` record in the audit trail's tail.

@@ -361,7 +361,8 @@ final class TransferRunner {
         if tunnel >= 300 {
             // The proxy refused the tunnel: the server was never reached.
             let hint = tunnel == 407 ? " (it wants credentials: user:password@ in the proxy's URL, or --proxy-user-file)" : ""
-            return .failed(.init(kind: .other, detail: "the proxy refused to connect to the server: HTTP \(tunnel)\(hint)", underlying: code))
+            return .failed(
+                .init(kind: .other, detail: "the proxy refused to connect to the server: HTTP \(tunnel)\(hint)", underlying: code))
         }
         let kind: DownloadStateMachine.TransportFailure.Kind =
             switch code {

@@ -18,6 +18,8 @@ struct WatchStateMachine {
         case probation
         /// The app's watchdog (`--watchdog`): a ping must come before it fires.
         case watchdog
+        /// An install window opens (`--window`): the prepared version waiting for it swaps in.
+        case installWindow
     }
 
     enum Action: Sendable, Equatable {
@@ -54,6 +56,11 @@ struct WatchStateMachine {
         case skippedBad
         /// A newer version is downloaded, extracted and verified: swap to it.
         case prepared
+        /// As ``prepared``, outside every install window: it swaps in when one opens, this long
+        /// from now (a mandatory release never waits).
+        case preparedOutsideWindow(opensIn: Duration)
+        /// Updates are inhibited (the inhibit file exists): nothing was checked.
+        case inhibited
         case failed(retryAfter: Duration?)
         case cancelled
     }
@@ -73,7 +80,7 @@ struct WatchStateMachine {
     /// The app's pid while it runs; `nil` while it is down (or being swapped).
     private(set) var appPID: Int32?
     private var lastStart: Instant?
-    private var generations: [Timer: Int] = [.check: 0, .restart: 0, .probation: 0, .watchdog: 0]
+    private var generations: [Timer: Int] = [.check: 0, .restart: 0, .probation: 0, .watchdog: 0, .installWindow: 0]
     private var failedChecks = 0
     private var failedRuns = 0
     /// A new version on probation until then.
@@ -85,6 +92,8 @@ struct WatchStateMachine {
     private(set) var isOver = false
     /// A rollback was asked for while a check ran: it goes ahead once the check has ended.
     private(set) var isRollbackPending = false
+    /// A prepared version waits for an install window; checks wait with it.
+    private(set) var isWaitingForWindow = false
 
     init(configuration: WatchConfiguration, random: @escaping @Sendable () -> Double = { .random(in: 0...1) }) {
         self.configuration = configuration
@@ -194,6 +203,14 @@ struct WatchStateMachine {
     }
 
     private mutating func beginRequestedRollback() -> [Action] {
+        var checkAgain: [Action] = []
+        if isWaitingForWindow {
+            // The version waiting for its window is dropped (the rollback marks what it replaces
+            // bad, not it): the next check decides again.
+            isWaitingForWindow = false
+            generations[.installWindow, default: 0] += 1
+            checkAgain = [schedule(.check, after: nextInterval())]
+        }
         probationEnds = nil
         isReady = false
         // The rollback stops the app: that exit is not the app's own, and no restart is due.
@@ -201,7 +218,7 @@ struct WatchStateMachine {
         generations[.restart, default: 0] += 1
         generations[.probation, default: 0] += 1
         generations[.watchdog, default: 0] += 1
-        return [.rollBackAsRequested]
+        return [.rollBackAsRequested] + checkAgain
     }
 
     /// A requested rollback ended, done or refused: what is installed (whole either way) starts.
@@ -225,6 +242,13 @@ struct WatchStateMachine {
         case .watchdog:
             guard appPID != nil else { return [] }
             return [.stopHungApp]
+        case .installWindow:
+            guard isWaitingForWindow else { return [] }
+            isWaitingForWindow = false
+            // As after a check that prepared: a pending restart is superseded by the swap.
+            generations[.restart, default: 0] += 1
+            appPID = nil
+            return [.swap]
         case .probation:
             guard probationEnds != nil else { return [] }
             probationEnds = nil
@@ -246,7 +270,7 @@ struct WatchStateMachine {
     }
 
     private mutating func checkDue(at now: Instant) -> [Action] {
-        guard !isChecking else { return [] }
+        guard !isChecking, !isWaitingForWindow else { return [] }
         if let probationEnds {
             // A new version is on probation: the next check comes once its timer has judged it.
             return [schedule(.check, after: max(probationEnds - now, .milliseconds(100)))]
@@ -268,9 +292,13 @@ struct WatchStateMachine {
             return beginRequestedRollback() + [schedule(.check, after: nextInterval())]
         }
         switch result {
-        case .upToDate, .skippedBad:
+        case .upToDate, .skippedBad, .inhibited:
             failedChecks = 0
             return [schedule(.check, after: nextInterval())]
+        case .preparedOutsideWindow(let delay):
+            failedChecks = 0
+            isWaitingForWindow = true
+            return [schedule(.installWindow, after: delay)]
         case .prepared:
             failedChecks = 0
             // A pending restart is superseded by the swap, and the old app's exit is asked for.
@@ -304,6 +332,18 @@ struct WatchStateMachine {
         return actions
     }
 
+    /// The swap was not made (updates became inhibited while the version waited for its
+    /// window): the app runs on as it was (`pid`; `nil` when it has ended meanwhile).
+    mutating func swapSkipped(appStillRunning pid: Int32?) -> [Action] {
+        guard !isOver else { return [] }
+        appPID = pid
+        var actions = [schedule(.check, after: nextInterval())]
+        if pid == nil {
+            actions.append(scheduleRestart())
+        }
+        return actions
+    }
+
     /// The delay of the check scheduled in `actions`, if one is.
     static func checkDelay(in actions: [Action]) -> Duration? {
         for case .schedule(.check, let delay, _) in actions {
@@ -321,6 +361,8 @@ struct WatchStateMachine {
         guard !isOver else { return [] }
         isOver = true
         isRollbackPending = false
+        isWaitingForWindow = false
+        generations[.installWindow, default: 0] += 1
         generations[.check, default: 0] += 1
         generations[.restart, default: 0] += 1
         generations[.probation, default: 0] += 1

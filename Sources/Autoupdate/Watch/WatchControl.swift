@@ -43,6 +43,10 @@ enum WatchControl {
 
 extension AppFolder {
     var watchPIDPath: String { updateDirectory + "/" + WatchControl.pidFile }
+
+    /// While this file exists, `watch` and `run` neither check nor install
+    /// (`.pyautodownloads/inhibit`; `--inhibit-file` names another).
+    public var inhibitFilePath: String { updateDirectory + "/inhibit" }
     var rollbackRequestPath: String { updateDirectory + "/" + WatchControl.requestFile }
     var rollbackResultPath: String { updateDirectory + "/" + WatchControl.resultFile }
 

@@ -56,13 +56,22 @@ public struct WatchConfiguration: Sendable {
     /// (what `autoupdate rollback` relies on; see ``Updater/rollBack(toKept:waitingFor:)``). Off
     /// by default: a library does not take a signal its host may use.
     public var rollbackOnSIGUSR1: Bool
+    /// When a new version may be installed (`--window`), local time; empty: at any time. Checks
+    /// and downloads happen at any time; a prepared version waits for the next window, unless
+    /// the release index makes it mandatory (a minimum version, a required release, a yank).
+    public var installWindows: [InstallWindow]
+    /// While this file exists no check is made and nothing is installed (`--inhibit-file`); `nil`:
+    /// ``AppFolder/inhibitFilePath`` (`.pyautodownloads/inhibit`).
+    public var inhibitFile: String?
 
     public init(
         interval: Duration = .seconds(300), jitter: Duration = .seconds(30), grace: Duration = .seconds(10),
         restart: RestartPolicy = .always, healthWindow: Duration = .seconds(30), retryBase: Duration = .seconds(1),
         maxRestartDelay: Duration = .seconds(60), trialAttempts: Int = 1, health: HealthCheck? = nil, keep: Int = 1,
-        watchdog: Duration? = nil, rollbackOnSIGUSR1: Bool = false
+        watchdog: Duration? = nil, rollbackOnSIGUSR1: Bool = false, installWindows: [InstallWindow] = [], inhibitFile: String? = nil
     ) {
+        self.installWindows = installWindows
+        self.inhibitFile = inhibitFile
         self.rollbackOnSIGUSR1 = rollbackOnSIGUSR1
         self.watchdog = watchdog
         self.keep = max(0, keep)
@@ -98,6 +107,11 @@ public enum WatchEvent: Sendable, Equatable {
     case rolledBack(bad: Version, to: Version, reason: String)
     /// A version marked bad by an earlier rollback was skipped.
     case skippedBad(Version)
+    /// A new version is ready, outside every install window: it installs when the next one
+    /// opens, this long from now.
+    case waitingForWindow(Version, opensIn: Duration)
+    /// Updates are inhibited: `file` exists, so nothing was checked (or installed).
+    case inhibited(file: String)
     /// The watch is over.
     case stopped(exitCode: Int32)
 }
@@ -394,8 +408,15 @@ public actor Watcher: Service {
                 pending = machine.timerFired(timer, generation: generation, at: .now)
             case .checkNow:
                 pending = machine.checkRequested(at: .now)
-            case .checkFinished(let result, let failure):
+            case .checkFinished(var result, let failure):
                 checkCancel = nil
+                if result == .prepared, let waiting = prepared.withLock({ $0 }), !waiting.isMandatory,
+                    let wait = InstallWindow.wait(until: configuration.installWindows, fromSecondOfDay: InstallWindow.localSecondOfDay()),
+                    wait > .zero
+                {
+                    result = .preparedOutsideWindow(opensIn: wait)
+                    eventSink.yield(.waitingForWindow(waiting.version, opensIn: wait))
+                }
                 pending = machine.checkFinished(result)
                 if let failure {
                     reportCheckFailure(failure, actions: pending)
@@ -442,12 +463,15 @@ public actor Watcher: Service {
             let folder = folder
             let events = eventSink
             let prepared = prepared
+            let inhibitFile = inhibitFile
             let (cancelled, cancel) = AsyncStream.makeStream(of: Void.self)
             checkCancel = cancel
             group.addTask {
                 // The check, unless a rollback asked for cancels it first.
                 let (result, failure) = await withTaskGroup(of: (WatchStateMachine.CheckResult, (any Error)?)?.self) { race in
-                    race.addTask { await Self.check(updater: updater, folder: folder, events: events, prepared: prepared) }
+                    race.addTask {
+                        await Self.check(updater: updater, folder: folder, events: events, prepared: prepared, inhibitFile: inhibitFile)
+                    }
                     race.addTask {
                         for await _ in cancelled {}
                         return nil
@@ -528,10 +552,22 @@ public actor Watcher: Service {
     /// Checks the server and prepares a newer version, alongside the app (a child task of
     /// ``run()``; touches nothing the loop owns but the `prepared` slot).
     private static func check(
-        updater: Updater, folder: AppFolder, events: AsyncStream<WatchEvent>.Continuation, prepared: Locked<PreparedUpdate?>
+        updater: Updater, folder: AppFolder, events: AsyncStream<WatchEvent>.Continuation, prepared: Locked<PreparedUpdate?>,
+        inhibitFile: String
     ) async -> (WatchStateMachine.CheckResult, (any Error)?) {
+        guard !FileManager.default.fileExists(atPath: inhibitFile) else {
+            events.yield(.inhibited(file: inhibitFile))
+            return (.inhibited, nil)
+        }
         do {
-            return (try await check(updater: updater, folder: folder, events: events, prepared: prepared), nil)
+            let result = try await check(updater: updater, folder: folder, events: events, prepared: prepared)
+            if result == .prepared, FileManager.default.fileExists(atPath: inhibitFile) {
+                // Inhibited while it downloaded: nothing is installed.
+                prepared.withLock { $0.take() }?.discard()
+                events.yield(.inhibited(file: inhibitFile))
+                return (.inhibited, nil)
+            }
+            return (result, nil)
         } catch is CancellationError {
             return (.cancelled, nil)
         } catch {
@@ -573,6 +609,12 @@ public actor Watcher: Service {
     private func swap() async -> [WatchStateMachine.Action] {
         guard let update = prepared.withLock({ $0.take() }) else {
             return machine.swapFinished(.failed(retryAfter: nil), at: .now)
+        }
+        if FileManager.default.fileExists(atPath: inhibitFile) {
+            // Inhibited while the version waited for its window.
+            update.discard()
+            eventSink.yield(.inhibited(file: inhibitFile))
+            return machine.swapSkipped(appStillRunning: await supervisor.pid)
         }
         let oldPID = await supervisor.pid
         _ = await supervisor.terminate()
@@ -671,6 +713,10 @@ public actor Watcher: Service {
         guard let systemdNotify, !toldSystemd else { return }
         toldSystemd = true
         NotifySocket.send("READY=1\nMAINPID=\(getpid())\n", to: systemdNotify)
+    }
+
+    private nonisolated var inhibitFile: String {
+        configuration.inhibitFile ?? folder.inhibitFilePath
     }
 
     private func isCurrent(healthGeneration generation: Int) -> Bool {

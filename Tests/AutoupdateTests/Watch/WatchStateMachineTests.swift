@@ -28,6 +28,7 @@ struct WatchStateMachineTests {
         /// `autoupdate rollback` asked the watch.
         case rollbackRequested(expect: [Action])
         case requestedRollbackFinished(expect: [Action])
+        case swapSkipped(pid: Int32?, expect: [Action])
     }
 
     /// `TerminationStatus` as a Sendable test value.
@@ -72,6 +73,53 @@ struct WatchStateMachineTests {
         retryBase: .seconds(1), maxRestartDelay: .seconds(8))
 
     static let scenarios: [Scenario] = [
+        Scenario(
+            "outside the install windows a prepared version waits (checks too) and swaps when one opens",
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(
+                    .preparedOutsideWindow(opensIn: .seconds(3600)),
+                    expect: [.schedule(.installWindow, after: .seconds(3600), generation: 1)]),
+                .checkNow(at: 2, expect: []),
+                .timer(.check, generation: 1, at: 100, expect: []),
+                // The app's own restarts go on meanwhile.
+                .exited(pid: 10, .exited(1), at: 200, expect: [.schedule(.restart, after: .milliseconds(750), generation: 1)]),
+                .timer(.restart, generation: 1, at: 201, expect: [.startApp]),
+                .started(pid: 11, at: 201),
+                .timer(.installWindow, generation: 1, at: 3601, expect: [.swap]),
+                .timer(.installWindow, generation: 1, at: 3602, expect: []),
+                .started(pid: 20, at: 3602),
+                .swapFinished(
+                    .installed(keptPrevious: true), at: 3602,
+                    expect: [
+                        .schedule(.probation, after: .seconds(30), generation: 1), .schedule(.check, after: .seconds(105), generation: 2),
+                    ]),
+            ]),
+        Scenario(
+            "inhibited: nothing checked, the next check after an interval; inhibited at the window: the app runs on",
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(.inhibited, expect: [.schedule(.check, after: .seconds(105), generation: 2)]),
+                .timer(.check, generation: 2, at: 106, expect: [.check]),
+                .checkFinished(
+                    .preparedOutsideWindow(opensIn: .seconds(60)), expect: [.schedule(.installWindow, after: .seconds(60), generation: 1)]),
+                .timer(.installWindow, generation: 1, at: 166, expect: [.swap]),
+                .swapSkipped(pid: 10, expect: [.schedule(.check, after: .seconds(105), generation: 4)]),
+                .exited(pid: 10, .exited(1), at: 170, expect: [.schedule(.restart, after: .milliseconds(750), generation: 2)]),
+            ]),
+        Scenario(
+            "a rollback asked for while a version waits for its window drops it and checks again later",
+            [
+                .started(pid: 10, at: 0),
+                .checkNow(at: 1, expect: [.check]),
+                .checkFinished(
+                    .preparedOutsideWindow(opensIn: .seconds(60)), expect: [.schedule(.installWindow, after: .seconds(60), generation: 1)]),
+                .rollbackRequested(expect: [.rollBackAsRequested, .schedule(.check, after: .seconds(105), generation: 2)]),
+                .timer(.installWindow, generation: 1, at: 61, expect: []),
+                .requestedRollbackFinished(expect: [.startApp]),
+            ]),
         Scenario(
             "a rollback asked for stops the app (its exit is not a crash) and ends a probation; what is installed then starts",
             [
@@ -440,6 +488,8 @@ struct WatchStateMachineTests {
                 #expect(machine.rollbackRequested() == expected, label)
             case .requestedRollbackFinished(let expected):
                 #expect(machine.requestedRollbackFinished() == expected, label)
+            case .swapSkipped(let pid, let expected):
+                #expect(machine.swapSkipped(appStillRunning: pid) == expected, label)
             }
         }
     }

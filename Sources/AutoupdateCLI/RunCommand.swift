@@ -76,7 +76,7 @@ struct RunCommand: AsyncParsableCommand {
                 newfiles: try options.archiveName(archive).name, logLevel: global.logLevel.level, args: arguments,
                 folder: folder, download: try options.downloadConfiguration(), extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(default: .seconds(5)),
-                channel: try options.releaseChannel(), pin: try options.releasePin(), differential: options.differential.setting,
+                channel: try options.releaseChannel(), pin: try options.releasePin(), differential: options.differential.setting, mirrors: try options.mirrors(),
                 grace: .milliseconds(Int64(grace * 1000)),
                 foregroundTerminal: ownsTerminal ? 0 : nil, adoptsOrphans: true, logger: Logger(label: "autoupdate"))
             if update != .never {

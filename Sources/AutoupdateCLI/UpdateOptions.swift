@@ -60,6 +60,12 @@ struct UpdateOptions: ParsableArguments {
     @Option(help: "A file whose first line is user:password for the proxy (kept off the command line, which other users can see).")
     var proxyUserFile: String?
 
+    @Option(
+        help:
+            "Another server with the same update folder, tried when the one before fails (unreachable, TLS, an HTTP error, or content that does not verify); repeat for more, in order. What a mirror serves is verified as from --url."
+    )
+    var mirror: [String] = []
+
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func validate() throws {
@@ -161,12 +167,17 @@ struct UpdateOptions: ParsableArguments {
         checkTimeout.map { .milliseconds(Int64($0 * 1000)) } ?? fallback
     }
 
+    /// `--mirror`, in order.
+    func mirrors() throws -> [UpdateURL] {
+        try mirror.map(UpdateURL.init)
+    }
+
     /// Everything an updater needs from these options and the trust flags.
     func updaterConfiguration(archive: String?, trust: TrustOptions) throws -> UpdaterConfiguration {
         UpdaterConfiguration(
             archive: try archiveName(archive), download: try downloadConfiguration(), extraction: extractionConfiguration(),
             trust: try trust.trustPolicy(), checkTimeout: checkTimeout(), channel: try releaseChannel(), pin: try releasePin(),
-            differential: differential.setting)
+            differential: differential.setting, mirrors: try mirrors())
     }
 
     /// `--archive`, else the launcher's `$AUTOUPDATE_NEWFILES`, else `project.zip`.

@@ -177,7 +177,7 @@ struct WatchCommand: AsyncParsableCommand {
                 args: arguments, folder: folder, download: try options.downloadConfiguration(),
                 extraction: options.extractionConfiguration(),
                 trust: try trust.trustPolicy(), checkTimeout: options.checkTimeout(), channel: try options.releaseChannel(),
-                pin: try options.releasePin(), differential: options.differential.setting, adoptsOrphans: true,
+                pin: try options.releasePin(), differential: options.differential.setting, mirrors: try options.mirrors(), adoptsOrphans: true,
                 configuration: WatchConfiguration(
                     interval: Self.duration(interval), jitter: Self.duration(jitter), grace: Self.duration(grace), restart: restart.policy,
                     healthWindow: Self.duration(healthWindow), trialAttempts: trialAttempts,

@@ -285,3 +285,64 @@ struct InstallWindowCommandTests {
         #expect(refused.status == 64 && refused.stderr.contains("--window: install window '2-4'"), "\(refused.stderr)")
     }
 }
+
+@Suite("CLI: --mirror")
+struct MirrorTests {
+    @Test(
+        "mirrors are tried in order: A answers 503, B serves an older signed index, C is good: the update comes from C, and the audit trail names A's and B's failures"
+    )
+    func failover() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        let key = Minisign.generateKeyPair()
+        let pub = scenario.work.url.appending(path: "release.pub").path
+        try Data(key.publicKey.base64.utf8).write(to: URL(fileURLWithPath: pub))
+        func app(_ version: String) -> [String: UpdateScenario.Content] {
+            ["bin/app": .text("#!/bin/sh\necho \(version)\n", mode: 0o755)]
+        }
+        let stale = scenario.work.url.appending(path: "stale-mirror")
+        try scenario.publish(app("1.0"), version: "1.0", signedWith: key, release: ReleaseOptions())
+        let primary = try await TestHTTPSServer.start(root: scenario.serverFolder)
+        let good = try await TestHTTPSServer.start(root: scenario.serverFolder)
+        do {
+            let dir = scenario.appFolder.path
+            func update(_ url: String, _ mirrors: [String] = []) async throws -> ChildProcess.Result {
+                try await autoupdate(
+                    ["update", "--url", url, "--dir", dir, "--ca-file", TestPKI.caFile, "--public-key", pub, "--check-timeout", "10"]
+                        + mirrors.flatMap { ["--mirror", $0] })
+            }
+            #expect(try await update(primary.baseURL.absoluteString).status == 0)
+            // B keeps 1.0's signed index; 2.0 is then seen from the primary (its serial is remembered).
+            try await shell("cp -a '\(scenario.serverFolder.path)' '\(stale.path)'", in: scenario.work.url)
+            try scenario.publish(app("2.0"), version: "2.0", signedWith: key, release: ReleaseOptions())
+            #expect(try await update(primary.baseURL.absoluteString).status == 0)
+            try scenario.publish(app("3.0"), version: "3.0", signedWith: key, release: ReleaseOptions())
+
+            let staleServer = try await TestHTTPSServer.start(root: stale)
+            for path in ["/release.json", "/version.txt", "/release.json.minisig", "/version.txt.minisig"] {
+                primary.inject([.status(503)], at: path)
+            }
+            let updated = try await update(
+                primary.baseURL.absoluteString, [staleServer.baseURL.absoluteString, good.baseURL.absoluteString])
+            await staleServer.stop()
+            #expect(updated.status == 0 && updated.stdout.contains("updated 2.0 → 3.0"), "\(updated.stdout)\(updated.stderr)")
+            #expect(scenario.folder.readVersionDoc().value?.description == "3.0")
+            let audit = try String(contentsOfFile: scenario.folder.auditLogPath, encoding: .utf8)
+            let failures = audit.split(separator: "\n").filter { $0.contains(#""event":"source""#) }
+            #expect(failures.count == 2, "\(failures)")
+            #expect(failures.first?.contains("503") == true, "\(failures)")
+            #expect(failures.last?.contains("older than serial") == true, "\(failures)")
+
+            // Every source failing: one error naming each.
+            let goodURL = good.baseURL.absoluteString
+            await good.stop()
+            let none = try await update(primary.baseURL.absoluteString, [goodURL])
+            #expect(none.status == 1 && none.stderr.contains("every update source failed"), "\(none.stderr)")
+            #expect(none.stderr.contains(primary.baseURL.absoluteString) && none.stderr.contains(goodURL), "\(none.stderr)")
+        } catch {
+            await primary.stop()
+            await good.stop()
+            throw error
+        }
+        await primary.stop()
+    }
+}

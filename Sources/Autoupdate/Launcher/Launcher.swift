@@ -77,6 +77,8 @@ public final class Launcher: Sendable {
     ///   - channel: The release channel to follow, when the server has a release index.
     ///   - pin: Releases outside this PEP 440 specifier set are ignored.
     ///   - differential: When an update fetches only what changed.
+    ///   - mirrors: Other servers with the same update folder, tried in order when the one
+    ///     before fails (see ``UpdaterConfiguration/mirrors``).
     ///   - grace: How long the app gets between SIGTERM and SIGKILL when it is terminated.
     ///   - foregroundTerminal: A terminal descriptor (0) to hand to the app while it runs, for an
     ///     interactive app (see ``ProcessConfiguration/foregroundTerminal``).
@@ -91,7 +93,7 @@ public final class Launcher: Sendable {
         download: DownloadConfiguration = DownloadConfiguration(), extraction: ExtractionConfiguration = ExtractionConfiguration(),
         trust: TrustPolicy = TrustPolicy(), checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
         channel: String = "stable", pin: VersionSpecifierSet? = nil, differential: DifferentialUpdates = .automatic,
-        grace: Duration = .seconds(5),
+        mirrors: [UpdateURL] = [], grace: Duration = .seconds(5),
         foregroundTerminal: Int32? = nil, adoptsOrphans: Bool = false, logger: Logger = Logger(label: "autoupdate")
     ) throws {
         self.folder = folder
@@ -109,7 +111,7 @@ public final class Launcher: Sendable {
             folder: folder, url: self.url,
             configuration: UpdaterConfiguration(
                 archive: self.newfiles, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout,
-                channel: channel, pin: pin, differential: differential),
+                channel: channel, pin: pin, differential: differential, mirrors: mirrors),
             logger: logger)
         let context = UpdateContext(
             filepath: self.filepath, url: self.url, newfiles: self.newfiles, parentPID: getpid(), folder: folder,

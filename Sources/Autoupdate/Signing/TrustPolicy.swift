@@ -30,6 +30,8 @@ public struct TrustPolicy: Sendable, Hashable {
     /// name none (from autoupdate 0.1, `minisign -S`, or a publish without `--app`); set, it
     /// requires signatures to name exactly it.
     public var app: String?
+    /// A mirror's releases are the primary URL's: their identity is its (not the mirror's path).
+    var mirroredIdentity: String?
 
     public init(
         publicKeys: [Minisign.PublicKey] = [], requireFreshVersion: Bool = false, maxVersionAge: Duration? = nil, app: String? = nil
@@ -45,7 +47,7 @@ public struct TrustPolicy: Sendable, Hashable {
 
     /// The identity signatures from `url` must name, when they name one.
     public func appIdentity(for url: UpdateURL) -> String {
-        app ?? url.defaultAppIdentity
+        app ?? mirroredIdentity ?? url.defaultAppIdentity
     }
 }
 

@@ -26,6 +26,13 @@ public struct UpdaterConfiguration: Sendable {
     /// When an update fetches only what changed (see ``DeltaPlan``). Default
     /// ``DifferentialUpdates/automatic``.
     public var differential: DifferentialUpdates
+    /// Other servers with the same update folder (`--mirror`), tried in order when the one before
+    /// fails: it cannot be reached, fails TLS, answers an error, or serves what does not verify (a
+    /// stale or unsigned index, an archive that does not match). What comes from a mirror is
+    /// verified exactly as what comes from the update URL, so a mirror needs no trust of its own.
+    public var mirrors: [UpdateURL]
+    /// For a mirror's updater: the update URL it mirrors.
+    var mirrorOf: UpdateURL?
 
     /// 30 seconds.
     public static let defaultCheckTimeout = Duration.seconds(30)
@@ -38,8 +45,10 @@ public struct UpdaterConfiguration: Sendable {
         checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout,
         channel: String = "stable",
         pin: VersionSpecifierSet? = nil,
-        differential: DifferentialUpdates = .automatic
+        differential: DifferentialUpdates = .automatic,
+        mirrors: [UpdateURL] = []
     ) {
+        self.mirrors = mirrors
         self.differential = differential
         self.channel = channel
         self.pin = pin
@@ -189,6 +198,8 @@ public final class Updater: Sendable {
     let downloader: Downloader
     private let extractor: Extractor
     private let checker: VersionChecker
+    /// The mirrors, each an updater of its own (same folder and configuration, no mirrors).
+    private let mirrorUpdaters: [Updater]
     let logger: Logger
     let audit: AuditLog
 
@@ -212,24 +223,59 @@ public final class Updater: Sendable {
         extractor = Extractor(configuration: extraction, logger: logger)
         checker = VersionChecker(
             folder: folder, url: url, downloader: downloader, trust: configuration.trust, timeout: configuration.checkTimeout,
-            channel: configuration.channel, pin: configuration.pin, logger: logger)
+            channel: configuration.channel, pin: configuration.pin, logger: logger, memoryKey: configuration.mirrorOf?.description)
         audit = AuditLog(folder: folder)
+        var mirrored = configuration
+        mirrored.mirrors = []
+        mirrored.mirrorOf = url
+        mirrored.trust.mirroredIdentity = configuration.trust.appIdentity(for: url)
+        mirrorUpdaters = configuration.mirrors.map { Updater(folder: folder, url: $0, configuration: mirrored, logger: logger) }
     }
 
     /// The seed's `check_new`: whether a newer version is available (see ``VersionChecker``).
     public func checkNew() async throws -> Bool {
-        try await checker.checkNew()
+        try await failingOver { try await $0.checker.checkNew() }
     }
 
     /// Checks for a newer version, in detail (a queued version answers without a request, as in
     /// the seed, unless freshness is required).
     public func check() async throws -> VersionChecker.Result {
-        try await checker.check()
+        try await failingOver { try await $0.checker.check() }
     }
 
     /// Checks with the server, whatever `.queue` says (see ``VersionChecker/checkServer()``).
     public func checkServer() async throws -> VersionChecker.Result {
-        try await checker.checkServer()
+        try await failingOver { try await $0.checker.checkServer() }
+    }
+
+    /// Runs `operation` against the update URL, then each mirror in turn while the one before
+    /// failed as a source can (see ``UpdaterConfiguration/mirrors``); each failure is audited.
+    private func failingOver<Result>(_ operation: (Updater) async throws -> Result) async throws -> Result {
+        var failures: [String] = []
+        for source in [self] + mirrorUpdaters {
+            do {
+                return try await operation(source)
+            } catch let error as AutoupdateError where !mirrorUpdaters.isEmpty && Self.isSourceFailure(error) {
+                audit.record(event: "source", url: source.url.url, status: error.httpStatus, decision: "failed", reason: error.message)
+                failures.append("\(source.url.url.displayString): \(error.message)")
+                if source !== mirrorUpdaters.last {
+                    logger.attention(
+                        "the update source failed; trying the next mirror",
+                        metadata: ["update.url": "\(source.url.url.displayString)", "error": "\(error.message)"])
+                } else {
+                    throw AutoupdateError(
+                        error.code, "every update source failed: \(failures.joined(separator: "; "))", underlying: error)
+                }
+            }
+        }
+        // Unreachable: the last source's failure throws above.
+        throw AutoupdateError(.network, "no update source answered")
+    }
+
+    /// Whether `error` is the source's fault, which another source may not share: the network,
+    /// TLS, an HTTP error, or content that does not verify. Not the app folder's, nor a person's.
+    static func isSourceFailure(_ error: AutoupdateError) -> Bool {
+        ![.locked, .processRunning, .fileSystem, .install, .invalidArgument, .invalidURL, .spawn].contains(error.code)
     }
 
     /// Checks, downloads, extracts and installs, as one step.
@@ -237,7 +283,7 @@ public final class Updater: Sendable {
     /// - Throws: ``AutoupdateError``; whatever fails, the installed app is untouched (or, if the
     ///   failure struck during the install itself, restored).
     public func update(onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }) async throws -> UpdateOutcome {
-        let (prepared, result) = try await prepareOrReport(onEvent: onEvent)
+        let (prepared, result) = try await failingOver { try await $0.prepareOrReport(onEvent: onEvent) }
         guard let prepared else {
             return result.outcome == .serverInvalid ? .serverInvalid(installed: result.installed) : .upToDate(result.installed)
         }
@@ -309,7 +355,7 @@ public final class Updater: Sendable {
     /// - Returns: The staged update, or `nil` when there is nothing newer (or the server's
     ///   version text is invalid). The update lock is held until it is installed or discarded.
     public func prepare(onEvent: @escaping @Sendable (UpdateEvent) -> Void = { _ in }) async throws -> PreparedUpdate? {
-        try await prepareOrReport(onEvent: onEvent).prepared
+        try await failingOver { try await $0.prepareOrReport(onEvent: onEvent) }.prepared
     }
 
     /// ``prepare(onEvent:)``, also returning what the check found.

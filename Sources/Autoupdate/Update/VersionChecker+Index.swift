@@ -179,7 +179,7 @@ extension VersionChecker {
 
     private func readIndexMemory() -> IndexMemory? {
         guard let data = FileManager.default.contents(atPath: indexMemoryPath),
-            let memory = try? JSONDecoder().decode(IndexMemory.self, from: data), memory.url == url.description
+            let memory = try? JSONDecoder().decode(IndexMemory.self, from: data), memory.url == memoryKey
         else { return nil }
         return memory
     }
@@ -190,7 +190,7 @@ extension VersionChecker {
         try? FileManager.default.createDirectory(atPath: folder.updateDirectory, withIntermediateDirectories: true)
         do {
             try AtomicFile.write(bytes, to: indexCopyPath)
-            let memory = IndexMemory(url: url.description, serial: serial, validator: validator)
+            let memory = IndexMemory(url: memoryKey, serial: serial, validator: validator)
             try AtomicFile.write(Array(try JSONEncoder().encode(memory)), to: indexMemoryPath)
         } catch {
             logger.attention("cannot remember the release index", metadata: ["error": "\(error)"])

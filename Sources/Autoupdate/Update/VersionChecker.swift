@@ -85,6 +85,9 @@ public final class VersionChecker: Sendable {
     /// The channel and pin the index is read with.
     let channel: String
     let pin: VersionSpecifierSet?
+    /// Whose index this is, for the serial and validator remembered between checks: a mirror
+    /// serves the update URL's index, and one of its serials seen anywhere is seen for all.
+    let memoryKey: String
 
     /// - Parameters:
     ///   - folder: The app folder.
@@ -95,10 +98,20 @@ public final class VersionChecker: Sendable {
     ///   - channel: The release channel to follow (see ``ReleasePolicy``).
     ///   - pin: Releases outside this specifier set are ignored.
     ///   - logger: Where warnings about corrupted files go.
-    public init(
+    public convenience init(
         folder: AppFolder, url: UpdateURL, downloader: Downloader, trust: TrustPolicy = TrustPolicy(),
         timeout: Duration = UpdaterConfiguration.defaultCheckTimeout, channel: String = "stable", pin: VersionSpecifierSet? = nil,
         logger: Logger = Logger(label: "autoupdate.check")
+    ) {
+        self.init(
+            folder: folder, url: url, downloader: downloader, trust: trust, timeout: timeout, channel: channel, pin: pin, logger: logger,
+            memoryKey: nil)
+    }
+
+    /// As the public initializer; `memoryKey` (default: `url`) names whose index is remembered.
+    init(
+        folder: AppFolder, url: UpdateURL, downloader: Downloader, trust: TrustPolicy, timeout: Duration, channel: String,
+        pin: VersionSpecifierSet?, logger: Logger, memoryKey: String?
     ) {
         self.channel = channel
         self.pin = pin
@@ -106,6 +119,7 @@ public final class VersionChecker: Sendable {
         self.timeout = timeout
         self.folder = folder
         self.url = url
+        self.memoryKey = memoryKey ?? url.description
         self.downloader = downloader
         self.logger = logger
         self.audit = AuditLog(folder: folder)

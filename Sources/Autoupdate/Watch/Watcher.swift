@@ -217,7 +217,7 @@ public actor Watcher: Service {
         folder: AppFolder = AppFolder(), download: DownloadConfiguration = DownloadConfiguration(),
         extraction: ExtractionConfiguration = ExtractionConfiguration(), trust: TrustPolicy = TrustPolicy(),
         checkTimeout: Duration = UpdaterConfiguration.defaultCheckTimeout, channel: String = "stable", pin: VersionSpecifierSet? = nil,
-        differential: DifferentialUpdates = .automatic, adoptsOrphans: Bool = false,
+        differential: DifferentialUpdates = .automatic, mirrors: [UpdateURL] = [], adoptsOrphans: Bool = false,
         configuration: WatchConfiguration = WatchConfiguration(),
         logger: Logger = Logger(label: "autoupdate.watch")
     ) throws {
@@ -233,7 +233,7 @@ public actor Watcher: Service {
             folder: folder, url: updateURL,
             configuration: UpdaterConfiguration(
                 archive: archive, download: download, extraction: extraction, trust: trust, checkTimeout: checkTimeout,
-                channel: channel, pin: pin, differential: differential),
+                channel: channel, pin: pin, differential: differential, mirrors: mirrors),
             logger: logger)
         let context = UpdateContext(
             filepath: executable, url: updateURL, newfiles: archive, parentPID: getpid(), folder: folder,

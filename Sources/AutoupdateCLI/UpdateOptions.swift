@@ -14,6 +14,12 @@ struct UpdateOptions: ParsableArguments {
     @Option(help: "The HTTPS folder that holds version.txt and the archive (http is upgraded to https). Default: $AUTOUPDATE_URL.")
     var url: String?
 
+    @Option(
+        help:
+            "Update from this folder instead of a server (a USB stick, a mounted share), laid out as the server is; no network. Needs --public-key: only signatures vouch for what a folder holds."
+    )
+    var from: String?
+
     @Option(help: "The app folder. Default: $AUTOUPDATE_DIR, else the current directory.")
     var dir: String?
 
@@ -69,7 +75,10 @@ struct UpdateOptions: ParsableArguments {
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
 
     func validate() throws {
-        if url == nil, environment[UpdateContext.Variable.url] == nil {
+        if from != nil, url != nil || !mirror.isEmpty {
+            throw ValidationError("--from replaces the server: give it without --url and --mirror.")
+        }
+        if url == nil, from == nil, environment[UpdateContext.Variable.url] == nil {
             throw ValidationError("Missing --url (inside an app started by 'autoupdate run', $AUTOUPDATE_URL stands in for it).")
         }
         if let maxBytes, maxBytes <= 0 {
@@ -119,7 +128,10 @@ struct UpdateOptions: ParsableArguments {
     }
 
     func updateURL() throws -> UpdateURL {
-        try UpdateURL(url ?? environment[UpdateContext.Variable.url] ?? "")
+        if let from {
+            return try UpdateURL(localFolder: from)
+        }
+        return try UpdateURL(source: url ?? environment[UpdateContext.Variable.url] ?? "")
     }
 
     func downloadConfiguration() throws -> DownloadConfiguration {
@@ -169,7 +181,7 @@ struct UpdateOptions: ParsableArguments {
 
     /// `--mirror`, in order.
     func mirrors() throws -> [UpdateURL] {
-        try mirror.map(UpdateURL.init)
+        try mirror.map { try UpdateURL($0) }
     }
 
     /// Everything an updater needs from these options and the trust flags.

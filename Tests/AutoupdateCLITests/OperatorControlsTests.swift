@@ -346,3 +346,62 @@ struct MirrorTests {
         await primary.stop()
     }
 }
+
+@Suite("CLI: --from DIR (an offline source)")
+struct OfflineSourceTests {
+    @Test(
+        "--from a folder laid out like the server: signed releases install with no network (also differentially), a tampered archive and an older index are refused, a folder without --public-key is refused"
+    )
+    func fromFolder() async throws {
+        let scenario = try UpdateScenario(inMemory: true)
+        let key = Minisign.generateKeyPair()
+        let pub = scenario.work.url.appending(path: "release.pub").path
+        try Data(key.publicKey.base64.utf8).write(to: URL(fileURLWithPath: pub))
+        func app(_ version: String) -> [String: UpdateScenario.Content] {
+            [
+                "bin/app": .text("#!/bin/sh\necho \(version)\n", mode: 0o755),
+                "share/manual.bin": .bytes(Fixtures.randomBytes(count: 200_000, seed: 7)),
+            ]
+        }
+        let stick = scenario.serverFolder.path
+        let dir = scenario.appFolder.path
+        func update(_ extra: [String] = ["--public-key", pub]) async throws -> ChildProcess.Result {
+            try await autoupdate(["update", "--from", stick, "--dir", dir] + extra)
+        }
+        try scenario.publish(app("1.0"), version: "1.0", signedWith: key, release: ReleaseOptions())
+        let first = try await update()
+        #expect(first.status == 0 && first.stdout.contains("updated 0.0.0 → 1.0"), "\(first.stdout)\(first.stderr)")
+        #expect(try scenario.appFiles() == UpdateScenario.snapshot(app("1.0")))
+        let oldIndex = scenario.work.url.appending(path: "old-index")
+        try await shell("mkdir '\(oldIndex.path)' && cp '\(stick)'/release.json* '\(oldIndex.path)'/", in: scenario.work.url)
+
+        // 2.0 changes only bin/app: the manual stays, the update reads only the changed member.
+        try scenario.publish(app("2.0"), version: "2.0", signedWith: key, release: ReleaseOptions())
+        let second = try await update()
+        #expect(second.status == 0 && second.stdout.contains("updated 1.0 → 2.0"), "\(second.stdout)\(second.stderr)")
+        #expect(try scenario.appFiles() == UpdateScenario.snapshot(app("2.0")))
+        let audit = try String(contentsOfFile: scenario.folder.auditLogPath, encoding: .utf8)
+        #expect(audit.contains(#""decision":"delta-staged""#), "the second update read only what changed")
+
+        let unsigned = try await update([])
+        #expect(unsigned.status != 0 && unsigned.stderr.contains("a public key is required"), "\(unsigned.stderr)")
+        let withURL = try await autoupdate("update", "--from", stick, "--url", "https://127.0.0.1:9/", "--dir", dir)
+        #expect(withURL.status == 64 && withURL.stderr.contains("--from replaces the server"), "\(withURL.stderr)")
+
+        // A tampered archive on the stick: refused, 2.0 stays.
+        try scenario.publish(app("3.0"), version: "3.0", signedWith: key, release: ReleaseOptions())
+        let archive = scenario.serverFolder.appending(path: "releases/3.0/project.zip")
+        var bytes = try [UInt8](Data(contentsOf: archive))
+        bytes[bytes.count / 2] ^= 0xFF
+        try Data(bytes).write(to: archive)
+        let tampered = try await update(["--public-key", pub, "--differential", "never"])
+        #expect(tampered.status == 1, "\(tampered.stdout)\(tampered.stderr)")
+        #expect(scenario.folder.readVersionDoc().value?.description == "2.0")
+
+        // An older signed index put back on the stick: refused as a replay.
+        try await shell("cp '\(oldIndex.path)'/release.json* '\(stick)'/", in: scenario.work.url)
+        let replayed = try await update()
+        #expect(replayed.status == 1 && replayed.stderr.contains("older than serial"), "\(replayed.stderr)")
+        #expect(scenario.folder.readVersionDoc().value?.description == "2.0")
+    }
+}

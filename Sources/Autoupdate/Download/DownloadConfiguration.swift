@@ -54,6 +54,9 @@ public struct DownloadConfiguration: Sendable, Hashable {
     /// `user:password` for the proxy, when they are not in ``proxy`` (`--proxy-user-file`: kept
     /// out of the command line, which other users can read).
     public var proxyCredentials: String?
+    /// `file:` URLs are read from the disk (an ``UpdateURL/init(localFolder:)`` source); only an
+    /// updater whose source is such a folder sets it.
+    var allowsLocalFiles = false
 
     /// Creates a configuration; every parameter has a default.
     public init(

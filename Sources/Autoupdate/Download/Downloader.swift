@@ -136,6 +136,12 @@ public final class Downloader: Sendable {
         return DownloadStream {
             let core = TransferCore(bufferLimit: configuration.bufferLimit)
             onStart(core)
+            if url.isFileURL, configuration.allowsLocalFiles {
+                LocalFileTransfer.start(
+                    core: core, url: url, conditional: conditional, expectedLength: expectedLength, maxBytes: maxBytes, range: range,
+                    completeLength: completeLength, multipleRanges: ranges != nil, chunkSize: configuration.largestChunk)
+                return core
+            }
             let secureURL: URL
             do {
                 secureURL = try Self.secure(url)

@@ -98,7 +98,7 @@ public final class Launcher: Sendable {
     ) throws {
         self.folder = folder
         self.filepath = try folder.resolve(filepath)
-        self.url = try UpdateURL(url)
+        self.url = try UpdateURL(source: url)
         self.newfiles = try ArchiveName(newfiles)
         self.logLevel = logLevel
         self.args = args

@@ -97,7 +97,7 @@ public struct UpdateContext: Sendable, Equatable {
         }
         let url: UpdateURL
         do {
-            url = try UpdateURL(urlText)
+            url = try UpdateURL(source: urlText)
         } catch let error as AutoupdateError {
             throw invalid(Variable.url, error.message)
         }

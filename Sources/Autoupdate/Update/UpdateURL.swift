@@ -75,6 +75,35 @@ public struct UpdateURL: Sendable, Hashable, CustomStringConvertible {
         self.url = url
     }
 
+    /// A local folder laid out like the server (`--from DIR`: a USB stick, a mounted share), as
+    /// a `file:` URL. Nothing about it is trusted: only signatures vouch for what it holds.
+    ///
+    /// - Parameter path: The folder (relative to the current directory unless absolute).
+    /// - Throws: ``AutoupdateError`` `.invalidURL` when `path` is not an existing folder.
+    public init(localFolder path: String) throws {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        guard FileManager.default.isFolder(atPath: absolute) == true else {
+            throw AutoupdateError(.invalidURL, "the update source \(quoted(path)) is not a folder")
+        }
+        url = URL(fileURLWithPath: absolute, isDirectory: true).standardizedFileURL
+    }
+
+    /// An update URL, or a local folder's `file:` URL as ``description`` gives it (what a launcher
+    /// passes on to its app, and takes back).
+    ///
+    /// - Parameter text: An update URL, or a `file:` URL of a local folder.
+    /// - Throws: ``AutoupdateError`` `.invalidURL`, as ``init(_:)`` and ``init(localFolder:)`` do.
+    public init(source text: String) throws {
+        if text.hasPrefix("file://"), let local = URL(string: text), local.isFileURL, local.host == nil || local.host == "" {
+            try self.init(localFolder: local.path)
+        } else {
+            try self.init(text)
+        }
+    }
+
+    /// Whether this is a local folder (``init(localFolder:)``) rather than an HTTPS server.
+    public var isLocalFolder: Bool { url.isFileURL }
+
     /// The URL of a file in the update folder.
     ///
     /// - Parameter fileName: A single file name such as `version.txt` or an ``ArchiveName``'s name.

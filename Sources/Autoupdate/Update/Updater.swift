@@ -216,7 +216,9 @@ public final class Updater: Sendable {
         self.url = url
         self.configuration = configuration
         self.logger = logger
-        downloader = Downloader(configuration: configuration.download, logger: logger)
+        var download = configuration.download
+        download.allowsLocalFiles = url.isLocalFolder
+        downloader = Downloader(configuration: download, logger: logger)
         var extraction = configuration.extraction
         // The install syncs the staged tree before its commit.
         extraction.startsWriteBack = true
@@ -251,6 +253,12 @@ public final class Updater: Sendable {
     /// Runs `operation` against the update URL, then each mirror in turn while the one before
     /// failed as a source can (see ``UpdaterConfiguration/mirrors``); each failure is audited.
     private func failingOver<Result>(_ operation: (Updater) async throws -> Result) async throws -> Result {
+        if url.isLocalFolder, !configuration.trust.requiresSignatures {
+            throw AutoupdateError(
+                .invalidArgument,
+                "the update source \(quoted(url.url.path)) is a folder: nothing but a signature vouches for what it holds, so a public key is required (--public-key)"
+            )
+        }
         var failures: [String] = []
         for source in [self] + mirrorUpdaters {
             do {

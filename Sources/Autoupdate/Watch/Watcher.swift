@@ -227,7 +227,7 @@ public actor Watcher: Service {
         self.download = download
         machine = WatchStateMachine(configuration: configuration)
         let executable = try folder.resolve(filepath)
-        let updateURL = try UpdateURL(url)
+        let updateURL = try UpdateURL(source: url)
         let archive = try ArchiveName(newfiles)
         updater = Updater(
             folder: folder, url: updateURL,

@@ -17,7 +17,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build dist test docs tsan fuzz demo bench bench-delta bench-lifecycle bench-deps peer-corpus clean
+.PHONY: deps build dist test docs tsan fuzz demo bench bench-delta bench-lifecycle bench-deps fleet peer-corpus clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -106,6 +106,13 @@ bench-lifecycle: deps bench-deps
 	$(SWIFT) build -c release --product autoupdate
 	python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$($(SWIFT) build -c release --show-bin-path)" \
 	  --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+
+## fleet: N real `watch` clients (default 200) against nginx on loopback: requests per second, 304 share,
+## a 10 % rollout's reach, the time until 50 % and 100 % run a release raised to 100 % (a benchmark).
+N ?= 200
+fleet: deps bench-deps
+	$(SWIFT) build -c release --product autoupdate
+	python3 Benchmarks/Scripts/fleet.py --bin "$$($(SWIFT) build -c release --show-bin-path)" --clients $(N)
 
 # The peers only the benchmarks drive.
 BENCH_APT_PACKAGES := nginx zsync rsync

@@ -125,13 +125,13 @@ def main():
         print("|---|---:|---|")
         print(f"| origin requests per second, steady state ({elapsed:.0f} s) | {steady_requests / elapsed:.1f} | |")
         print(f"| share answered 304 Not Modified | {100 * not_modified / max(1, steady_requests):.1f} % | |")
-        print(f"| bytes served per second, steady state | {steady_bytes / elapsed:.0f} B | |")
+        print(f"| body bytes served per second, steady state | {steady_bytes / elapsed:.0f} B | |")
         print(f"| clients on 2.0 {args.rollout_wait:.0f} s after it was published at a 10 % rollout | {at_ten} of {args.clients} "
               f"| {args.clients // 10} ± {max(1, round(args.clients * 0.04))} |")
         print(f"| rollout raised to 100 %: until 50 % run 2.0 | {half:.1f} s |" if half is not None else "| 50 % | not reached |")
         print(f"| rollout raised to 100 %: until 100 % run 2.0 | {full:.1f} s |" if full is not None else
               f"| 100 % | {versions(folders)} of {args.clients} within 120 s |")
-        print(f"| bytes served from the raise to 100 % | {rollout_bytes / 1e6:.2f} MB ({len(rollout_lines)} requests) | |")
+        print(f"| body bytes served from the raise to 100 % | {rollout_bytes / 1e6:.2f} MB ({len(rollout_lines)} requests) | |")
     finally:
         for watch in watches:
             watch.send_signal(signal.SIGTERM)

@@ -93,7 +93,7 @@ bench: deps bench-deps
 	  python3 Benchmarks/Scripts/bench.py --bin "$$bin" --helper "$$bin/AutoupdateTestHelper" \
 	    --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS) && \
 	  python3 Benchmarks/Scripts/bench-delta.py --bin "$$bin" --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS) && \
-	  python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$bin" --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+	  python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$bin" --static dist/autoupdate --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
 
 ## bench-delta: only the differential-update rows (ours, full, zsync, rsync; nginx on loopback).
 bench-delta: deps bench-deps
@@ -104,7 +104,7 @@ bench-delta: deps bench-deps
 ## bench-lifecycle: only the rollback, status and watch swap-gap rows (nginx on loopback).
 bench-lifecycle: deps bench-deps
 	$(SWIFT) build -c release --product autoupdate
-	python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$($(SWIFT) build -c release --show-bin-path)" \
+	python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$($(SWIFT) build -c release --show-bin-path)" --static dist/autoupdate \
 	  --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
 
 ## fleet: N real `watch` clients (default 200) against nginx on loopback: requests per second, 304 share,

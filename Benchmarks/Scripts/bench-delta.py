@@ -73,7 +73,7 @@ pid {work}/nginx.pid;
 error_log {work}/nginx-error.log;
 events {{ worker_connections 256; }}
 http {{
-  log_format bytes '$request_uri $status $body_bytes_sent';
+  log_format bytes '$request_uri $status $body_bytes_sent $bytes_sent';
   access_log {self.log} bytes;
   default_type application/octet-stream;
   sendfile on;

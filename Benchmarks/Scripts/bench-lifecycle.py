@@ -7,9 +7,13 @@
 - `autoupdate status` on that folder (no network; the process's start included);
 - the watch's swap gap for a small app (a shell script that execs sleep): `autoupdate watch`
   against nginx on loopback, a new release published and SIGHUP sent, --swaps times; the gap is
-  what the watch reports (`the app was down for …`: the old app stopped → the new one started).
+  what the watch reports (`the app was down for …`: the old app stopped → the new one started);
+- a poll with nothing new (`autoupdate check` on an up-to-date folder: a conditional request
+  answered 304) beside `curl -z` of the same `release.json`: time and bytes on the wire;
+- start-up (`--version`) of the self-contained binary (`--static`, `make dist`'s) beside the
+  dynamically linked one.
 
-    bench-lifecycle.py --bin .build/release [--mebibytes 256] [--runs 3] [--swaps 10]
+    bench-lifecycle.py --bin .build/release [--static dist/autoupdate] [--mebibytes 256] [--runs 3] [--swaps 10]
 """
 import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -110,6 +114,51 @@ def swap_gaps(ours, work, swaps):
     return gaps
 
 
+def poll_cost(ours, work, runs):
+    """A poll that finds nothing new: ours against `curl -z`, time (median) and bytes nginx sent."""
+    srv = os.path.join(work, "srv-poll")
+    source = os.path.join(work, "poll-src")
+    os.makedirs(os.path.join(source, "bin"))
+    with open(os.path.join(source, "bin", "app"), "w") as f:
+        f.write("#!/bin/sh\nexec sleep 600\n")
+    os.chmod(os.path.join(source, "bin", "app"), 0o755)
+    sh(f"{ours} publish {source} --version 1.0 --out {srv} >/dev/null 2>&1")
+    nginx_work = os.path.join(work, "nginx-poll")
+    os.makedirs(nginx_work)
+    nginx = delta.Nginx(nginx_work, srv)
+    try:
+        url = f"https://127.0.0.1:{nginx.https}/"
+        app = os.path.join(work, "poll-app")
+        sh(f"{ours} update --url {url} --dir {app} --ca-file {CA} >/dev/null 2>&1")
+        sh(f"{ours} check --url {url} --dir {app} --ca-file {CA} >/dev/null 2>&1")  # the validator is kept
+        index = os.path.join(app, ".pyautodownloads", "release.json")
+        commands = {
+            "ours": f"{ours} check --url {url} --dir {app} --ca-file {CA}",
+            "curl": f"curl -s -o /dev/null --cacert {CA} -z {index} {url}release.json",
+        }
+        results = {}
+        for name, command in commands.items():
+            mark = nginx.mark()
+            times = [timed_once(command) for _ in range(runs)]
+            with open(nginx.log, "rb") as f:
+                f.seek(mark)
+                lines = [line.split() for line in f.read().decode().splitlines() if line.strip()]
+            statuses = sorted({line[1] for line in lines})
+            results[name] = (statistics.median(times), sum(int(line[3]) for line in lines) / runs, len(lines) / runs, statuses)
+        return results
+    finally:
+        nginx.stop()
+
+
+def startup(binary, runs=60):
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([binary, "--version"], stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True, help="the folder holding the release `autoupdate`")
@@ -117,6 +166,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--swaps", type=int, default=10)
     parser.add_argument("--work", default=os.environ.get("BENCH_DIR", "/var/tmp"))
+    parser.add_argument("--static", help="make dist's self-contained binary, for the start-up row")
     args = parser.parse_args()
     if not shutil.which("nginx"):
         sys.exit("bench-lifecycle: nginx is missing (make bench-deps installs it)")
@@ -125,6 +175,9 @@ def main():
     try:
         files, rollback, status = rollback_rows(ours, work, args.mebibytes, args.runs)
         gaps = swap_gaps(ours, work, args.swaps)
+        polls = poll_cost(ours, work, max(20, args.runs))
+        dynamic_start = startup(ours)
+        static_start = startup(args.static) if args.static and os.path.exists(args.static) else None
         print(f"\nLifecycle: {args.mebibytes} MiB app-like tree ({files} files); median of {args.runs} (rollback), "
               f"20 (status), {len(gaps)} swaps; {os.cpu_count()} cores\n")
         print("| what | time | target |")
@@ -133,6 +186,13 @@ def main():
         print(f"| `autoupdate status --json` (process start included) | {status * 1000:.1f} ms | well under 50 ms |")
         print(f"| watch swap gap, small app: median (min–max) | {statistics.median(gaps):.1f} ms "
               f"({min(gaps):.1f}–{max(gaps):.1f}) | 6–12 ms |")
+        for name, label in [("ours", "`autoupdate check`, nothing new"), ("curl", "`curl -z` of the same release.json")]:
+            seconds, wire, requests, statuses = polls[name]
+            print(f"| a poll: {label} (median of 20; statuses {'/'.join(statuses)}) | {seconds * 1000:.1f} ms, "
+                  f"{wire:.0f} B sent, {requests:.0f} request(s) | |")
+        print(f"| start-up, `--version`, dynamically linked (median of 60) | {dynamic_start * 1000:.1f} ms | |")
+        if static_start is not None:
+            print(f"| start-up, `--version`, self-contained (`make dist`; median of 60) | {static_start * 1000:.1f} ms | |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -102,3 +102,37 @@ struct UnprivilegedTests {
         #expect(!FileManager.default.fileExists(atPath: work.url.appending(path: "out2").path))
     }
 }
+
+@Suite("Operator controls as a user who is not root")
+struct UnprivilegedOperatorTests {
+    @Test("--from a folder the user can only read, the inhibit file for run and status, and status beside a root watch's lock")
+    func fromAndInhibit() async throws {
+        let scenario = try UpdateScenario()
+        let key = Minisign.generateKeyPair()
+        let pub = scenario.work.url.appending(path: "release.pub").path
+        try Data(key.publicKey.base64.utf8).write(to: URL(fileURLWithPath: pub))
+        try scenario.publish(
+            ["bin/app": .text("#!/bin/sh\necho \"app 1.0\"\n", mode: 0o755)], version: "1.0", signedWith: key, release: ReleaseOptions())
+        try Unprivileged.give(scenario.work.url)
+        // The source stays root's (read-only to the user, as a mounted stick often is).
+        try await shell(
+            "chown -R root:root '\(scenario.serverFolder.path)' && chmod -R a+rX,go-w '\(scenario.serverFolder.path)'",
+            in: scenario.work.url)
+        let dir = scenario.appFolder.path
+        let updated = try await Unprivileged.run(
+            BuiltProducts.cli, ["update", "--from", scenario.serverFolder.path, "--dir", dir, "--public-key", pub])
+        #expect(updated.status == 0 && updated.stdout.contains("updated 0.0.0 → 1.0"), "\(updated.stdout)\(updated.stderr)")
+
+        let inhibit = scenario.folder.inhibitFilePath
+        #expect(FileManager.default.createFile(atPath: inhibit, contents: Data()))
+        try await shell("chmod 644 '\(inhibit)'", in: scenario.work.url)
+        let ran = try await Unprivileged.run(
+            BuiltProducts.cli, ["run", "bin/app", "--from", scenario.serverFolder.path, "--dir", dir, "--public-key", pub])
+        #expect(ran.stdout == "app 1.0\n" && ran.stderr.contains("updates are inhibited"), "\(ran.stdout)\(ran.stderr)")
+        // A lock left by root's watch (its file root's, 0644): status reads past it.
+        try Data("1 SIGUSR1\n".utf8).write(to: URL(fileURLWithPath: scenario.folder.updateDirectory + "/watch.pid"))
+        let status = try await Unprivileged.run(BuiltProducts.cli, ["status", "--dir", dir, "--json"])
+        #expect(status.status == 0 && status.stdout.contains("\"inhibited\":true"), "\(status.stdout)\(status.stderr)")
+        #expect(!status.stdout.contains("watchPID"), "no watch holds the lock: \(status.stdout)")
+    }
+}

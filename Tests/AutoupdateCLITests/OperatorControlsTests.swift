@@ -250,8 +250,11 @@ struct InstallWindowCommandTests {
             _ = try await line(first, containing: "updated 1.0 → 2.0")
 
             try scenario.publish(app("3.0"), version: "3.0", release: ReleaseOptions())
-            // Past 2.0's health window: the check is not deferred by it.
-            try await Task.sleep(for: .milliseconds(300))
+            // Once 2.0 is confirmed (its health window over), a check is not deferred by it.
+            let confirmed = try await eventually(within: TestTiming.bound(.seconds(10))) {
+                FileManager.default.fileExists(atPath: scenario.folder.updateDirectory + "/trial.json") ? nil : true
+            }
+            #expect(confirmed == true)
             first.signal(SIGHUP)
             let waiting = try await line(first, containing: "3.0 is ready; it installs when the next install window opens")
             // About six hours from 06:00 (less the seconds the steps above took).

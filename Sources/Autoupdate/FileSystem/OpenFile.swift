@@ -46,16 +46,20 @@ package final class OpenFile {
 
     /// Up to `count` bytes from the current offset; `nil` at the end of the file.
     package func read(upToCount count: Int) throws -> Data? {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let read = try buffer.withUnsafeMutableBytes { raw in
-                try descriptor.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]), retryOnInterrupt: true)
+        // Read straight into the result: no second copy.
+        var data = Data(count: count)
+        let filled = try data.withUnsafeMutableBytes { raw -> Int in
+            var filled = 0
+            while filled < count {
+                let read = try descriptor.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]), retryOnInterrupt: true)
+                if read == 0 { break }
+                filled += read
             }
-            if read == 0 { break }
-            filled += read
+            return filled
         }
-        return filled == 0 ? nil : Data(buffer[..<filled])
+        guard filled > 0 else { return nil }
+        data.count = filled
+        return data
     }
 
     /// Everything from the current offset to the end.

@@ -31,6 +31,11 @@ enum ArchiveEvent {
     /// The next bytes of the current entry's content are this many zeros, which the file should
     /// get as a hole (a sparse file's unstored regions).
     case hole(Int64)
+    /// The current entry's whole content, still deflated, for the consumer to inflate where it
+    /// likes (on another core): a zip entry whose sizes its local header declares, when the
+    /// reader was asked to hand such entries on (``ZipReader/init(makeSpool:handsOnDeflatedUpTo:)``).
+    /// It comes instead of `data`, before `entryEnd`.
+    case deflated(ZipDeflatedEntry)
     case entryEnd
 }
 

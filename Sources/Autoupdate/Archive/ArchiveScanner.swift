@@ -25,11 +25,15 @@ public enum ArchiveScanner {
     ) throws -> Summary {
         var entries = 0
         var bytes: Int64 = 0
+        // A zip's small deflated entries are handed on whole, as an extraction has them, and
+        // inflated here: the checks on that path are scanned (and fuzzed) too.
+        let inflater = format == .zip ? try RawDeflateDecoder() : nil
         let handle: (ArchiveEvent) throws -> Void = { event in
             switch event {
             case .entry: entries += 1
             case .data(let data): bytes += Int64(data.count)
             case .hole(let count): bytes += count
+            case .deflated(let data): try inflater.map { try data.inflate(with: $0) { bytes += Int64($0.count) } }
             case .entryEnd: break
             }
         }
@@ -39,7 +43,7 @@ public enum ArchiveScanner {
             folder = open(spoolFolder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         }
         defer { if folder >= 0 { close(folder) } }
-        let zip = format == .zip ? ZipReader(makeSpool: folder >= 0 ? { [folder] in try SpoolFile(in: folder) } : nil) : nil
+        let zip = format == .zip ? ZipReader(makeSpool: folder >= 0 ? { [folder] in try SpoolFile(in: folder) } : nil, handsOnDeflatedUpTo: InflatePool.entryLimit) : nil
         var tar = TarReader()
         var offset = 0
         let step = max(1, chunkSize)

@@ -56,6 +56,13 @@ final class ExtractionSession {
         var written: Int64 = 0
         let mode: UInt32?
         let modificationTime: Int64?
+        /// Handed to the inflating threads, which write, finish and close it.
+        var handedOn = false
+
+        var attributes: WriteBehind.FileAttributes {
+            WriteBehind.FileAttributes(
+                mode: ExtractionPolicy.permissions(mode, isDirectory: false), modificationTime: modificationTime, entry: entry)
+        }
     }
 
     private struct PendingSymlink {
@@ -76,6 +83,8 @@ final class ExtractionSession {
     /// inflate on this thread. (gzip and bzip2 decode on threads of their own already; a third
     /// busy thread on two cores measured slower.)
     private let writeBehind: WriteBehind
+    /// Inflates a zip's entries on every core (with more than one).
+    private let inflation: InflatePool?
     private var pendingSymlinks: [PendingSymlink] = []
     private var symlinkPaths: Set<String> = []
     private var folderAttributes: [String: (mode: UInt32, modificationTime: Int64?)] = [:]
@@ -87,13 +96,17 @@ final class ExtractionSession {
         self.configuration = configuration
         let writer = try TreeWriter(destination: destination)
         self.writer = writer
-        writeBehind = WriteBehind(threaded: format == .zip && ProcessInfo.processInfo.activeProcessorCount > 1)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        writeBehind = WriteBehind(threaded: format == .zip && cores > 1)
         decoder = try makeDecoder(for: format)
         if format == .zip {
             tar = nil
+            inflation = cores > 1 ? InflatePool(threads: min(cores, 8)) : nil
             // The spool is an unnamed file in the destination: nothing is written anywhere else.
-            zip = ZipReader(makeSpool: { try SpoolFile(in: writer.rootDescriptor) })
+            zip = ZipReader(
+                makeSpool: { try SpoolFile(in: writer.rootDescriptor) }, handsOnDeflatedUpTo: inflation == nil ? 0 : InflatePool.entryLimit)
         } else {
+            inflation = nil
             tar = TarReader()
             zip = nil
         }
@@ -101,7 +114,24 @@ final class ExtractionSession {
 
     /// The next bytes of the archive, as they come.
     func consume(_ input: UnsafeRawBufferPointer) throws {
-        try decoder.decode(input, output: read)
+        do {
+            try decoder.decode(input, output: read)
+        } catch {
+            throw earliestFailure(error)
+        }
+    }
+
+    /// The failure to report for `error`: an entry before the one being read may still be
+    /// inflating on another thread, and if it fails, its failure comes first (as it would if
+    /// every entry inflated here).
+    private func earliestFailure(_ error: any Error) -> any Error {
+        guard let inflation else { return error }
+        do {
+            try inflation.drain()
+        } catch let earlier {
+            return earlier
+        }
+        return error
     }
 
     private func read(_ decoded: UnsafeRawBufferPointer) throws {
@@ -114,16 +144,21 @@ final class ExtractionSession {
 
     /// The archive has ended: checks its end, creates the symlinks, sets folder modes.
     func finish() throws -> ExtractionReport {
-        try decoder.finish(output: read)
-        if let zip {
-            try zip.finish(handle)
-        } else {
-            try tar?.finish()
+        do {
+            try decoder.finish(output: read)
+            if let zip {
+                try zip.finish(handle)
+            } else {
+                try tar?.finish()
+            }
+        } catch {
+            throw earliestFailure(error)
         }
         guard current == nil else {
             throw AutoupdateError(.corruptArchive, "the archive ends inside entry \(quoted(current?.entry ?? ""))")
         }
         // Every file is written and closed before the central directory's modes or anything else.
+        try inflation?.drain()
         try writeBehind.drain()
         if let zip {
             try applyCentralDirectory(zip.centralRecords)
@@ -136,8 +171,10 @@ final class ExtractionSession {
     /// Removes everything the extraction created.
     func rollback() {
         // The queued writes and closes first: nothing may be removed while it is written.
+        inflation?.stop()
+        try? inflation?.drain()
         try? writeBehind.drain()
-        if let current {
+        if let current, !current.handedOn {
             close(current.descriptor)
             self.current = nil
         }
@@ -157,18 +194,27 @@ final class ExtractionSession {
             // A hole counts as written: the caps bound what the file is, not what was stored.
             let file = try grow(by: count)
             try writeBehind.skip(file.descriptor, count, entry: file.entry)
+        case .deflated(let data):
+            guard let inflation else {
+                throw AutoupdateError(.corruptArchive, "zip entry \(quoted(data.name)) was handed on deflated with nowhere to inflate it")
+            }
+            var file = try grow(by: data.uncompressedSize)
+            file.handedOn = true
+            current = file
+            try inflation.submit(
+                InflatePool.Job(
+                    number: report.entries, descriptor: file.descriptor, data: data, attributes: file.attributes,
+                    startsWriteBack: configuration.startsWriteBack))
         case .entryEnd:
             guard let file = current else { return }
             current = nil
+            guard !file.handedOn else { return }
             if let declared = file.declaredSize, file.written != declared {
                 try? writeBehind.close(file.descriptor, attributes: nil, startsWriteBack: false)
                 throw AutoupdateError(
                     .corruptArchive, "entry \(quoted(file.entry)) holds \(file.written) bytes, not its declared \(declared)")
             }
-            let attributes = WriteBehind.FileAttributes(
-                mode: ExtractionPolicy.permissions(file.mode, isDirectory: false), modificationTime: file.modificationTime,
-                entry: file.entry)
-            try writeBehind.close(file.descriptor, attributes: attributes, startsWriteBack: configuration.startsWriteBack)
+            try writeBehind.close(file.descriptor, attributes: file.attributes, startsWriteBack: configuration.startsWriteBack)
         }
     }
 

@@ -96,6 +96,15 @@ struct ZipEntryVerifier {
         Summary(name: name, offset: offset, method: method, crc: crc.value, compressedSize: consumed, uncompressedSize: produced)
     }
 
+    /// What the local header declares, for an entry handed on deflated (``ZipDeflatedEntry``):
+    /// its inflation is checked against the same values where it runs, so the central directory
+    /// may be checked against them now.
+    var declaredSummary: Summary? {
+        declared.map {
+            Summary(name: name, offset: offset, method: method, crc: $0.crc, compressedSize: $0.compressedSize, uncompressedSize: $0.uncompressedSize)
+        }
+    }
+
     /// The central directory's record must agree with what was read.
     static func verify(_ record: ZipCentralRecord, number: Int, against entry: Summary) throws {
         guard record.name == entry.name else {

@@ -17,11 +17,16 @@
 ///
 /// Modes and symlinks are recorded only in the central directory, so entries are first reported
 /// as plain files and directories; ``centralRecords`` tells the rest once ``finish(_:)`` returns.
+///
+/// A reader may hand deflated entries on whole instead of inflating them (``ArchiveEvent/deflated(_:)``),
+/// for its consumer to inflate them on other cores: each is checked there as it would be here.
 final class ZipReader {
     private enum State {
         case signature
         case localHeader(needed: Int)
         case data
+        /// Collecting a deflated entry's data, to hand it on whole.
+        case collectingDeflated
         case dataDescriptor(needed: Int)
         /// The central directory and end records: collected whole, checked at the end.
         case centralDirectory(start: Int64)
@@ -47,6 +52,11 @@ final class ZipReader {
     private var streamed: [ZipEntryVerifier.Summary] = []
     private var deflate: RawDeflateDecoder?
     private let makeSpool: (() throws -> SpoolFile)?
+    /// Deflated entries of at most this many compressed bytes, whose local header declares their
+    /// sizes, are handed on whole; 0: none.
+    private let handsOnDeflatedUpTo: Int64
+    /// The data of the deflated entry being collected.
+    private var collected: [UInt8] = []
     private var spool: SpoolFile?
     /// The archive offset of the spool's first byte.
     private var spoolBase: Int64 = 0
@@ -54,10 +64,15 @@ final class ZipReader {
     /// The central directory's records, in order, once ``finish(_:)`` has returned.
     private(set) var centralRecords: [ZipCentralRecord] = []
 
-    /// - Parameter makeSpool: Makes the file to spool to if the archive cannot be streamed;
-    ///   without it, such an archive is refused.
-    init(makeSpool: (() throws -> SpoolFile)?) {
+    /// - Parameters:
+    ///   - makeSpool: Makes the file to spool to if the archive cannot be streamed; without it,
+    ///     such an archive is refused.
+    ///   - handsOnDeflatedUpTo: Hands deflated entries of at most this many compressed bytes on
+    ///     whole (``ArchiveEvent/deflated(_:)``) when their local header declares their sizes;
+    ///     0 inflates every entry here.
+    init(makeSpool: (() throws -> SpoolFile)?, handsOnDeflatedUpTo: Int64 = 0) {
         self.makeSpool = makeSpool
+        self.handsOnDeflatedUpTo = handsOnDeflatedUpTo
     }
 
     /// Reads the next bytes of the archive.
@@ -164,6 +179,8 @@ final class ZipReader {
                 try startEntry(handle)
             case .data:
                 try readData(&rest, handle)
+            case .collectingDeflated:
+                try collectDeflated(&rest, handle)
             case .dataDescriptor(let needed):
                 guard collect(&rest, upTo: needed) else { return }
                 if needed == 4, ByteReader(buffer).peekU32 == ZipSignature.dataDescriptor {
@@ -260,6 +277,12 @@ final class ZipReader {
         current = Current(
             header: header, verifier: ZipEntryVerifier(name: header.name, offset: recordStart, method: header.method, declared: declared))
         try handle(.entry(Self.entry(header, size: header.hasDataDescriptor ? nil : header.uncompressedSize)))
+        if header.method == 8, !header.hasDataDescriptor, header.compressedSize > 0, header.compressedSize <= handsOnDeflatedUpTo {
+            collected = []
+            collected.reserveCapacity(Int(header.compressedSize))
+            state = .collectingDeflated
+            return
+        }
         if header.method == 8 {
             try startDeflate()
         }
@@ -303,6 +326,24 @@ final class ZipReader {
             }
             try finishEntry(handle)
         }
+    }
+
+    /// Takes the next bytes of a deflated entry being collected; hands it on once it is whole.
+    private func collectDeflated(_ rest: inout Slice<UnsafeRawBufferPointer>, _ handle: (ArchiveEvent) throws -> Void) throws {
+        guard var entry = current, let declared = entry.verifier.declared, let remaining = entry.verifier.remaining else { return }
+        let taken = Int(min(remaining, Int64(rest.count)))
+        collected.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest.prefix(taken)))
+        rest = rest.dropFirst(taken)
+        offset += Int64(taken)
+        entry.verifier.consumed(taken)
+        current = entry
+        guard entry.verifier.remaining == 0 else { return }
+        let data = ZipDeflatedEntry(
+            name: entry.header.name, offset: entry.verifier.offset, compressed: collected, crc: declared.crc,
+            uncompressedSize: declared.uncompressedSize)
+        collected = []
+        try handle(.deflated(data))
+        try endEntry(entry, summary: entry.verifier.declaredSummary ?? entry.verifier.summary, handle)
     }
 
     private func deliver(_ bytes: UnsafeRawBufferPointer, to entry: inout Current, _ handle: (ArchiveEvent) throws -> Void) throws {
@@ -358,8 +399,8 @@ final class ZipReader {
         return ZipEntryVerifier.Declared(crc: crc, compressedSize: compressed, uncompressedSize: uncompressed)
     }
 
-    private func endEntry(_ entry: Current, _ handle: (ArchiveEvent) throws -> Void) throws {
-        streamed.append(entry.verifier.summary)
+    private func endEntry(_ entry: Current, summary: ZipEntryVerifier.Summary? = nil, _ handle: (ArchiveEvent) throws -> Void) throws {
+        streamed.append(summary ?? entry.verifier.summary)
         current = nil
         buffer = []
         state = .signature

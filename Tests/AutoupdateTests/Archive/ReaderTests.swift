@@ -35,6 +35,7 @@ func readTar(_ bytes: [UInt8], seed: UInt64) throws -> [ReadEntry] {
         case .entry(let entry): entries.append(ReadEntry(entry: entry))
         case .data(let data): entries[entries.count - 1].content += data
         case .hole(let count): entries[entries.count - 1].content += [UInt8](repeating: 0, count: Int(count))
+        case .deflated: Issue.record("a tar reader handed on a deflated entry")
         case .entryEnd: break
         }
     }
@@ -48,13 +49,18 @@ func readTar(_ bytes: [UInt8], seed: UInt64) throws -> [ReadEntry] {
 func readZip(_ bytes: [UInt8], seed: UInt64, spoolFolder: String) throws -> (entries: [ReadEntry], modes: [UInt32?]) {
     let folder = open(spoolFolder, O_RDONLY | O_DIRECTORY)
     defer { close(folder) }
-    let reader = ZipReader(makeSpool: { try SpoolFile(in: folder) })
+    // Odd seeds hand small deflated entries on whole (as an extraction on several cores does),
+    // even ones inflate every entry in the reader: both paths must read the same archive.
+    let handsOn = seed % 2 == 1
+    let reader = ZipReader(makeSpool: { try SpoolFile(in: folder) }, handsOnDeflatedUpTo: handsOn ? InflatePool.entryLimit : 0)
+    let inflater = try RawDeflateDecoder()
     var entries: [ReadEntry] = []
     let handle: (ArchiveEvent) throws -> Void = { event in
         switch event {
         case .entry(let entry): entries.append(ReadEntry(entry: entry))
         case .data(let data): entries[entries.count - 1].content += data
         case .hole(let count): entries[entries.count - 1].content += [UInt8](repeating: 0, count: Int(count))
+        case .deflated(let data): try data.inflate(with: inflater) { entries[entries.count - 1].content += $0 }
         case .entryEnd: break
         }
     }

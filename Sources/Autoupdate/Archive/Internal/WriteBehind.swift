@@ -161,24 +161,32 @@ final class WriteBehind {
             }
             return nil
         case .close(let descriptor, let attributes, let startsWriteBack):
-            defer {
-                if startsWriteBack && failure == nil {
-                    _ = autoupdate_start_writeback(descriptor)
-                }
-                Glibc.close(descriptor)
-            }
-            guard failure == nil, let attributes else { return failure }
-            if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(attributes.mode)) {
-                return fileFailure("cannot set the mode", entry: attributes.entry, errno: errno)
-            }
-            if let time = attributes.modificationTime, case .failure(let errno) = Syscall.setModificationTime(descriptor, time) {
-                return fileFailure("cannot set the modification time", entry: attributes.entry, errno: errno)
-            }
-            return nil
+            return closeFile(descriptor, attributes: attributes, startsWriteBack: startsWriteBack, after: failure)
         }
     }
 
-    private static func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) -> AutoupdateError? {
+    /// Gives a complete file its mode and time (when `attributes` are given and nothing failed
+    /// before), starts its write-back if asked to, then closes it.
+    static func closeFile(
+        _ descriptor: Int32, attributes: FileAttributes?, startsWriteBack: Bool, after failure: AutoupdateError?
+    ) -> AutoupdateError? {
+        defer {
+            if startsWriteBack && failure == nil {
+                _ = autoupdate_start_writeback(descriptor)
+            }
+            Glibc.close(descriptor)
+        }
+        guard failure == nil, let attributes else { return failure }
+        if case .failure(let errno) = Syscall.changeMode(descriptor, mode_t(attributes.mode)) {
+            return fileFailure("cannot set the mode", entry: attributes.entry, errno: errno)
+        }
+        if let time = attributes.modificationTime, case .failure(let errno) = Syscall.setModificationTime(descriptor, time) {
+            return fileFailure("cannot set the modification time", entry: attributes.entry, errno: errno)
+        }
+        return nil
+    }
+
+    static func write(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, entry: String) -> AutoupdateError? {
         if case .failure(let errno) = Syscall.writeAll(descriptor, bytes) {
             return fileFailure("cannot write", entry: entry, errno: errno)
         }

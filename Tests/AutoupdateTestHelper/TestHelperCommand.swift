@@ -53,7 +53,7 @@ extension TestHelperCommand {
         static let configuration = CommandConfiguration(
             abstract: "Download through a deliberately slow consumer; print bytes and memory growth.",
             discussion:
-                "Prints `bytes=N peak-growth-kib=K`: the body's length and how far the peak RSS rose above the RSS before the download."
+                "Prints `bytes=N peak-growth-kib=K seconds=S`: the body's length, how far the peak RSS rose above the RSS before the download, and the download's own time (from the request to the last byte consumed; process start excluded, as from curl's `%{time_total}`)."
         )
 
         @Argument(help: "The URL to download.")
@@ -70,11 +70,17 @@ extension TestHelperCommand {
             let downloader = Downloader(configuration: DownloadConfiguration(caFile: caFile))
             let before = MemoryUsage.residentKiB()
             var bytes: Int64 = 0
+            let started = ContinuousClock.now
             for try await chunk in downloader.bytes(from: url) {
                 bytes += Int64(chunk.bytes.count)
-                usleep(UInt32(delayMicroseconds))
+                // `usleep(0)` still sleeps for the timer slack (about 60 µs): none at all for 0.
+                if delayMicroseconds > 0 {
+                    usleep(UInt32(delayMicroseconds))
+                }
             }
-            print("bytes=\(bytes) peak-growth-kib=\(MemoryUsage.peakResidentKiB() - before)")
+            let elapsed = (ContinuousClock.now - started).components
+            let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+            print("bytes=\(bytes) peak-growth-kib=\(MemoryUsage.peakResidentKiB() - before) seconds=\(seconds)")
         }
     }
 }

@@ -255,7 +255,8 @@ final class ExtractionSession {
         }
         let path = components.joined(separator: "/")
         // Nothing may be written through, or over, a symlink of this archive.
-        for length in 1..<components.count where symlinkPaths.contains(components[..<length].joined(separator: "/")) {
+        // (A zip's symlinks are known only at its end: none yet while it streams.)
+        for length in 1..<components.count where !symlinkPaths.isEmpty && symlinkPaths.contains(components[..<length].joined(separator: "/")) {
             throw AutoupdateError(
                 .unsafeEntry,
                 "entry \(quoted(entry.path)) would write through the symlink \(quoted(components[..<length].joined(separator: "/")))")

@@ -63,6 +63,14 @@ final class TransferRunner {
     /// again when they take over four. At most half the buffer limit, so that backpressure still
     /// leaves the consumer a chunk to work on while the next one fills.
     private var handOffSize: Int
+    /// The arrays of the chunks handed on, oldest first, kept for reuse: once the consumer has
+    /// let a chunk go, its array is ours alone again and the next chunk fills its memory, already
+    /// mapped and warm, instead of a new allocation (for chunks this large, an `mmap` whose pages
+    /// fault in one by one). A chunk still held is never touched: taking it back for writing
+    /// copies nothing but gets a fresh buffer (arrays are values), so the chunk stays valid.
+    private var handedOn: [[UInt8]] = []
+    /// How many arrays ``handedOn`` keeps: the chunks the buffer holds, one the consumer works on, and one to spare.
+    private let recycledArrays: Int
     private var lastFlush: ContinuousClock.Instant
     /// Bytes handed to the consumer so far.
     private var delivered: Int64 = 0
@@ -81,6 +89,7 @@ final class TransferRunner {
         startedAt = clock.now
         lastFlush = startedAt
         handOffSize = request.configuration.smallestChunk
+        recycledArrays = request.configuration.bufferLimit / request.configuration.largestChunk + 2
     }
 
     /// Starts the transfer on a new thread.
@@ -290,7 +299,10 @@ final class TransferRunner {
         // Cut at the hand-off size, so that no chunk exceeds it.
         while !body.isEmpty {
             let piece = body.prefix(handOffSize - pending.count)
-            pending.append(contentsOf: piece)
+            if pending.capacity == 0 {
+                pending = nextArray()
+            }
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: piece))
             body = body.dropFirst(piece.count)
             if pending.count >= handOffSize, !flush() {
                 machine.cancel()
@@ -342,12 +354,24 @@ final class TransferRunner {
         } else if filledIn > .milliseconds(4) {
             handOffSize = max(configuration.smallestChunk, handOffSize / 2)
         }
+        handedOn.append(pending)
         pending = []
-        pending.reserveCapacity(handOffSize)
         lastFlush = now
         let accepted = core.deliver(chunk)
         consumerWait += clock.now - now
         return accepted
+    }
+
+    /// An empty array for the next chunk: the oldest one handed on once enough are kept.
+    private func nextArray() -> [UInt8] {
+        var array: [UInt8] = []
+        if handedOn.count >= recycledArrays {
+            array = handedOn.removeFirst()
+            // Keeps the memory when the consumer has let the chunk go; else a new buffer.
+            array.removeAll(keepingCapacity: true)
+        }
+        array.reserveCapacity(handOffSize)
+        return array
     }
 
     // MARK: Transport failures

@@ -75,6 +75,33 @@ struct DownloaderTests {
         }
     }
 
+    /// The transfer reuses the arrays of chunks the consumer has let go: one it still holds must
+    /// keep its bytes however many chunks come after it.
+    @Test("chunks the consumer keeps stay intact while the transfer reuses the memory of released ones")
+    func keptChunksStayIntact() async throws {
+        try await TestHTTPSServer.with(root: folder.url) { server in
+            var configuration = DownloadConfiguration.forTests()
+            configuration.chunkSize = 4 << 10
+            configuration.bufferLimit = 64 << 10
+            let downloader = Downloader(configuration: configuration)
+            // Every other chunk kept, with where it starts; the rest released at once (their
+            // arrays come back to the transfer).
+            var kept: [(start: Int, bytes: [UInt8])] = []
+            var body: [UInt8] = []
+            for try await chunk in downloader.bytes(from: server.url("a.bin")) {
+                if kept.count * 2 <= body.count / configuration.chunkSize {
+                    kept.append((Int(chunk.progress.receivedBytes) - chunk.bytes.count, chunk.bytes))
+                }
+                body += chunk.bytes
+            }
+            #expect(body == file)
+            #expect(kept.count > 8, "enough chunks kept to outlive the transfer's reuse of arrays")
+            for (start, bytes) in kept where file[start..<(start + bytes.count)].elementsEqual(bytes) == false {
+                Issue.record("the chunk kept from byte \(start) (\(bytes.count) bytes) no longer holds the file's bytes")
+            }
+        }
+    }
+
     @Test("an http URL is upgraded to https")
     func upgradesHTTP() async throws {
         try await TestHTTPSServer.with(root: folder.url) { server in

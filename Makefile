@@ -17,7 +17,7 @@ PIP_PACKAGES := packaging==26.2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build dist test docs tsan fuzz demo bench bench-delta bench-lifecycle bench-deps fleet peer-corpus clean
+.PHONY: deps build dist test docs tsan fuzz demo bench bench-delta bench-lifecycle bench-check bench-thresholds bench-deps fleet peer-corpus clean
 
 ## deps: install missing Debian packages (apt-get) and the test venv; does nothing when all are present.
 deps: $(VENV)/.installed
@@ -106,6 +106,17 @@ bench-lifecycle: deps bench-deps
 	$(SWIFT) build -c release --product autoupdate
 	python3 Benchmarks/Scripts/bench-lifecycle.py --bin "$$($(SWIFT) build -c release --show-bin-path)" --static dist/autoupdate \
 	  --mebibytes $(BENCH_MIB) --runs $(BENCH_RUNS)
+
+## bench-check: the in-process decode, scan and extract benchmarks (Benchmarks/, ordo-one) against the
+## thresholds in Benchmarks/Thresholds/: a p90 more than BENCH_TOLERANCE % (default 10) worse, twice,
+## fails (times scaled by the machine's speed now against when they were recorded).
+BENCH_TOLERANCE ?= 10
+bench-check: deps
+	BENCH_TOLERANCE=$(BENCH_TOLERANCE) bash Benchmarks/Scripts/bench-check.sh
+
+## bench-thresholds: records those thresholds (each metric's worst p90 of RUNS=3 runs, with the machine's speed).
+bench-thresholds: deps
+	bash Benchmarks/Scripts/bench-thresholds.sh
 
 ## fleet: N real `watch` clients (default 200) against nginx on loopback: requests per second, 304 share,
 ## a 10 % rollout's reach, the time until 50 % and 100 % run a release raised to 100 % (a benchmark).

@@ -63,7 +63,7 @@ final class InflatePool {
 
     /// - Parameter threads: How many threads inflate (one per core).
     init(threads count: Int) {
-        threads = (0..<max(1, count)).map { index in
+        threads = (0..<max(1, count)).map { _ in
             BackgroundThread.start(name: "autoupdate.inflate") { [state, owner] in
                 Self.work(state, owner: owner)
             }

@@ -114,7 +114,7 @@ BENCH_TOLERANCE ?= 10
 bench-check: deps
 	BENCH_TOLERANCE=$(BENCH_TOLERANCE) bash Benchmarks/Scripts/bench-check.sh
 
-## bench-thresholds: records those thresholds (each metric's worst p90 of RUNS=3 runs, with the machine's speed).
+## bench-thresholds: records those thresholds (each metric's median p90 of RUNS=3 runs, with the machine's speed).
 bench-thresholds: deps
 	bash Benchmarks/Scripts/bench-thresholds.sh
 

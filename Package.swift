@@ -117,6 +117,13 @@ let package = Package(
             exclude: ["Certificates"],
             swiftSettings: strictSettings
         ),
+        // Test traits (`.ownThread`), apart from the support code, which the helper executable links.
+        .target(
+            name: "AutoupdateTestTraits",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/AutoupdateTestTraits",
+            swiftSettings: strictSettings
+        ),
         // The HTTPS test server as a process (`make demo`, `make bench`), and probes that must run
         // in a process of their own (peak memory of a download).
         .executableTarget(
@@ -140,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "AutoupdateTests",
             dependencies: [
-                "Autoupdate", "AutoupdateTestSupport", "AutoupdateTestHelper", "AutoupdateFuzz",
+                "Autoupdate", "AutoupdateTestSupport", "AutoupdateTestTraits", "AutoupdateTestHelper", "AutoupdateFuzz",
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -151,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "AutoupdateCLITests",
             // The examples: built by `make test` so that they compile, and checked against the README.
-            dependencies: ["AutoupdateCLI", "AutoupdateTestSupport", "AutoupdateExamples"],
+            dependencies: ["AutoupdateCLI", "AutoupdateTestSupport", "AutoupdateTestTraits", "AutoupdateExamples"],
             swiftSettings: strictSettings
         ),
     ],

@@ -1,12 +1,13 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Logging
 import Testing
 
 /// An update of ~2000 files killed with SIGKILL at many moments: after recovery the app is always
 /// exactly the old version or exactly the new one, and a later update completes.
-@Suite("Crash consistency of the installer")
+@Suite("Crash consistency of the installer", .ownThread)
 struct CrashConsistencyTests {
     /// v1 and v2 share 1000 files, change 500, and each has 500 of its own; a file of v1 is a
     /// folder in v2 (its rollback must put the file back where the folder was).

@@ -1,11 +1,12 @@
 import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Testing
 
 /// Archives made by real tools, extracted by us and by the tool that made them (or the format's
 /// reference: GNU tar, unzip): the two trees must be the same, file by file.
-@Suite("Extractor: same trees as the reference tools")
+@Suite("Extractor: same trees as the reference tools", .ownThread)
 struct ExtractorDifferentialTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let label: String

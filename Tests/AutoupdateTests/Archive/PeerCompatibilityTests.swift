@@ -1,5 +1,6 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -11,7 +12,7 @@ import Testing
 /// Archives that Go's, CPython's and libarchive's readers read (their test corpora, in
 /// `../shared/peer_corpus/`, measured by `make peer-corpus`), remade here by our own builders and
 /// by the real tools: each case is a reading rule we share with them, or a refusal we keep.
-@Suite("Extractor: what Go, CPython and libarchive read")
+@Suite("Extractor: what Go, CPython and libarchive read", .ownThread)
 struct PeerCompatibilityTests {
     static let text = Array("hello\n".utf8)
 

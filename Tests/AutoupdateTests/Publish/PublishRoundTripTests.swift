@@ -1,5 +1,6 @@
 @_spi(Internals) import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Testing
 
@@ -90,7 +91,7 @@ enum PublishTree {
 
 /// `publish`, then extraction by every reader that knows the format: each must give the source
 /// tree back exactly (names, types, bytes, permission bits, link targets).
-@Suite("Publish: round trips through every reader")
+@Suite("Publish: round trips through every reader", .ownThread)
 struct PublishRoundTripTests {
     static let formats = ["project.zip", "project.tar.gz", "project.tar.bz2"]
     static let python = ProcessInfo.processInfo.environment["AUTOUPDATE_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3"
@@ -287,7 +288,7 @@ struct PublishRoundTripTests {
 
 /// The compressors as the decoders are tested: the output must decode to the input whatever
 /// pieces the input came in (empty ones included), and agree with the reference tools.
-@Suite("Compressors: chunk-size invariance")
+@Suite("Compressors: chunk-size invariance", .ownThread)
 struct CompressorTests {
     /// Around bzip2's block and the compressors' buffers.
     static let sizes = [0, 1, 512, 899_981, 900_001, 1_048_577]

@@ -1,12 +1,13 @@
 import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Testing
 
 /// The archive layout publish records for differential updates: every file can be fetched on its
 /// own (a zip or tar range, or a gzip member / bzip2 stream of a compressed tar) and decodes to
 /// the bytes the manifest's SHA-256 names, read by Python's own zlib, bz2 and tarfile.
-@Suite("Publish: seekable archives and the manifest's ranges and members")
+@Suite("Publish: seekable archives and the manifest's ranges and members", .ownThread)
 struct SeekableArchiveTests {
     /// Reads each file of the manifest from its own range or member, as a client would, and
     /// prints `path sha256` per file, then the number of members.

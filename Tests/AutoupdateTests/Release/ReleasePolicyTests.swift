@@ -1,8 +1,9 @@
 @testable import Autoupdate
+import AutoupdateTestTraits
 import Testing
 
 /// Every client rule of the release manifest, table by table, without a server.
-@Suite("Release policy")
+@Suite("Release policy", .ownThread)
 struct ReleasePolicyTests {
     struct Scenario: CustomTestStringConvertible, Sendable {
         let name: String

@@ -1,10 +1,11 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Testing
 
 /// Staged rollouts: the draw, its statistics, and the install id it is drawn for.
-@Suite("Staged rollout")
+@Suite("Staged rollout", .ownThread)
 struct RolloutTests {
     static func installIDs(_ count: Int, seed: UInt64) -> [String] {
         var random = SeededRandom(seed: seed)

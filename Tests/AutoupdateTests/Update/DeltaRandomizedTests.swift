@@ -1,5 +1,6 @@
 @testable import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Logging
 import Testing
@@ -8,7 +9,7 @@ import Testing
 /// fetched or reused, the staged tree is byte for byte (modes and links too) the release's. (The
 /// way through HTTPS, the install and every fallback is `DeltaUpdateTests`'; here the pieces come
 /// from the published archive directly, so that 200 releases stay cheap.)
-@Suite("Differential updates: randomized")
+@Suite("Differential updates: randomized", .ownThread)
 struct DeltaRandomizedTests {
     /// One release after another, each a random change of the one before.
     struct Model {

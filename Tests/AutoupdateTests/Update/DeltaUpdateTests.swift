@@ -1,12 +1,13 @@
 import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Logging
 import Testing
 
 /// Differential updates end to end on a real HTTPS server: only the changed files' bytes are
 /// fetched (with Range), and the installed tree is byte for byte what a full install gives.
-@Suite("Differential updates")
+@Suite("Differential updates", .ownThread)
 struct DeltaUpdateTests {
     /// Letters at random, from which every file takes its own slice (cheap to make, and about as
     /// compressible as text).

@@ -1,11 +1,12 @@
 import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Testing
 
 /// Python's `packaging.version.Version` is the reference implementation PEP 440 points to: on a
 /// few thousand generated strings, validity, normalization and order must match it exactly.
-@Suite("Version: differential test against Python packaging")
+@Suite("Version: differential test against Python packaging", .ownThread)
 struct VersionDifferentialTests {
     private struct Reference: Decodable {
         let normalized: [String?]

@@ -1,12 +1,13 @@
 import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Testing
 
 /// `packaging.specifiers.SpecifierSet` is the reference for PEP 440 specifiers: on thousands of
 /// generated (specifier set, version) pairs, validity, `contains` and `filter` under each
 /// pre-release setting must match it exactly.
-@Suite("Version specifiers: differential test against Python packaging")
+@Suite("Version specifiers: differential test against Python packaging", .ownThread)
 struct VersionSpecifierDifferentialTests {
     private struct Input: Encodable {
         let specs: [String]

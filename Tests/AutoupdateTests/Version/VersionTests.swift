@@ -1,5 +1,6 @@
 import Autoupdate
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Testing
 
 @Suite("Version: PEP 440 parsing and normalization")
@@ -156,7 +157,7 @@ struct VersionOrderingTests {
     }
 }
 
-@Suite("Version: properties over generated strings")
+@Suite("Version: properties over generated strings", .ownThread)
 struct VersionPropertyTests {
     @Test("normalizing is idempotent and round-trips", arguments: [11, 12] as [UInt64])
     func roundTrip(seed: UInt64) throws {

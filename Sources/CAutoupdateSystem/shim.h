@@ -285,47 +285,46 @@ static inline pid_t autoupdate_parent_of(pid_t pid) {
     return autoupdate_process_status(pid, &state, &parent, &group) == 0 ? parent : -1;
 }
 
-/// Ends the adopted orphans (children of this process not in `known`): SIGTERM, up to `grace_ms`
-/// for them to exit, then SIGKILL; again for the orphans that appear as those die (their own
-/// children), at most `rounds` times. Signals go through pidfds opened while each process is
-/// still our child, so none can reach a stranger that reused a pid. The processes are reaped by
-/// whoever waits for this process's children. Returns how many were signalled.
-static inline int autoupdate_end_adopted(const pid_t *known, int known_count, int grace_ms, int rounds) {
-    enum { capacity = 256 };
-    int total = 0;
-    for (int round = 0; round < rounds; round++) {
-        pid_t children[capacity];
-        int count = autoupdate_adopted_children(known, known_count, children, capacity);
-        if (count == 0) break;
-        struct pollfd descriptors[capacity];
-        int open = 0;
-        for (int index = 0; index < count; index++) {
-            int descriptor = (int)syscall(SYS_pidfd_open, children[index], 0);
-            if (descriptor < 0) continue;
-            // Still ours once the pidfd holds it: the pid cannot be reused from now on.
-            if (autoupdate_parent_of(children[index]) != getpid()) {
-                close(descriptor);
-                continue;
-            }
-            descriptors[open].fd = descriptor;
-            descriptors[open].events = POLLIN;
-            descriptors[open].revents = 0;
-            open++;
+/// Opens a pidfd for each adopted orphan (a child of this process not in `known`), at most
+/// `capacity`, into `descriptors`. A pidfd opened while its process is still our child pins it:
+/// the pid cannot be reused while the descriptor is open, so no signal sent through it reaches a
+/// stranger. Call with the spawn registry locked: a child being spawned is then in `known`, never
+/// taken for an orphan. Returns how many were opened.
+static inline int autoupdate_open_adopted(const pid_t *known, int known_count, struct pollfd *descriptors, int capacity) {
+    enum { limit = 256 };
+    pid_t children[limit];
+    int count = autoupdate_adopted_children(known, known_count, children, capacity < limit ? capacity : limit);
+    int open = 0;
+    for (int index = 0; index < count; index++) {
+        int descriptor = (int)syscall(SYS_pidfd_open, children[index], 0);
+        if (descriptor < 0) continue;
+        if (autoupdate_parent_of(children[index]) != getpid()) {
+            close(descriptor);
+            continue;
         }
-        for (int index = 0; index < open; index++) {
-            syscall(SYS_pidfd_send_signal, descriptors[index].fd, SIGTERM, NULL, 0);
-        }
-        int remaining = autoupdate_await_ends(descriptors, open, open, grace_ms);
-        for (int index = 0; index < open; index++) {
-            if (descriptors[index].fd >= 0) syscall(SYS_pidfd_send_signal, descriptors[index].fd, SIGKILL, NULL, 0);
-        }
-        if (remaining > 0) autoupdate_await_ends(descriptors, open, remaining, 1000);
-        for (int index = 0; index < open; index++) {
-            if (descriptors[index].fd >= 0) close(descriptors[index].fd);
-        }
-        total += open;
+        descriptors[open].fd = descriptor;
+        descriptors[open].events = POLLIN;
+        descriptors[open].revents = 0;
+        open++;
     }
-    return total;
+    return open;
+}
+
+/// Ends the processes behind `count` pidfds from `autoupdate_open_adopted`: SIGTERM, up to
+/// `grace_ms` for them to exit, then SIGKILL and a brief wait for it to land; closes every
+/// descriptor. The processes are reaped by whoever waits for this process's children.
+static inline void autoupdate_end_opened(struct pollfd *descriptors, int count, int grace_ms) {
+    for (int index = 0; index < count; index++) {
+        syscall(SYS_pidfd_send_signal, descriptors[index].fd, SIGTERM, NULL, 0);
+    }
+    int remaining = autoupdate_await_ends(descriptors, count, count, grace_ms);
+    for (int index = 0; index < count; index++) {
+        if (descriptors[index].fd >= 0) syscall(SYS_pidfd_send_signal, descriptors[index].fd, SIGKILL, NULL, 0);
+    }
+    if (remaining > 0) autoupdate_await_ends(descriptors, count, remaining, 1000);
+    for (int index = 0; index < count; index++) {
+        if (descriptors[index].fd >= 0) close(descriptors[index].fd);
+    }
 }
 
 /// A pidfd for `pid` (readable once the process has ended), or -1 with `errno` set.

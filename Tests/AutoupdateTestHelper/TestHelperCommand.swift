@@ -10,7 +10,7 @@ struct TestHelperCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "autoupdate-test-helper",
         abstract: "Test-only helpers for autoupdate's tests, demo and benchmarks.",
-        subcommands: [Serve.self, SlowDownload.self, SuperviseLoop.self]
+        subcommands: [Serve.self, SlowDownload.self, SuperviseLoop.self, OrphansBesideASpawn.self]
     )
 }
 
@@ -109,6 +109,45 @@ extension TestHelperCommand {
             print(
                 "runs=\(count) failures=\(failures) fds-before=\(fdsBefore) fds-after=\(ProcessTable.openDescriptors) threads-before=\(threadsBefore) threads-after=\(ProcessTable.threads) zombies=\(ProcessTable.zombieChildren().count)"
             )
+        }
+    }
+}
+
+extension TestHelperCommand {
+    struct OrphansBesideASpawn: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "orphans-beside-a-spawn",
+            abstract: "Adopt an app's orphan; while it is being ended, spawn another child; print what is left.",
+            discussion:
+                "Prints `orphan-ended=B newcomer-alive=B` (a process of its own: adopting orphans makes it a child subreaper, whose orphan reaper would take other tests' children)."
+        )
+
+        func run() async throws {
+            let folder = try TemporaryDirectory(prefix: "orphans")
+            let events = try Fifo(in: folder.url)
+            var environment = ProcessInfo.processInfo.environment
+            environment["FIFO"] = events.path
+            // The orphan leaves the app's session and shrugs SIGTERM off (saying so): it is ended
+            // only at the grace's end, the window in which the newcomer is spawned.
+            // The app exits once the trap is set (the file says so).
+            let orphanScript = #"trap 'echo term > "$FIFO"' TERM; echo "orphan $$" > "$FIFO"; touch "$FIFO.trapped"; while :; do sleep 0.05; done"#
+            let appScript = #"setsid sh -c "$ORPHAN" & while [ ! -e "$FIFO.trapped" ]; do sleep 0.01; done"#
+            environment["ORPHAN"] = orphanScript
+            let app = ProcessSupervisor(
+                ProcessConfiguration(
+                    executable: "/bin/sh", arguments: ["-c", appScript], environment: environment, grace: .seconds(3), adoptsOrphans: true))
+            _ = try await app.start()
+            let orphan = Int32(try await events.nextLine().split(separator: " ").last ?? "") ?? -1
+            guard try await events.nextLine() == "term" else { throw ValidationError("the orphan did not say it got SIGTERM") }
+            let newcomer = ProcessSupervisor(
+                ProcessConfiguration(
+                    executable: "/bin/sh", arguments: ["-c", #"echo "newcomer $$" > "$FIFO"; exec sleep 60"#], environment: environment))
+            _ = try await newcomer.start()
+            _ = try await events.nextLine()
+            // The app's end is reported once its orphans are gone, the newcomer's spawn long before.
+            _ = try await app.join()
+            print("orphan-ended=\(ProcessTable.isDead(orphan)) newcomer-alive=\(await newcomer.isAlive)")
+            _ = await newcomer.terminate()
         }
     }
 }

@@ -15,7 +15,7 @@ import Musl
 /// A daemon leaves its parent's reach by forking twice and calling `setsid`: its process is
 /// reparented to init, outside the app's process group, and outlives the supervisor's teardown.
 /// With ``adopt()``, this process becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`): such
-/// orphans are reparented to it instead, ended with the app (``endAdopted(grace:)``), and
+/// orphans are reparented to it instead, ended with the app (``endAdopted(graceMilliseconds:)``), and
 /// reaped by a thread of their own. What remains out of reach is a process that leaves by
 /// other means (started by another service, or by a setuid helper), and anything started
 /// before this process became a subreaper.
@@ -84,10 +84,20 @@ enum Orphans {
 
     /// Ends the adopted orphans: SIGTERM, SIGKILL after `grace`, for as long as new ones appear
     /// (at most 8 rounds). Blocks; called by a reaper thread once the app has ended.
+    ///
+    /// Each round looks for orphans with the registry locked, so that a child spawned meanwhile
+    /// (a health check, another supervisor's app) is known and never taken for one.
     static func endAdopted(graceMilliseconds: Int32) {
-        let known = state.withLock { Array($0.spawned) }
-        _ = known.withUnsafeBufferPointer { buffer in
-            autoupdate_end_adopted(buffer.baseAddress, Int32(buffer.count), graceMilliseconds, 8)
+        let capacity = 256
+        var descriptors = [pollfd](repeating: pollfd(fd: -1, events: 0, revents: 0), count: capacity)
+        for _ in 0..<8 {
+            let opened = state.withLock { state in
+                Array(state.spawned).withUnsafeBufferPointer { known in
+                    autoupdate_open_adopted(known.baseAddress, Int32(known.count), &descriptors, Int32(capacity))
+                }
+            }
+            guard opened > 0 else { return }
+            autoupdate_end_opened(&descriptors, opened, graceMilliseconds)
         }
     }
 

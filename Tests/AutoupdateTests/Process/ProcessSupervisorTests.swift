@@ -177,6 +177,16 @@ struct ProcessSupervisorTests {
         #expect(await !supervisor.isAlive)
     }
 
+    @Test("an app's orphans are ended with it; a child spawned meanwhile is not taken for one")
+    func newcomerIsNotAnOrphan() async throws {
+        // A process of its own: adopting orphans makes it a child subreaper.
+        let result = try await ChildProcess.run(
+            BuiltProducts.directory.appending(path: "AutoupdateTestHelper").path, ["orphans-beside-a-spawn"], timeout: .seconds(60))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("orphan-ended=true"), "\(result.stdout)")
+        #expect(result.stdout.contains("newcomer-alive=true"), "\(result.stdout)")
+    }
+
     @Test("start while running is refused; a start after the end runs a fresh process")
     func runTwice() async throws {
         let bench = try ScriptBench()

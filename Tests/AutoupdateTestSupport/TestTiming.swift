@@ -9,6 +9,14 @@ public enum TestTiming {
     public static func bound(_ duration: Duration) -> Duration {
         duration * scale
     }
+
+    /// The CPU time the calling thread has used: what synchronous work costs, whatever else
+    /// the machine runs meanwhile (a wall clock would measure the load too).
+    public static func threadCPUTime() -> Duration {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return .seconds(time.tv_sec) + .nanoseconds(time.tv_nsec)
+    }
 }
 
 extension TestTiming {

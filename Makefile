@@ -79,7 +79,7 @@ docs:
 
 ## tsan: the whole test suite under ThreadSanitizer (its own build folder).
 tsan: deps
-	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python AUTOUPDATE_TEST_TIME_SCALE=5 \
+	AUTOUPDATE_PYTHON=$(CURDIR)/$(VENV)/bin/python AUTOUPDATE_TEST_TIME_SCALE=5 AUTOUPDATE_SANITIZER=thread \
 	  $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
 ## bench: our CLI against the peers (tar, bsdtar, unzip, curl, pyautoupdate; zsync and rsync for deltas) on an app-like corpus;

@@ -31,7 +31,9 @@ struct PublishCommandTests {
         }
     }
 
-    @Test("a file-size limit hit while compressing leaves the server folder as it was", arguments: formats)
+    @Test(
+        "a file-size limit hit while compressing leaves the server folder as it was", .disabled(if: TestTiming.threadSanitizer, "ThreadSanitizer's runtime cannot start under a file-size limit: SIGBUS before main"),
+        arguments: formats)
     func fileTooLarge(archive: String) async throws {
         let setup = try await Setup(archive: archive)
         let before = try TreeSnapshot(setup.server)
@@ -101,7 +103,7 @@ struct PublishCommandTests {
         #expect(try String(contentsOfFile: server + "/version.txt", encoding: .utf8) == "1.0\n")
     }
 
-    @Test("a failed publish into a new folder leaves no folder behind")
+    @Test("a failed publish into a new folder leaves no folder behind", .disabled(if: TestTiming.threadSanitizer, "ThreadSanitizer's runtime cannot start under a file-size limit: SIGBUS before main"))
     func newFolder() async throws {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")

@@ -32,7 +32,8 @@ struct ReleaseClientTests {
             try Updater(
                 folder: folder, url: UpdateURL(server.baseURL.absoluteString),
                 configuration: UpdaterConfiguration(
-                    download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust, channel: channel, pin: pin),
+                    download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust,
+                    checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout), channel: channel, pin: pin),
                 logger: Logger(label: "test"))
         }
 

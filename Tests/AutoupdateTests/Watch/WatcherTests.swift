@@ -27,7 +27,7 @@ private func makeWatcher(
 ) throws -> Watcher {
     try Watcher(
         filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
-        download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
+        download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout),
         configuration: WatchConfiguration(
             interval: interval, jitter: .zero, grace: .seconds(5), restart: restart, healthWindow: healthWindow,
             retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),
@@ -100,12 +100,15 @@ struct WatcherTests {
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await Updater(
                 folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-                configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust),
+                configuration: UpdaterConfiguration(
+                    download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust,
+                    checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout)),
                 logger: Logger(label: "test")
             ).update()
             let watcher = try Watcher(
                 filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
-                download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust, channel: "beta", pin: pin,
+                download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust,
+                checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout), channel: "beta", pin: pin,
                 configuration: WatchConfiguration(
                     interval: .milliseconds(200), jitter: .zero, grace: .seconds(5), healthWindow: .milliseconds(300),
                     retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),

@@ -109,11 +109,18 @@ public final class ThreadExecutor: TaskExecutor {
         signal.signal()
     }
 
-    /// The thread's name, as `ps -L` and a debugger show it.
-    public static let threadName = "test.own-thread"
+    /// Marks the threads an executor serves (their name, for `ps -L` and debuggers, is not
+    /// always applied: Foundation sometimes leaves the creating thread's).
+    private static let marker = "autoupdate.test.ownThread"
+
+    /// Whether the calling thread is one a ``ThreadExecutor`` serves.
+    public static var isCurrentThread: Bool {
+        Thread.current.threadDictionary[marker] as? Bool == true
+    }
 
     private func serve() {
-        Thread.current.name = Self.threadName
+        Thread.current.name = "test.own-thread"
+        Thread.current.threadDictionary[Self.marker] = true
         while true {
             signal.wait()
             let next = state.withLockedValue { state -> UnownedJob? in

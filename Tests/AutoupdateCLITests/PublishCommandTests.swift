@@ -1,4 +1,5 @@
 import AutoupdateTestSupport
+import AutoupdateTestTraits
 import Foundation
 import Testing
 
@@ -31,9 +32,7 @@ struct PublishCommandTests {
         }
     }
 
-    @Test(
-        "a file-size limit hit while compressing leaves the server folder as it was", .disabled(if: TestTiming.threadSanitizer, "ThreadSanitizer's runtime cannot start under a file-size limit: SIGBUS before main"),
-        arguments: formats)
+    @Test("a file-size limit hit while compressing leaves the server folder as it was", .setsFileSizeLimit, arguments: formats)
     func fileTooLarge(archive: String) async throws {
         let setup = try await Setup(archive: archive)
         let before = try TreeSnapshot(setup.server)
@@ -103,7 +102,7 @@ struct PublishCommandTests {
         #expect(try String(contentsOfFile: server + "/version.txt", encoding: .utf8) == "1.0\n")
     }
 
-    @Test("a failed publish into a new folder leaves no folder behind", .disabled(if: TestTiming.threadSanitizer, "ThreadSanitizer's runtime cannot start under a file-size limit: SIGBUS before main"))
+    @Test("a failed publish into a new folder leaves no folder behind", .setsFileSizeLimit)
     func newFolder() async throws {
         let work = try TemporaryDirectory()
         let source = work.url.appending(path: "src")

@@ -130,7 +130,8 @@ extension TestHelperCommand {
             // The orphan leaves the app's session and shrugs SIGTERM off (saying so): it is ended
             // only at the grace's end, the window in which the newcomer is spawned. The app exits
             // once the orphan's trap is set (the file says so).
-            let orphanScript = #"trap 'echo term > "$FIFO"' TERM; echo "orphan $$" > "$FIFO"; touch "$FIFO.trapped"; while :; do sleep 0.05; done"#
+            let orphanScript =
+                #"trap 'echo term > "$FIFO"' TERM; echo "orphan $$" > "$FIFO"; touch "$FIFO.trapped"; while :; do sleep 0.05; done"#
             let appScript = #"setsid sh -c "$ORPHAN" & while [ ! -e "$FIFO.trapped" ]; do sleep 0.01; done"#
             environment["ORPHAN"] = orphanScript
             let app = ProcessSupervisor(

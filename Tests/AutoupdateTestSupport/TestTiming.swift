@@ -5,9 +5,6 @@ import Foundation
 public enum TestTiming {
     public static let scale: Double = ProcessInfo.processInfo.environment["AUTOUPDATE_TEST_TIME_SCALE"].flatMap(Double.init) ?? 1
 
-    /// Whether the products under test are built with ThreadSanitizer (`make tsan` says so).
-    public static let threadSanitizer = ProcessInfo.processInfo.environment["AUTOUPDATE_SANITIZER"] == "thread"
-
     /// `duration` times the scale.
     public static func bound(_ duration: Duration) -> Duration {
         duration * scale

@@ -27,7 +27,8 @@ private func makeWatcher(
 ) throws -> Watcher {
     try Watcher(
         filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
-        download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout),
+        download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
+        checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout),
         configuration: WatchConfiguration(
             interval: interval, jitter: .zero, grace: .seconds(5), restart: restart, healthWindow: healthWindow,
             retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),

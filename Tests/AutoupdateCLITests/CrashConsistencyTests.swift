@@ -125,7 +125,7 @@ struct CrashConsistencyTests {
             // v2 installed on trial with v1 kept: as `watch` leaves it during a health window.
             let updater = Updater(
                 folder: scenario.folder, url: try UpdateURL(url),
-                configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)),
+                configuration: .forTests(),
                 logger: Logger(label: "test"))
             let prepared = try #require(try await updater.prepare())
             _ = try #require(try await updater.installOnTrial(prepared))

@@ -13,7 +13,7 @@ struct RollbackCommandTests {
     func updater(_ scenario: UpdateScenario, _ server: TestHTTPSServer) throws -> Updater {
         try Updater(
             folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-            configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)), logger: Logger(label: "test"))
+            configuration: .forTests(), logger: Logger(label: "test"))
     }
 
     @Test(

@@ -63,6 +63,19 @@ extension DownloadConfiguration {
     }
 }
 
+extension UpdaterConfiguration {
+    /// Trusts the test CA; no retries unless asked; the check timeout stretched like every
+    /// time bound of the tests (see ``TestTiming``).
+    public static func forTests(
+        archive: ArchiveName = .default, maxRetries: Int = 0, caFile: String? = TestPKI.caFile, trust: TrustPolicy = TrustPolicy(),
+        channel: String = "stable", pin: VersionSpecifierSet? = nil
+    ) -> UpdaterConfiguration {
+        UpdaterConfiguration(
+            archive: archive, download: .forTests(maxRetries: maxRetries, caFile: caFile), trust: trust,
+            checkTimeout: TestTiming.bound(defaultCheckTimeout), channel: channel, pin: pin)
+    }
+}
+
 extension Downloader {
     /// Downloads the whole body into memory (tests only).
     public func collect(_ url: URL, expectedLength: Int64? = nil) async throws -> [UInt8] {

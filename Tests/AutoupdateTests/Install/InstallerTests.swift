@@ -7,7 +7,7 @@ import Testing
 private func updater(_ scenario: UpdateScenario, _ server: TestHTTPSServer) throws -> Updater {
     try Updater(
         folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-        configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)),
+        configuration: .forTests(),
         logger: Logger(label: "test"))
 }
 
@@ -99,8 +99,7 @@ struct InstallerTests {
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             let client = try Updater(
                 folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-                configuration: UpdaterConfiguration(
-                    archive: ArchiveName("project.tar.gz"), download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)),
+                configuration: .forTests(archive: ArchiveName("project.tar.gz")),
                 logger: Logger(label: "test"))
             _ = try await client.update()
             try scenario.publish([deep: .text("2.0\n"), "app": .text("2.0\n")], version: "2.0", archive: "project.tar.gz")

@@ -31,9 +31,7 @@ struct ReleaseClientTests {
         func updater(_ server: TestHTTPSServer) throws -> Updater {
             try Updater(
                 folder: folder, url: UpdateURL(server.baseURL.absoluteString),
-                configuration: UpdaterConfiguration(
-                    download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust,
-                    checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout), channel: channel, pin: pin),
+                configuration: .forTests(trust: trust, channel: channel, pin: pin),
                 logger: Logger(label: "test"))
         }
 

@@ -9,9 +9,8 @@ private func signedUpdater(
 ) throws -> Updater {
     try Updater(
         folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-        configuration: UpdaterConfiguration(
-            download: .forTests(maxRetries: 1, caFile: TestPKI.caFile),
-            trust: TrustPolicy(publicKeys: keys.map(\.publicKey), requireFreshVersion: fresh, maxVersionAge: maxAge)),
+        configuration: .forTests(
+            maxRetries: 1, trust: TrustPolicy(publicKeys: keys.map(\.publicKey), requireFreshVersion: fresh, maxVersionAge: maxAge)),
         logger: Logger(label: "test"))
 }
 

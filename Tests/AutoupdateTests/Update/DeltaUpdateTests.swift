@@ -35,7 +35,7 @@ struct DeltaUpdateTests {
     func updater(_ scenario: UpdateScenario, _ server: TestHTTPSServer) throws -> Updater {
         try Updater(
             folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-            configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)), logger: Logger(label: "test"))
+            configuration: .forTests(), logger: Logger(label: "test"))
     }
 
     func audit(_ scenario: UpdateScenario) -> String {

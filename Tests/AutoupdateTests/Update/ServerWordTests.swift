@@ -7,7 +7,7 @@ import Testing
 private func updater(_ scenario: UpdateScenario, _ url: URL, trust: TrustPolicy = TrustPolicy()) throws -> Updater {
     try Updater(
         folder: scenario.folder, url: UpdateURL(url.absoluteString),
-        configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust),
+        configuration: .forTests(trust: trust),
         logger: Logger(label: "test"))
 }
 

@@ -38,8 +38,7 @@ func makeUpdater(
 ) throws -> Updater {
     try Updater(
         folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-        configuration: UpdaterConfiguration(
-            archive: ArchiveName(archive), download: .forTests(maxRetries: 1, caFile: caFile)),
+        configuration: .forTests(archive: ArchiveName(archive), maxRetries: 1, caFile: caFile),
         logger: logger)
 }
 

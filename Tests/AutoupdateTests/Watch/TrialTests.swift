@@ -17,7 +17,7 @@ struct TrialTests {
     func updater(_ scenario: UpdateScenario, _ server: TestHTTPSServer) throws -> Updater {
         try Updater(
             folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-            configuration: UpdaterConfiguration(download: .forTests(maxRetries: 0, caFile: TestPKI.caFile)), logger: Logger(label: "test"))
+            configuration: .forTests(), logger: Logger(label: "test"))
     }
 
     func ran(_ scenario: UpdateScenario) -> [String] {

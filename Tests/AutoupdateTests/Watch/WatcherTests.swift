@@ -101,9 +101,7 @@ struct WatcherTests {
         try await TestHTTPSServer.with(root: scenario.serverFolder) { server in
             _ = try await Updater(
                 folder: scenario.folder, url: UpdateURL(server.baseURL.absoluteString),
-                configuration: UpdaterConfiguration(
-                    download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust,
-                    checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout)),
+                configuration: .forTests(trust: trust),
                 logger: Logger(label: "test")
             ).update()
             let watcher = try Watcher(
@@ -220,6 +218,7 @@ struct WatcherTests {
             let watcher = try Watcher(
                 filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
                 download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
+                checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout),
                 configuration: WatchConfiguration(
                     interval: .milliseconds(200), jitter: .zero, grace: .seconds(5), healthWindow: .seconds(1),
                     retryBase: .milliseconds(100), maxRestartDelay: .seconds(1),

@@ -47,11 +47,13 @@ public enum Fixtures {
 }
 
 extension DownloadConfiguration {
-    /// Trusts the test CA; short windows so that fault tests finish quickly.
+    /// Trusts the test CA; short windows so that fault tests finish quickly. The default window
+    /// and deadline stretch with every other time bound (see ``TestTiming``); one a test passes
+    /// is its own.
     public static func forTests(
         lowSpeedLimit: Int = 1024,
-        lowSpeedWindow: Duration = .seconds(5),
-        deadline: Duration = .seconds(60),
+        lowSpeedWindow: Duration = TestTiming.bound(.seconds(5)),
+        deadline: Duration = TestTiming.bound(.seconds(60)),
         maxBytes: Int64 = 1 << 30,
         maxRetries: Int = 3,
         caFile: String? = TestPKI.caFile

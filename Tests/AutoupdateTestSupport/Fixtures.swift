@@ -66,15 +66,17 @@ extension DownloadConfiguration {
 }
 
 extension UpdaterConfiguration {
-    /// Trusts the test CA; no retries unless asked; the check timeout stretched like every
-    /// time bound of the tests (see ``TestTiming``).
+    /// The default check timeout, stretched like every time bound of the tests (see ``TestTiming``).
+    public static let testCheckTimeout = TestTiming.bound(defaultCheckTimeout)
+
+    /// Trusts the test CA; no retries unless asked; ``testCheckTimeout``.
     public static func forTests(
         archive: ArchiveName = .default, maxRetries: Int = 0, caFile: String? = TestPKI.caFile, trust: TrustPolicy = TrustPolicy(),
         channel: String = "stable", pin: VersionSpecifierSet? = nil
     ) -> UpdaterConfiguration {
         UpdaterConfiguration(
             archive: archive, download: .forTests(maxRetries: maxRetries, caFile: caFile), trust: trust,
-            checkTimeout: TestTiming.bound(defaultCheckTimeout), channel: channel, pin: pin)
+            checkTimeout: testCheckTimeout, channel: channel, pin: pin)
     }
 }
 

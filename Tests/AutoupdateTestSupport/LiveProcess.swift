@@ -23,25 +23,6 @@ public final class LiveProcess: Sendable {
         process.standardError = pipe
         let (lines, lineContinuation) = AsyncStream<String>.makeStream()
         let (exits, exitContinuation) = AsyncStream<Int32>.makeStream()
-        let pending = NIOLockedValueBox(Data())
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                lineContinuation.finish()
-                return
-            }
-            let complete = pending.withLockedValue { buffer -> [String] in
-                buffer.append(data)
-                var lines: [String] = []
-                while let newline = buffer.firstIndex(of: 0x0A) {
-                    lines.append(String(decoding: buffer[..<newline], as: UTF8.self))
-                    buffer.removeSubrange(...newline)
-                }
-                return lines
-            }
-            complete.forEach { lineContinuation.yield($0) }
-        }
         let exited = self.exited
         process.terminationHandler = { finished in
             exited.withLockedValue { $0 = finished.terminationStatus }
@@ -52,6 +33,23 @@ public final class LiveProcess: Sendable {
         self.stderrLines = lines
         self.exitStream = exits
         try process.run()
+        // A thread of its own reads stderr to its end, with blocking reads. Not
+        // `readabilityHandler`, a dispatch read source torn down by whoever releases the handle
+        // last: a full `make tsan` run died once in libdispatch's event loop
+        // (`_dispatch_event_loop_drain`, SEGV) with such sources live; this involves none.
+        let reader = pipe.fileHandleForReading
+        Thread.detachNewThread {
+            var pending = Data()
+            while case let data = reader.availableData, !data.isEmpty {
+                pending.append(data)
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    lineContinuation.yield(String(decoding: pending[..<newline], as: UTF8.self))
+                    pending.removeSubrange(...newline)
+                }
+            }
+            lineContinuation.finish()
+            try? reader.close()
+        }
     }
 
     public var pid: Int32 { process.processIdentifier }

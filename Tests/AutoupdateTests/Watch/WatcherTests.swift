@@ -28,7 +28,7 @@ private func makeWatcher(
     try Watcher(
         filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
         download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
-        checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout),
+        checkTimeout: UpdaterConfiguration.testCheckTimeout,
         configuration: WatchConfiguration(
             interval: interval, jitter: .zero, grace: .seconds(5), restart: restart, healthWindow: healthWindow,
             retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),
@@ -107,7 +107,7 @@ struct WatcherTests {
             let watcher = try Watcher(
                 filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
                 download: .forTests(maxRetries: 0, caFile: TestPKI.caFile), trust: trust,
-                checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout), channel: "beta", pin: pin,
+                checkTimeout: UpdaterConfiguration.testCheckTimeout, channel: "beta", pin: pin,
                 configuration: WatchConfiguration(
                     interval: .milliseconds(200), jitter: .zero, grace: .seconds(5), healthWindow: .milliseconds(300),
                     retryBase: .milliseconds(100), maxRestartDelay: .seconds(1)),
@@ -218,7 +218,7 @@ struct WatcherTests {
             let watcher = try Watcher(
                 filepath: "bin/app", url: server.baseURL.absoluteString, folder: scenario.folder,
                 download: .forTests(maxRetries: 0, caFile: TestPKI.caFile),
-                checkTimeout: TestTiming.bound(UpdaterConfiguration.defaultCheckTimeout),
+                checkTimeout: UpdaterConfiguration.testCheckTimeout,
                 configuration: WatchConfiguration(
                     interval: .milliseconds(200), jitter: .zero, grace: .seconds(5), healthWindow: .seconds(1),
                     retryBase: .milliseconds(100), maxRestartDelay: .seconds(1),
